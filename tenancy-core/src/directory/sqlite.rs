@@ -1,0 +1,164 @@
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::Row;
+
+use super::codec::{bind_tenant_row, missed_update, TenantRow, COLUMNS};
+use super::{DirectoryError, TenantDirectory, TenantFilter};
+use crate::{Tenant, TenantId};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tenancy_tenants (
+    id            TEXT PRIMARY KEY NOT NULL,
+    name          TEXT NOT NULL,
+    admin_email   TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    status_detail TEXT NOT NULL,
+    database_url  TEXT,
+    pooled_url    TEXT,
+    external_ref  TEXT,
+    tags          TEXT NOT NULL DEFAULT '[]',
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    revision      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tenancy_tenants_status ON tenancy_tenants (status);
+";
+
+/// An optimistic update: the row changes only if its revision is still the caller's.
+const UPDATE: &str = "UPDATE tenancy_tenants SET name = ?2, admin_email = ?3, status = ?4, \
+    status_detail = ?5, database_url = ?6, pooled_url = ?7, external_ref = ?8, tags = ?9, \
+    updated_at = ?11, revision = revision + 1 WHERE id = ?1 AND revision = ?12";
+
+/// A [`TenantDirectory`] in a SQLite database (table `tenancy_tenants`): the embedded
+/// default, for one process or a handful on one machine.
+///
+/// ```no_run
+/// use tenancy_core::{SqliteTenantDirectory, TenantDirectory, TenantFilter};
+///
+/// # async fn run() -> Result<(), tenancy_core::DirectoryError> {
+/// let directory = SqliteTenantDirectory::connect("sqlite:tenants.db").await?;
+/// let everyone = directory.list(&TenantFilter::all()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteTenantDirectory {
+    pool: SqlitePool,
+}
+
+impl SqliteTenantDirectory {
+    /// Opens (creating if missing) the SQLite database at `url` and its table.
+    pub async fn connect(url: &str) -> Result<Self, DirectoryError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        // Each connection to `:memory:` is its own database: keep one.
+        let max_connections = if url.contains(":memory:") { 1 } else { 4 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool, creating the table if missing.
+    pub async fn from_pool(pool: SqlitePool) -> Result<Self, DirectoryError> {
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn read(row: &SqliteRow) -> Result<Tenant, DirectoryError> {
+    let tags: String = row.try_get("tags")?;
+    let raw = TenantRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        admin_email: row.try_get("admin_email")?,
+        status: row.try_get("status")?,
+        status_detail: row.try_get("status_detail")?,
+        database_url: row.try_get("database_url")?,
+        pooled_url: row.try_get("pooled_url")?,
+        external_ref: row.try_get("external_ref")?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        revision: row.try_get("revision")?,
+    };
+    raw.decode()
+}
+
+fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    serde_json::to_string(&items.into_iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+}
+
+#[async_trait]
+impl TenantDirectory for SqliteTenantDirectory {
+    async fn insert(&self, tenant: &Tenant) -> Result<Tenant, DirectoryError> {
+        let row = TenantRow::encode(tenant)?;
+        let sql = format!(
+            "INSERT INTO tenancy_tenants ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO NOTHING"
+        );
+        let query = bind_tenant_row!(
+            sqlx::query(&sql),
+            row,
+            json_list(row.tags.iter().map(String::as_str))
+        );
+        if query.execute(&self.pool).await?.rows_affected() == 0 {
+            return Err(DirectoryError::AlreadyExists(tenant.id.clone()));
+        }
+        Ok(tenant.clone())
+    }
+
+    async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, DirectoryError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tenancy_tenants WHERE id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(read).transpose()
+    }
+
+    async fn update(&self, tenant: &Tenant) -> Result<Tenant, DirectoryError> {
+        let row = TenantRow::encode(tenant)?;
+        let query = bind_tenant_row!(
+            sqlx::query(UPDATE),
+            row,
+            json_list(row.tags.iter().map(String::as_str))
+        );
+        if query.execute(&self.pool).await?.rows_affected() == 1 {
+            let mut next = tenant.clone();
+            next.revision += 1;
+            return Ok(next);
+        }
+        Err(missed_update(self, tenant).await)
+    }
+
+    async fn list(&self, filter: &TenantFilter) -> Result<Vec<Tenant>, DirectoryError> {
+        let ids = json_list(filter.ids().iter().map(TenantId::as_str));
+        let tags = json_list(filter.tags().iter().map(String::as_str));
+        let limit = filter.page_limit().map_or(-1, i64::from);
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tenancy_tenants \
+             WHERE (?1 IS NULL OR id > ?1) \
+               AND (?2 = '[]' OR id IN (SELECT value FROM json_each(?2))) \
+               AND (?3 = '[]' OR EXISTS (SELECT 1 FROM json_each(tenancy_tenants.tags) t \
+                                         WHERE t.value IN (SELECT value FROM json_each(?3)))) \
+             ORDER BY id LIMIT ?4"
+        ))
+        .bind(filter.after_id().map(TenantId::as_str))
+        .bind(ids)
+        .bind(tags)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read).collect()
+    }
+}

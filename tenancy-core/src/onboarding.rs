@@ -1,0 +1,301 @@
+//! The resumable onboarding pipeline: signup → provision → migrate → create admin → ready.
+
+use std::sync::Arc;
+
+use crate::{
+    AdminUserCreator, BackendError, Clock, DatabaseProvisioner, DirectoryError, NewTenant,
+    Notification, NotificationKind, Notifier, OnboardingStep, RetryDecision, RetryPolicy,
+    SchemaMigrator, SystemClock, Tenant, TenantDirectory, TenantId, TenantStatus,
+};
+
+/// Why onboarding stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OnboardingError {
+    /// A step failed; the tenant is recorded as `Failed` at that step.
+    #[error("onboarding of tenant `{tenant}` failed at step {step}: {source}; fix the cause and run onboarding again, it resumes at this step")]
+    Step {
+        /// The tenant.
+        tenant: TenantId,
+        /// The step that failed.
+        step: OnboardingStep,
+        /// The implementation's error.
+        #[source]
+        source: BackendError,
+    },
+    /// A tenant with this id exists with another admin email.
+    #[error(
+        "tenant `{0}` is already signed up with another admin email; choose another company name"
+    )]
+    AlreadySignedUp(TenantId),
+    /// Reading or writing the tenant record failed.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+}
+
+impl OnboardingError {
+    /// Whether running onboarding again may succeed without anyone fixing anything.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Step { source, .. } => source.is_retryable(),
+            Self::Directory(DirectoryError::Conflict { .. } | DirectoryError::Storage(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Drives tenants through onboarding over the traits of this crate.
+///
+/// Each step reads the tenant record, does its work idempotently, and writes the
+/// next status before the following step starts. A failure records
+/// `Failed { step, reason, attempts }`; running again resumes at that step. A
+/// database is never provisioned twice for one tenant: a recorded database is
+/// reused, and before provisioning the pipeline asks the provisioner whether one
+/// already exists (an earlier attempt may have created it and crashed before
+/// recording it).
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use tenancy_core::*;
+/// # async fn run(
+/// #     provisioner: Arc<dyn DatabaseProvisioner>,
+/// #     migrator: Arc<dyn SchemaMigrator>,
+/// #     admins: Arc<dyn AdminUserCreator>,
+/// # ) -> Result<(), Box<dyn std::error::Error>> {
+/// let directory = Arc::new(MemoryTenantDirectory::new());
+/// let onboarding = Onboarding::new(directory, provisioner, migrator, admins);
+/// let tenant = onboarding
+///     .onboard(NewTenant::new("Acme Pharmacy", "owner@acme.example")?)
+///     .await?;
+/// assert!(tenant.status.is_ready());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Onboarding {
+    directory: Arc<dyn TenantDirectory>,
+    provisioner: Arc<dyn DatabaseProvisioner>,
+    migrator: Arc<dyn SchemaMigrator>,
+    admins: Arc<dyn AdminUserCreator>,
+    clock: Arc<dyn Clock>,
+    notifier: Option<Arc<dyn Notifier>>,
+}
+
+impl std::fmt::Debug for Onboarding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Onboarding")
+            .field("clock", &self.clock)
+            .field("notifier", &self.notifier.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Onboarding {
+    /// A pipeline over these implementations, with the system clock and no notifier.
+    pub fn new(
+        directory: Arc<dyn TenantDirectory>,
+        provisioner: Arc<dyn DatabaseProvisioner>,
+        migrator: Arc<dyn SchemaMigrator>,
+        admins: Arc<dyn AdminUserCreator>,
+    ) -> Self {
+        Self {
+            directory,
+            provisioner,
+            migrator,
+            admins,
+            clock: Arc::new(SystemClock),
+            notifier: None,
+        }
+    }
+
+    /// Uses `clock` for the records' timestamps.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sends a [`NotificationKind::TenantReady`] notification when a tenant is ready.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// Records a signup as a `Pending` tenant. Signing up again with the same id and
+    /// email returns the existing record; with another email it is an error.
+    pub async fn signup(&self, signup: NewTenant) -> Result<Tenant, OnboardingError> {
+        let tenant = signup.into_tenant(self.clock.now());
+        match self.directory.insert(&tenant).await {
+            Ok(stored) => Ok(stored),
+            Err(DirectoryError::AlreadyExists(id)) => {
+                let existing = self
+                    .directory
+                    .get(&id)
+                    .await?
+                    .ok_or_else(|| DirectoryError::NotFound(id.clone()))?;
+                if existing.admin_email == tenant.admin_email {
+                    Ok(existing)
+                } else {
+                    Err(OnboardingError::AlreadySignedUp(id))
+                }
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Signs a tenant up and runs onboarding to the end.
+    pub async fn onboard(&self, signup: NewTenant) -> Result<Tenant, OnboardingError> {
+        let tenant = self.signup(signup).await?;
+        self.run(&tenant.id).await
+    }
+
+    /// Runs (or resumes) onboarding of a signed-up tenant until it is ready or a
+    /// step fails.
+    pub async fn run(&self, id: &TenantId) -> Result<Tenant, OnboardingError> {
+        let mut tenant = self
+            .directory
+            .get(id)
+            .await?
+            .ok_or_else(|| DirectoryError::NotFound(id.clone()))?;
+        while let Some(step) = next_step(&tenant) {
+            let failed_before = failures_at(&tenant.status, step);
+            tenant = self.enter(tenant, step.status()).await?;
+            tenant = match self.perform(step, &tenant).await {
+                Ok(done) => self.save(done).await?,
+                Err(source) => {
+                    let attempts = failed_before + 1;
+                    return Err(self.record_failure(tenant, step, attempts, source).await?);
+                }
+            };
+        }
+        Ok(tenant)
+    }
+
+    /// Like [`run`](Self::run), but runs again after retryable failures following
+    /// `policy` (the workspace's one retry implementation).
+    pub async fn run_with_retry(
+        &self,
+        id: &TenantId,
+        policy: &RetryPolicy,
+    ) -> Result<Tenant, OnboardingError> {
+        policy
+            .run(
+                |_| self.run(id),
+                |error| {
+                    if error.is_retryable() {
+                        RetryDecision::Retry
+                    } else {
+                        RetryDecision::GiveUp
+                    }
+                },
+            )
+            .await
+    }
+
+    async fn perform(&self, step: OnboardingStep, tenant: &Tenant) -> Result<Tenant, BackendError> {
+        let mut next = tenant.clone();
+        match step {
+            OnboardingStep::Provision => {
+                let target = match self.provisioner.find(&tenant.id).await? {
+                    Some(existing) => existing,
+                    None => self.provisioner.provision(tenant).await?,
+                };
+                tracing::info!(tenant = %tenant.id, database = %target.url, "database provisioned");
+                next.database = Some(target);
+                next.status = TenantStatus::Migrating;
+            }
+            OnboardingStep::Migrate => {
+                let report = self.migrator.migrate(&tenant.id, database(tenant)?).await?;
+                tracing::info!(tenant = %tenant.id, applied = report.applied, version = ?report.to_version, "database migrated");
+                next.status = TenantStatus::CreatingAdmin;
+            }
+            OnboardingStep::CreateAdmin => {
+                let admin = self.admins.create_admin(tenant, database(tenant)?).await?;
+                tracing::info!(tenant = %tenant.id, user = %admin.user_id, created = admin.created, "admin user ready");
+                next.status = TenantStatus::Ready;
+                self.notify_ready(&tenant.id).await;
+            }
+        }
+        Ok(next)
+    }
+
+    /// Writes `status` before a step starts, so a crash is visible in the record.
+    async fn enter(&self, tenant: Tenant, status: TenantStatus) -> Result<Tenant, DirectoryError> {
+        if tenant.status == status {
+            return Ok(tenant);
+        }
+        let mut next = tenant;
+        next.status = status;
+        self.save(next).await
+    }
+
+    async fn save(&self, mut tenant: Tenant) -> Result<Tenant, DirectoryError> {
+        tenant.updated_at = self.clock.now();
+        self.directory.update(&tenant).await
+    }
+
+    async fn record_failure(
+        &self,
+        tenant: Tenant,
+        step: OnboardingStep,
+        attempts: u32,
+        source: BackendError,
+    ) -> Result<OnboardingError, DirectoryError> {
+        tracing::warn!(tenant = %tenant.id, %step, attempts, error = %source, "onboarding step failed");
+        let mut failed = tenant;
+        failed.status = TenantStatus::Failed {
+            step,
+            reason: source.to_string(),
+            attempts,
+        };
+        self.save(failed.clone()).await?;
+        Ok(OnboardingError::Step {
+            tenant: failed.id,
+            step,
+            source,
+        })
+    }
+
+    async fn notify_ready(&self, id: &TenantId) {
+        if let Some(notifier) = &self.notifier {
+            let notification = Notification::new(id.clone(), NotificationKind::TenantReady);
+            if let Err(error) = notifier.notify(&notification).await {
+                tracing::warn!(tenant = %id, %error, "could not send the tenant-ready notification");
+            }
+        }
+    }
+}
+
+fn next_step(tenant: &Tenant) -> Option<OnboardingStep> {
+    let step = match &tenant.status {
+        TenantStatus::Ready => return None,
+        TenantStatus::Pending | TenantStatus::Provisioning => OnboardingStep::Provision,
+        TenantStatus::Migrating => OnboardingStep::Migrate,
+        TenantStatus::CreatingAdmin => OnboardingStep::CreateAdmin,
+        TenantStatus::Failed { step, .. } => *step,
+    };
+    // A record without a database cannot be past provisioning, whatever it says.
+    if tenant.database.is_none() {
+        return Some(OnboardingStep::Provision);
+    }
+    Some(step)
+}
+
+/// How many times `step` had failed in a row, as recorded in `status`.
+fn failures_at(status: &TenantStatus, step: OnboardingStep) -> u32 {
+    match status {
+        TenantStatus::Failed {
+            step: failed,
+            attempts,
+            ..
+        } if *failed == step => *attempts,
+        _ => 0,
+    }
+}
+
+fn database(tenant: &Tenant) -> Result<&crate::DatabaseTarget, BackendError> {
+    tenant.database.as_ref().ok_or_else(|| {
+        BackendError::permanent(format!(
+            "tenant `{}` has no database recorded; run onboarding again to provision it",
+            tenant.id
+        ))
+    })
+}

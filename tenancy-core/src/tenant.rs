@@ -1,0 +1,301 @@
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{DatabaseTarget, EmailAddress, EmailError, TenantId, TenantIdError};
+
+/// A step of the onboarding pipeline, as recorded when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OnboardingStep {
+    /// Creating (or finding) the tenant's database.
+    Provision,
+    /// Bringing the tenant's database to the current schema.
+    Migrate,
+    /// Creating the tenant's first admin user.
+    CreateAdmin,
+}
+
+impl OnboardingStep {
+    /// The snake-case name used in storage and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provision => "provision",
+            Self::Migrate => "migrate",
+            Self::CreateAdmin => "create_admin",
+        }
+    }
+
+    /// The status a tenant has while this step runs.
+    pub fn status(self) -> TenantStatus {
+        match self {
+            Self::Provision => TenantStatus::Provisioning,
+            Self::Migrate => TenantStatus::Migrating,
+            Self::CreateAdmin => TenantStatus::CreatingAdmin,
+        }
+    }
+}
+
+impl fmt::Display for OnboardingStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Where a tenant is in its lifecycle.
+///
+/// `Pending → Provisioning → Migrating → CreatingAdmin → Ready`, or `Failed` with
+/// the step that failed; onboarding resumes a failed tenant at that step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TenantStatus {
+    /// Signed up; nothing created yet.
+    Pending,
+    /// Its database is being created.
+    Provisioning,
+    /// Its database is being migrated.
+    Migrating,
+    /// Its first admin user is being created.
+    CreatingAdmin,
+    /// Fully onboarded.
+    Ready,
+    /// A step failed; onboarding resumes at `step`.
+    Failed {
+        /// The step that failed.
+        step: OnboardingStep,
+        /// The error, as text safe to show an operator.
+        reason: String,
+        /// How many times onboarding has failed at this step in a row.
+        attempts: u32,
+    },
+}
+
+impl TenantStatus {
+    /// The snake-case name of the state (`pending`, …, `failed`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Provisioning => "provisioning",
+            Self::Migrating => "migrating",
+            Self::CreatingAdmin => "creating_admin",
+            Self::Ready => "ready",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    /// Whether onboarding has finished successfully.
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Self::Ready)
+    }
+}
+
+impl fmt::Display for TenantStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Failed {
+                step,
+                reason,
+                attempts,
+            } => {
+                write!(f, "failed at {step} (attempt {attempts}): {reason}")
+            }
+            other => f.pad(other.name()),
+        }
+    }
+}
+
+/// A tenant record, as kept by a [`TenantDirectory`](crate::TenantDirectory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tenant {
+    /// The tenant's stable id.
+    pub id: TenantId,
+    /// The display name (usually the company name).
+    pub name: String,
+    /// The email of the tenant's first admin user.
+    pub admin_email: EmailAddress,
+    /// The lifecycle status.
+    pub status: TenantStatus,
+    /// The tenant's database, once provisioned.
+    pub database: Option<DatabaseTarget>,
+    /// Free-form labels used to target rollouts (`staging`, `eu`, `beta`, …).
+    pub tags: BTreeSet<String>,
+    /// When the tenant signed up.
+    pub created_at: OffsetDateTime,
+    /// When the record last changed.
+    pub updated_at: OffsetDateTime,
+    /// Incremented by every update; a directory refuses an update made from a stale copy.
+    pub revision: u64,
+}
+
+/// The input of a signup: what a new tenant is made from.
+///
+/// ```
+/// use tenancy_core::NewTenant;
+///
+/// let signup = NewTenant::new("Acme Pharmacy", "owner@acme.example")?.with_tag("beta")?;
+/// assert_eq!(signup.id().as_str(), "acme-pharmacy");
+/// # Ok::<(), tenancy_core::TenantError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTenant {
+    id: TenantId,
+    name: String,
+    admin_email: EmailAddress,
+    tags: BTreeSet<String>,
+}
+
+/// Why a signup or a tenant field is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TenantError {
+    /// The tenant id is invalid.
+    #[error(transparent)]
+    Id(#[from] TenantIdError),
+    /// The display name has too few letters or digits to derive a tenant id from.
+    #[error("name `{0}` has fewer than 3 letters or digits, so no tenant id can be derived from it; use the full company name")]
+    NoIdInName(String),
+    /// The display name is empty or too long.
+    #[error("tenant name must have 1 to 200 characters (got {0}); give the company's name")]
+    Name(usize),
+    /// The admin email is invalid.
+    #[error(transparent)]
+    Email(#[from] EmailError),
+    /// A tag is empty, too long, or has characters other than letters, digits, `-`, `_`, `.`, `:`.
+    #[error("tag `{0}` is invalid; use 1 to 64 letters, digits, `-`, `_`, `.` or `:`")]
+    Tag(String),
+}
+
+impl NewTenant {
+    /// A signup for `name` with the admin `email`; the id is derived from the name.
+    pub fn new(name: &str, email: &str) -> Result<Self, TenantError> {
+        let name = validate_name(name)?;
+        let id = TenantId::from_name(&name).map_err(|_| TenantError::NoIdInName(name.clone()))?;
+        Ok(Self {
+            id,
+            name,
+            admin_email: EmailAddress::new(email)?,
+            tags: BTreeSet::new(),
+        })
+    }
+
+    /// A signup with an explicit id.
+    pub fn with_id(id: TenantId, name: &str, email: &str) -> Result<Self, TenantError> {
+        Ok(Self {
+            id,
+            name: validate_name(name)?,
+            admin_email: EmailAddress::new(email)?,
+            tags: BTreeSet::new(),
+        })
+    }
+
+    /// Adds a tag, validating it.
+    pub fn with_tag(mut self, tag: &str) -> Result<Self, TenantError> {
+        self.tags.insert(validate_tag(tag)?);
+        Ok(self)
+    }
+
+    /// The tenant id this signup will create.
+    pub fn id(&self) -> &TenantId {
+        &self.id
+    }
+
+    /// Turns the signup into a `Pending` tenant record created at `now`.
+    pub fn into_tenant(self, now: OffsetDateTime) -> Tenant {
+        Tenant {
+            id: self.id,
+            name: self.name,
+            admin_email: self.admin_email,
+            status: TenantStatus::Pending,
+            database: None,
+            tags: self.tags,
+            created_at: now,
+            updated_at: now,
+            revision: 0,
+        }
+    }
+}
+
+fn validate_name(name: &str) -> Result<String, TenantError> {
+    let name = name.trim();
+    let len = name.chars().count();
+    if len == 0 || len > 200 {
+        return Err(TenantError::Name(len));
+    }
+    Ok(name.to_owned())
+}
+
+/// Validates a tag: 1 to 64 ASCII letters, digits, `-`, `_`, `.` or `:`.
+pub fn validate_tag(tag: &str) -> Result<String, TenantError> {
+    let tag = tag.trim();
+    let ok = (1..=64).contains(&tag.len())
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if ok {
+        Ok(tag.to_owned())
+    } else {
+        Err(TenantError::Tag(tag.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signup_validates_every_field() {
+        assert!(matches!(
+            NewTenant::new("  ", "a@b.co"),
+            Err(TenantError::Name(0))
+        ));
+        assert!(matches!(
+            NewTenant::new("Acme", "nope"),
+            Err(TenantError::Email(_))
+        ));
+        assert!(matches!(
+            NewTenant::new("!!", "a@b.co"),
+            Err(TenantError::NoIdInName(_))
+        ));
+        assert!(matches!(
+            NewTenant::new("Acme", "a@b.co")
+                .unwrap()
+                .with_tag("bad tag"),
+            Err(TenantError::Tag(_))
+        ));
+        let t = NewTenant::new("Acme Labs", "a@b.co")
+            .unwrap()
+            .with_tag("beta")
+            .unwrap()
+            .into_tenant(OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(t.id.as_str(), "acme-labs");
+        assert_eq!(t.tags.iter().collect::<Vec<_>>(), ["beta"]);
+        assert_eq!(t.status, TenantStatus::Pending);
+    }
+
+    #[test]
+    fn status_serializes_with_its_step() {
+        let failed = TenantStatus::Failed {
+            step: OnboardingStep::Migrate,
+            reason: "syntax error".into(),
+            attempts: 2,
+        };
+        let json = serde_json::to_value(&failed).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"state": "failed", "step": "migrate", "reason": "syntax error", "attempts": 2})
+        );
+        assert_eq!(
+            serde_json::from_value::<TenantStatus>(json).unwrap(),
+            failed
+        );
+        assert_eq!(
+            failed.to_string(),
+            "failed at migrate (attempt 2): syntax error"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! One conformance suite run against every `TenantDirectory` store.
+
+use std::collections::BTreeSet;
+
+use tenancy_core::testing::TestDatabase;
+use tenancy_core::{
+    DatabaseTarget, DatabaseUrl, DirectoryError, MemoryTenantDirectory, NewTenant, OnboardingStep,
+    PostgresTenantDirectory, SqliteTenantDirectory, Tenant, TenantDirectory, TenantFilter,
+    TenantId, TenantStatus,
+};
+use time::macros::datetime;
+
+fn tenant(name: &str, tags: &[&str]) -> Tenant {
+    let mut signup =
+        NewTenant::new(name, &format!("admin@{}.example", name.to_lowercase())).unwrap();
+    for tag in tags {
+        signup = signup.with_tag(tag).unwrap();
+    }
+    signup.into_tenant(datetime!(2026-01-01 0:00 UTC))
+}
+
+fn id(s: &str) -> TenantId {
+    TenantId::try_from(s).unwrap()
+}
+
+async fn conformance(dir: &dyn TenantDirectory) {
+    // insert + get round-trip every field
+    let mut acme = tenant("Acme", &["beta", "eu"]);
+    dir.insert(&acme).await.unwrap();
+    assert_eq!(dir.get(&acme.id).await.unwrap().as_ref(), Some(&acme));
+    assert!(matches!(
+        dir.insert(&acme).await,
+        Err(DirectoryError::AlreadyExists(_))
+    ));
+    assert_eq!(dir.get(&id("nobody")).await.unwrap(), None);
+
+    // update bumps the revision and stores status, database and tags
+    acme.status = TenantStatus::Failed {
+        step: OnboardingStep::Migrate,
+        reason: "boom".into(),
+        attempts: 3,
+    };
+    acme.database = Some(
+        DatabaseTarget::new(DatabaseUrl::parse("postgres://u:secret@h:5432/acme").unwrap())
+            .with_pooled_url(DatabaseUrl::parse("postgres://u:secret@pool:6543/acme").unwrap())
+            .with_external_ref("abcd1234"),
+    );
+    acme.tags = BTreeSet::from(["beta".to_owned()]);
+    acme.updated_at = datetime!(2026-01-02 0:00 UTC);
+    let stored = dir.update(&acme).await.unwrap();
+    assert_eq!(stored.revision, 1);
+    assert_eq!(dir.get(&acme.id).await.unwrap().unwrap(), stored);
+
+    // a stale copy is refused and changes nothing
+    let mut stale = acme.clone();
+    stale.name = "Stale".into();
+    assert!(matches!(
+        dir.update(&stale).await,
+        Err(DirectoryError::Conflict { revision: 0, .. })
+    ));
+    assert_eq!(dir.get(&acme.id).await.unwrap().unwrap().name, "Acme");
+    let missing = tenant("Ghost", &[]);
+    assert!(matches!(
+        dir.update(&missing).await,
+        Err(DirectoryError::NotFound(_))
+    ));
+
+    // list filters by tag (any of), by id, and pages by id
+    for (name, tags) in [
+        ("Bravo", &["staging"][..]),
+        ("Charlie", &["eu"]),
+        ("Delta", &[]),
+    ] {
+        dir.insert(&tenant(name, tags)).await.unwrap();
+    }
+    let ids = |ts: Vec<Tenant>| ts.into_iter().map(|t| t.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(dir.list(&TenantFilter::all()).await.unwrap()),
+        ["acme", "bravo", "charlie", "delta"]
+    );
+    assert_eq!(
+        ids(dir
+            .list(&TenantFilter::all().with_tag("staging").with_tag("eu"))
+            .await
+            .unwrap()),
+        ["bravo", "charlie"]
+    );
+    assert_eq!(
+        ids(dir
+            .list(&TenantFilter::all().with_id(id("delta")).with_id(id("acme")))
+            .await
+            .unwrap()),
+        ["acme", "delta"]
+    );
+    let page = TenantFilter::all().limit(2);
+    assert_eq!(ids(dir.list(&page).await.unwrap()), ["acme", "bravo"]);
+    assert_eq!(
+        ids(dir.list(&page.clone().after(id("bravo"))).await.unwrap()),
+        ["charlie", "delta"]
+    );
+    assert!(dir.list(&page.after(id("delta"))).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn memory_directory_conforms() {
+    conformance(&MemoryTenantDirectory::new()).await;
+}
+
+#[tokio::test]
+async fn sqlite_directory_conforms() {
+    let dir = SqliteTenantDirectory::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    conformance(&dir).await;
+}
+
+#[tokio::test]
+async fn sqlite_directory_persists_across_reopen() {
+    let folder = std::env::temp_dir().join(format!("tk-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let url = format!("sqlite:{}", folder.join("tenants.db").display());
+    {
+        let dir = SqliteTenantDirectory::connect(&url).await.unwrap();
+        dir.insert(&tenant("Acme", &[])).await.unwrap();
+        dir.pool().close().await;
+    }
+    let dir = SqliteTenantDirectory::connect(&url).await.unwrap();
+    assert!(dir.get(&id("acme")).await.unwrap().is_some());
+    std::fs::remove_dir_all(folder).unwrap();
+}
+
+#[tokio::test]
+async fn postgres_directory_conforms() {
+    let db = TestDatabase::create().await.unwrap();
+    let dir = PostgresTenantDirectory::connect(db.url().expose())
+        .await
+        .unwrap();
+    conformance(&dir).await;
+    dir.pool().close().await;
+}
+
+#[tokio::test]
+async fn postgres_directory_concurrent_updates_never_overwrite() {
+    let db = TestDatabase::create().await.unwrap();
+    let dir = PostgresTenantDirectory::connect(db.url().expose())
+        .await
+        .unwrap();
+    let acme = dir.insert(&tenant("Acme", &[])).await.unwrap();
+    let writers = (0..8).map(|i| {
+        let dir = dir.clone();
+        let mut copy = acme.clone();
+        copy.name = format!("writer {i}");
+        tokio::spawn(async move { dir.update(&copy).await })
+    });
+    let results = futures_join(writers).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .all(|e| matches!(e, DirectoryError::Conflict { .. })));
+    dir.pool().close().await;
+}
+
+async fn futures_join<T: Send + 'static>(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn corrupt_rows_are_reported_not_panicked_on() {
+    let dir = SqliteTenantDirectory::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    dir.insert(&tenant("Acme", &[])).await.unwrap();
+    sqlx::query("UPDATE tenancy_tenants SET status_detail = '{\"state\":\"exploded\"}'")
+        .execute(dir.pool())
+        .await
+        .unwrap();
+    let err = dir.get(&id("acme")).await.unwrap_err();
+    assert!(matches!(err, DirectoryError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("acme"));
+}
