@@ -1,0 +1,430 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::HeaderValue;
+use reqwest::Method;
+use tenancy_core::{RetryPolicy, SecretString};
+use url::Url;
+
+use crate::rate_limit::Pacer;
+use crate::transport::{sensitive_header, ApiRequest, Idempotency};
+use crate::{
+    ApiKey, AvailableRegions, Continent, CreateApiKeyRequest, CreateProjectRequest, DeletedProject,
+    ManagementError, Organization, Pacing, Project, RateLimitHeaders, RunQueryRequest,
+    ServiceHealth, ServiceName, SupavisorConfig,
+};
+
+/// The Management API's public address.
+pub const DEFAULT_BASE_URL: &str = "https://api.supabase.com";
+
+/// A client of the Supabase Management API: one typed method per endpoint, every
+/// request paced, retried through the shared [`RetryPolicy`] and decoded with the
+/// path of any field that does not match the spec.
+///
+/// Cheap to clone; clones share the connection pool and the pacing schedule.
+///
+/// ```no_run
+/// use supabase_mgmt::ManagementClient;
+///
+/// # async fn run() -> Result<(), supabase_mgmt::ManagementError> {
+/// let client = ManagementClient::builder("sbp_0123456789abcdef".into()).build()?;
+/// for project in client.list_projects().await? {
+///     println!("{} {} {}", project.project_ref, project.name, project.status);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ManagementClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: Url,
+    authorization: HeaderValue,
+    retry: RetryPolicy,
+    pacer: Pacer,
+    pacing: Option<Pacing>,
+}
+
+impl fmt::Debug for ManagementClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagementClient")
+            .field("base_url", &redacted_url(&self.inner.base_url))
+            .field("token", &tenancy_core::REDACTED)
+            .field("retry", &self.inner.retry)
+            .field("pacing", &self.inner.pacing)
+            .finish()
+    }
+}
+
+/// Configures a [`ManagementClient`]; reached through [`ManagementClient::builder`].
+pub struct ManagementClientBuilder {
+    token: SecretString,
+    base_url: String,
+    timeout: Duration,
+    user_agent: String,
+    retry: RetryPolicy,
+    pacing: Option<Pacing>,
+}
+
+impl fmt::Debug for ManagementClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagementClientBuilder")
+            .field("token", &self.token)
+            .field(
+                "base_url",
+                &Url::parse(&self.base_url)
+                    .map_or_else(|_| "[not a URL]".into(), |u| redacted_url(&u)),
+            )
+            .field("timeout", &self.timeout)
+            .field("user_agent", &self.user_agent)
+            .field("retry", &self.retry)
+            .field("pacing", &self.pacing)
+            .finish()
+    }
+}
+
+impl ManagementClientBuilder {
+    /// The API's address (default [`DEFAULT_BASE_URL`]); a path prefix is kept, for proxies.
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// The timeout of one attempt of one request (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The `User-Agent` header (default `supabase-mgmt/<version>`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// The retry policy of every request (default [`RetryPolicy::default`]); its
+    /// backoff also spaces the polls of [`ManagementClient::wait_until_ready`].
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Client-side pacing shared by every clone (default [`Pacing::supabase_default`],
+    /// 120 requests per minute); `None` sends as fast as asked, relying on 429s.
+    pub fn pacing(mut self, pacing: Option<Pacing>) -> Self {
+        self.pacing = pacing;
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<ManagementClient, ManagementError> {
+        if self.token.is_blank() {
+            return Err(ManagementError::Config(
+                "the access token is empty; create one at https://supabase.com/dashboard/account/tokens".into(),
+            ));
+        }
+        let authorization =
+            sensitive_header(&format!("Bearer {}", self.token.expose_str().trim()))?;
+        let base_url = Url::parse(self.base_url.trim()).map_err(|e| {
+            ManagementError::Config(format!(
+                "the base URL is not a URL ({e}); write it as https://api.supabase.com"
+            ))
+        })?;
+        if base_url.cannot_be_a_base() || !matches!(base_url.scheme(), "http" | "https") {
+            return Err(ManagementError::Config(format!(
+                "base URL `{}` must be an http(s) URL such as https://api.supabase.com",
+                redacted_url(&base_url)
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .user_agent(self.user_agent)
+            .build()
+            .map_err(|e| {
+                ManagementError::Config(format!("could not set up the HTTP client: {e}"))
+            })?;
+        Ok(ManagementClient {
+            inner: Arc::new(Inner {
+                http,
+                base_url,
+                authorization,
+                retry: self.retry,
+                pacer: Pacer::new(self.pacing),
+                pacing: self.pacing,
+            }),
+        })
+    }
+}
+
+impl ManagementClient {
+    /// Starts configuring a client that authenticates with `token` (a personal access
+    /// token `sbp_…` or an OAuth access token).
+    pub fn builder(token: SecretString) -> ManagementClientBuilder {
+        ManagementClientBuilder {
+            token,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            timeout: Duration::from_secs(30),
+            user_agent: concat!("supabase-mgmt/", env!("CARGO_PKG_VERSION")).to_owned(),
+            retry: RetryPolicy::default(),
+            pacing: Some(Pacing::supabase_default()),
+        }
+    }
+
+    /// The retry policy of this client.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
+    /// The rate-limit headers of the last answer that carried any (shared by clones):
+    /// how much of the current window is left, and when it resets.
+    pub fn last_rate_limit(&self) -> Option<RateLimitHeaders> {
+        self.inner.pacer.last_seen()
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    pub(crate) fn authorization(&self) -> &HeaderValue {
+        &self.inner.authorization
+    }
+
+    pub(crate) fn pacer(&self) -> &Pacer {
+        &self.inner.pacer
+    }
+
+    /// The URL of an API path given as segments (each percent-encoded).
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.base_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn project_url(&self, project_ref: &str, rest: &[&str]) -> Result<Url, ManagementError> {
+        validate_ref(project_ref)?;
+        let mut segments = vec!["v1", "projects", project_ref];
+        segments.extend_from_slice(rest);
+        Ok(self.url(&segments))
+    }
+
+    /// `GET /v1/organizations`: the organizations the token can see.
+    pub async fn list_organizations(&self) -> Result<Vec<Organization>, ManagementError> {
+        self.call(ApiRequest::get(self.url(&["v1", "organizations"])))
+            .await
+    }
+
+    /// `GET /v1/projects`: every project the token can see.
+    pub async fn list_projects(&self) -> Result<Vec<Project>, ManagementError> {
+        self.call(ApiRequest::get(self.url(&["v1", "projects"])))
+            .await
+    }
+
+    /// The live project named `name` (not removed or going down) in the organization
+    /// `organization_slug`, if any. Projects of other organizations the token can see
+    /// are ignored, even with the same name. When several share the name, the oldest
+    /// is returned.
+    pub async fn find_project_by_name(
+        &self,
+        organization_slug: &str,
+        name: &str,
+    ) -> Result<Option<Project>, ManagementError> {
+        let mut matches: Vec<Project> = self
+            .list_projects()
+            .await?
+            .into_iter()
+            .filter(|p| {
+                p.name == name && p.organization_slug == organization_slug && !p.status.is_removed()
+            })
+            .collect();
+        if matches.len() > 1 {
+            tracing::warn!(
+                organization_slug,
+                name,
+                count = matches.len(),
+                "several projects share this name; using the oldest"
+            );
+        }
+        matches.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        Ok(matches.into_iter().next())
+    }
+
+    /// `POST /v1/projects`: starts creating a project; it is `COMING_UP` for a few
+    /// minutes (see [`wait_until_ready`](Self::wait_until_ready)).
+    ///
+    /// Not retried after an ambiguous failure (timeout, 5xx): the project may exist
+    /// anyway. Look it up by name before trying again, as
+    /// [`SupabaseProvisioner`](crate::SupabaseProvisioner) does.
+    pub async fn create_project(
+        &self,
+        request: &CreateProjectRequest,
+    ) -> Result<Project, ManagementError> {
+        let url = self.url(&["v1", "projects"]);
+        self.call(ApiRequest::new(Method::POST, url, Idempotency::Once).json(request)?)
+            .await
+    }
+
+    /// `GET /v1/projects/{ref}`.
+    pub async fn get_project(&self, project_ref: &str) -> Result<Project, ManagementError> {
+        self.call(ApiRequest::get(self.project_url(project_ref, &[])?))
+            .await
+    }
+
+    /// `DELETE /v1/projects/{ref}`.
+    pub async fn delete_project(
+        &self,
+        project_ref: &str,
+    ) -> Result<DeletedProject, ManagementError> {
+        let url = self.project_url(project_ref, &[])?;
+        self.call(ApiRequest::new(
+            Method::DELETE,
+            url,
+            Idempotency::Idempotent,
+        ))
+        .await
+    }
+
+    /// `POST /v1/projects/{ref}/pause`.
+    pub async fn pause_project(&self, project_ref: &str) -> Result<(), ManagementError> {
+        let url = self.project_url(project_ref, &["pause"])?;
+        self.call_empty(ApiRequest::new(Method::POST, url, Idempotency::Once))
+            .await
+    }
+
+    /// `POST /v1/projects/{ref}/restore`: restores a paused project.
+    pub async fn restore_project(&self, project_ref: &str) -> Result<(), ManagementError> {
+        let url = self.project_url(project_ref, &["restore"])?;
+        self.call_empty(ApiRequest::new(Method::POST, url, Idempotency::Once))
+            .await
+    }
+
+    /// `GET /v1/projects/{ref}/health?services=…`: the health of the given services
+    /// (sent as one `services=` pair per service, the spec's form/explode style).
+    pub async fn project_health(
+        &self,
+        project_ref: &str,
+        services: &[ServiceName],
+    ) -> Result<Vec<ServiceHealth>, ManagementError> {
+        if services.is_empty() {
+            return Err(ManagementError::InvalidInput(
+                "name at least one service to check the health of".into(),
+            ));
+        }
+        let mut url = self.project_url(project_ref, &["health"])?;
+        url.query_pairs_mut()
+            .extend_pairs(services.iter().map(|s| ("services", s.as_str())));
+        self.call(ApiRequest::get(url)).await
+    }
+
+    /// `GET /v1/projects/{ref}/api-keys?reveal=…`: the project's API keys; with
+    /// `reveal`, the secret keys' values too (kept in [`SecretString`]s).
+    pub async fn api_keys(
+        &self,
+        project_ref: &str,
+        reveal: bool,
+    ) -> Result<Vec<ApiKey>, ManagementError> {
+        let mut url = self.project_url(project_ref, &["api-keys"])?;
+        url.query_pairs_mut()
+            .append_pair("reveal", if reveal { "true" } else { "false" });
+        self.call(ApiRequest::get(url)).await
+    }
+
+    /// `POST /v1/projects/{ref}/api-keys?reveal=true`: creates a publishable or
+    /// secret key and returns it with its value.
+    pub async fn create_api_key(
+        &self,
+        project_ref: &str,
+        request: &CreateApiKeyRequest,
+    ) -> Result<ApiKey, ManagementError> {
+        request.validate().map_err(ManagementError::InvalidInput)?;
+        let mut url = self.project_url(project_ref, &["api-keys"])?;
+        url.query_pairs_mut().append_pair("reveal", "true");
+        self.call(ApiRequest::new(Method::POST, url, Idempotency::Once).json(request)?)
+            .await
+    }
+
+    /// `POST /v1/projects/{ref}/database/query`: runs SQL as the `postgres` role and
+    /// returns the result rows as JSON. Not retried after an ambiguous failure.
+    pub async fn run_query(
+        &self,
+        project_ref: &str,
+        query: &RunQueryRequest,
+    ) -> Result<serde_json::Value, ManagementError> {
+        if query.query.trim().is_empty() {
+            return Err(ManagementError::InvalidInput(
+                "the SQL query is empty".into(),
+            ));
+        }
+        let url = self.project_url(project_ref, &["database", "query"])?;
+        self.call(ApiRequest::new(Method::POST, url, Idempotency::Once).json(query)?)
+            .await
+    }
+
+    /// `PATCH /v1/projects/{ref}/database/password`: sets the `postgres` password.
+    pub async fn update_database_password(
+        &self,
+        project_ref: &str,
+        password: &SecretString,
+    ) -> Result<(), ManagementError> {
+        let url = self.project_url(project_ref, &["database", "password"])?;
+        let body = serde_json::json!({ "password": password.expose_str() });
+        self.call_empty(ApiRequest::new(Method::PATCH, url, Idempotency::Idempotent).json(&body)?)
+            .await
+    }
+
+    /// `GET /v1/projects/{ref}/config/database/pooler`: the Supavisor pooler(s).
+    pub async fn pooler_config(
+        &self,
+        project_ref: &str,
+    ) -> Result<Vec<SupavisorConfig>, ManagementError> {
+        let url = self.project_url(project_ref, &["config", "database", "pooler"])?;
+        self.call(ApiRequest::get(url)).await
+    }
+
+    /// `GET /v1/projects/available-regions?organization_slug=…[&continent=…]`.
+    pub async fn available_regions(
+        &self,
+        organization_slug: &str,
+        continent: Option<Continent>,
+    ) -> Result<AvailableRegions, ManagementError> {
+        let mut url = self.url(&["v1", "projects", "available-regions"]);
+        url.query_pairs_mut()
+            .append_pair("organization_slug", organization_slug);
+        if let Some(continent) = continent {
+            url.query_pairs_mut()
+                .append_pair("continent", continent.as_str());
+        }
+        self.call(ApiRequest::get(url)).await
+    }
+}
+
+/// `url` with any password (a proxy's credentials, say) replaced by `[redacted]`.
+fn redacted_url(url: &Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        // Only URLs that cannot have credentials refuse this, and they have none.
+        let _ = url.set_password(Some(tenancy_core::REDACTED));
+    }
+    url.into()
+}
+
+/// A project ref is lowercase ASCII letters (20 of them today); anything else is
+/// refused before it reaches a URL.
+fn validate_ref(project_ref: &str) -> Result<(), ManagementError> {
+    let ok = !project_ref.is_empty()
+        && project_ref.len() <= 64
+        && project_ref
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(ManagementError::InvalidInput(format!(
+            "`{project_ref}` is not a project ref; a ref is the 20 lowercase letters in the project's URL"
+        )))
+    }
+}

@@ -1,0 +1,120 @@
+//! A typed client of the [Supabase Management API](https://api.supabase.com/api/v1)
+//! with retries and rate limits, and a Supabase provisioner for database-per-tenant SaaS.
+//!
+//! Types, paths and enum values follow the official OpenAPI spec (v1); every request
+//! goes through one send path that paces requests, reads the rate-limit headers,
+//! retries through tenancy-core's [`RetryPolicy`](tenancy_core::RetryPolicy) and
+//! decodes answers naming the JSON path of any field that does not match.
+//!
+//! # Contents
+//!
+//! - **Client**: [`ManagementClient`] (built with [`ManagementClientBuilder`]):
+//!   organizations, projects (create, get, list, delete, pause, restore), health, API
+//!   keys, SQL queries, pooler config, available regions, database password.
+//! - **Models**: [`Project`], [`ProjectStatus`], [`CreateProjectRequest`],
+//!   [`RegionSelection`], [`ServiceHealth`], [`ApiKey`], [`SupavisorConfig`],
+//!   [`AvailableRegions`], … Enums mirroring the API are `#[non_exhaustive]` and keep
+//!   values they do not know (`Unknown(String)`, `ProjectStatus::Other(String)`).
+//! - **Readiness**: [`ManagementClient::wait_until_ready`] and
+//!   [`ManagementClient::wait_until_ready_with`] ([`WaitOptions`], [`ReadinessProgress`]).
+//! - **Rate limits**: [`Pacing`] (client-side, shared by clones) and
+//!   [`RateLimitHeaders`]; 429s are retried after `Retry-After` / `X-RateLimit-Reset`.
+//! - **Errors**: [`ManagementError`].
+//! - **tenancy-core integration**: [`SupabaseProvisioner`] (a
+//!   [`DatabaseProvisioner`](tenancy_core::DatabaseProvisioner); passwords from
+//!   [`DatabasePasswords`]) and [`SupabaseAdminUserCreator`] (an
+//!   [`AdminUserCreator`](tenancy_core::AdminUserCreator)).
+//!
+//! # Example
+//!
+//! Provision a tenant's project and create its first admin, idempotently:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use supabase_mgmt::{
+//!     DatabasePasswords, ManagementClient, Region, RegionSelection, SupabaseAdminUserCreator,
+//!     SupabaseProvisioner, WaitOptions,
+//! };
+//! use tenancy_core::{EmailAddress, TenantId};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = ManagementClient::builder(std::env::var("SUPABASE_ACCESS_TOKEN")?.into()).build()?;
+//! let passwords = DatabasePasswords::derived(std::env::var("DB_PASSWORD_SECRET")?.into())?;
+//! let provisioner = SupabaseProvisioner::builder(client.clone(), "my-org-slug", passwords)
+//!     .name_prefix("tenant-")
+//!     .region(RegionSelection::Specific(Region::EuCentral1))
+//!     .wait(WaitOptions::new(Duration::from_secs(600)).on_progress(|p| eprintln!("{p}")))
+//!     .build()?;
+//!
+//! let tenant = TenantId::try_from("acme-pharmacy")?;
+//! let database = provisioner.provision_tenant(&tenant).await?;
+//! println!("migrate with {}", database.url); // the password prints as [redacted]
+//!
+//! let project_ref = database.external_ref.as_deref().unwrap_or_default();
+//! let admin = SupabaseAdminUserCreator::new(client)
+//!     .create_admin_user(project_ref, &EmailAddress::new("owner@acme.example")?)
+//!     .await?;
+//! println!("admin {} (created: {})", admin.user_id, admin.created);
+//! # Ok(()) }
+//! ```
+//!
+//! Both plug into [`tenancy_core::Onboarding`] as `Arc<dyn DatabaseProvisioner>` and
+//! `Arc<dyn AdminUserCreator>`.
+//!
+//! # Rate limits
+//!
+//! The API allows 120 requests per minute and answers 429 beyond. By default a client
+//! spaces its requests evenly at that rate ([`Pacing::supabase_default`]), shared by
+//! all its clones, so concurrent signups queue instead of being refused; when an
+//! answer says no requests remain (or is a 429), every clone waits for the reset.
+//! A 429 is retried after the server's delay (`Retry-After`, else `X-RateLimit-Reset`,
+//! read as seconds and capped at [`RateLimitHeaders::MAX_SERVER_DELAY`]), since a
+//! refused request did nothing; 5xx, timeouts and transport errors are retried only
+//! for idempotent requests. A project create is never retried blindly:
+//! [`SupabaseProvisioner`] looks the project up by name before creating it again.
+//!
+//! # Database passwords
+//!
+//! Supabase never returns a project's database password, so a provisioner that adopts
+//! a project created by an interrupted earlier attempt must know it some other way.
+//! [`DatabasePasswords::derived`] (recommended) computes it as HMAC-SHA256 of a
+//! secret you keep and the project name: the same tenant always gets the same
+//! 256-bit password, nothing per tenant is stored, and adoption needs no extra call.
+//! [`DatabasePasswords::random`] draws a fresh password from the CSPRNG instead and
+//! resets an adopted project's password through the API.
+//!
+//! # Health check form
+//!
+//! `GET /v1/projects/{ref}/health` takes `services` as an array query parameter with
+//! the spec's default style (form, exploded): `?services=db&services=pooler`.
+//!
+//! # Feature flags
+//!
+//! This crate has no feature flags.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
+mod admin_user;
+mod client;
+mod error;
+mod models;
+mod password;
+mod provisioner;
+mod rate_limit;
+mod readiness;
+mod string_enum;
+mod transport;
+
+pub use admin_user::{AdminUserMode, SupabaseAdminUserCreator, DEFAULT_PROJECT_URL_TEMPLATE};
+pub use client::{ManagementClient, ManagementClientBuilder, DEFAULT_BASE_URL};
+pub use error::ManagementError;
+pub use models::{
+    ApiKey, ApiKeyType, AvailableRegions, Continent, CreateApiKeyRequest, CreateProjectRequest,
+    DeletedProject, HealthStatus, InstanceSize, NewApiKeyType, Organization, PoolMode,
+    PoolerDatabaseType, Project, ProjectDatabase, ProjectStatus, Readiness, Region, RegionCapacity,
+    RegionList, RegionProvider, RegionRecommendations, RegionSelection, RunQueryRequest,
+    ServiceHealth, ServiceName, SmartGroup, SmartGroupRegion, SpecificRegion, SupavisorConfig,
+};
+pub use password::DatabasePasswords;
+pub use provisioner::{SupabaseProvisioner, SupabaseProvisionerBuilder};
+pub use rate_limit::{Pacing, RateLimitHeaders};
+pub use readiness::{ProgressCallback, ReadinessProgress, ReadinessStage, WaitOptions};
