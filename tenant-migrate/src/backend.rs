@@ -1,0 +1,96 @@
+//! What the migration engine needs from one database connection.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::history::{HistorySnapshot, DELETE_ROW, INSERT_ROW};
+use crate::{MigrateError, MigrateOptions, Migration};
+
+/// Which way a migration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Run the up SQL and insert the history row.
+    Up,
+    /// Run the down SQL and delete the history row.
+    Down,
+}
+
+/// One migration about to run in one direction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Step<'a> {
+    pub(crate) migration: &'a Migration,
+    pub(crate) direction: Direction,
+}
+
+impl Step<'_> {
+    pub(crate) fn sql(&self) -> &str {
+        match self.direction {
+            Direction::Up => self.migration.sql(),
+            Direction::Down => self.migration.down_sql().unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn file(&self) -> &str {
+        match self.direction {
+            Direction::Up => self.migration.file(),
+            Direction::Down => self.migration.down_file().unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn no_tx(&self) -> bool {
+        match self.direction {
+            Direction::Up => self.migration.no_tx(),
+            Direction::Down => self.migration.down_no_tx(),
+        }
+    }
+}
+
+/// A connection the engine drives: PostgreSQL or SQLite.
+#[async_trait]
+pub(crate) trait Backend: Send {
+    /// Reads the whole history in one query; a missing table reads as empty.
+    async fn read_history(&mut self) -> Result<HistorySnapshot, MigrateError>;
+    /// Takes the database's migration lock, waiting at most `options.lock_wait()`.
+    async fn lock(&mut self, options: &MigrateOptions) -> Result<(), MigrateError>;
+    /// Releases the migration lock.
+    async fn unlock(&mut self) -> Result<(), MigrateError>;
+    /// Creates `_sqlx_migrations` if it does not exist.
+    async fn ensure_history_table(&mut self) -> Result<(), MigrateError>;
+    /// Runs one step and records it (insert or delete its row), atomically unless `no_tx`.
+    async fn run(
+        &mut self,
+        step: Step<'_>,
+        options: &MigrateOptions,
+    ) -> Result<Duration, MigrateError>;
+}
+
+/// Runs a step's SQL, then inserts or deletes its history row, on `conn` (a
+/// transaction or the bare connection). Returns how long the SQL itself took.
+pub(crate) async fn execute_and_record<DB>(
+    conn: &mut DB::Connection,
+    step: &Step<'_>,
+) -> Result<Duration, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    let started = Instant::now();
+    sqlx::Executor::execute(&mut *conn, step.sql()).await?;
+    let elapsed = started.elapsed();
+    let migration = step.migration;
+    let record = match step.direction {
+        Direction::Up => sqlx::query::<DB>(INSERT_ROW)
+            .bind(migration.version())
+            .bind(migration.description())
+            .bind(migration.checksum())
+            .bind(i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)),
+        Direction::Down => sqlx::query::<DB>(DELETE_ROW).bind(migration.version()),
+    };
+    sqlx::Executor::execute(conn, record).await?;
+    Ok(elapsed)
+}

@@ -1,0 +1,129 @@
+//! Opening a short-lived connection to a tenant's [`DatabaseTarget`].
+
+use std::str::FromStr;
+
+#[cfg(feature = "postgres")]
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+#[cfg(feature = "sqlite")]
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+#[allow(unused_imports)] // unused when built without any engine feature
+use sqlx::{ConnectOptions, Connection};
+use tenancy_core::{DatabaseKind, DatabaseTarget};
+
+use crate::backend::Backend;
+#[cfg(feature = "postgres")]
+use crate::postgres::PgBackend;
+#[cfg(feature = "sqlite")]
+use crate::sqlite::SqliteBackend;
+use crate::{MigrateError, MigrateOptions};
+
+/// SQLSTATEs of a refused login.
+const AUTH_FAILURES: &[&str] = &["28P01", "28000"];
+/// SQLSTATE of a database that does not exist.
+const INVALID_CATALOG: &str = "3D000";
+
+/// One open connection to a tenant database, closed by [`TenantConnection::close`].
+#[derive(Debug)]
+pub(crate) enum TenantConnection {
+    #[cfg(feature = "postgres")]
+    Postgres(PgConnection),
+    #[cfg(feature = "sqlite")]
+    Sqlite {
+        conn: SqliteConnection,
+        database: String,
+    },
+}
+
+impl TenantConnection {
+    /// Connects within `options.connect_timeout()`, classifying failures.
+    pub(crate) async fn open(
+        target: &DatabaseTarget,
+        options: &MigrateOptions,
+    ) -> Result<Self, MigrateError> {
+        let label = target.url.redacted();
+        let invalid = |reason: String| MigrateError::InvalidTarget {
+            database: label.clone(),
+            reason,
+        };
+        let connecting = async {
+            match target.kind() {
+                #[cfg(feature = "postgres")]
+                DatabaseKind::Postgres => {
+                    let options = PgConnectOptions::from_str(target.url.expose())
+                        .map_err(|e| invalid(e.to_string()))?
+                        .application_name("tenant-migrate");
+                    let conn = options.connect().await.map_err(|e| classify_connect_error(&label, e))?;
+                    Ok(Self::Postgres(conn))
+                }
+                #[cfg(feature = "sqlite")]
+                DatabaseKind::Sqlite => {
+                    let busy_timeout = options.lock_timeout().unwrap_or(options.lock_wait());
+                    let connect = SqliteConnectOptions::from_str(target.url.expose())
+                        .map_err(|e| invalid(e.to_string()))?
+                        .create_if_missing(true)
+                        .busy_timeout(busy_timeout);
+                    let conn = connect.connect().await.map_err(|e| classify_connect_error(&label, e))?;
+                    Ok(Self::Sqlite { conn, database: label.clone() })
+                }
+                other => Err(invalid(format!(
+                    "{other} databases are not supported by this build; enable the crate feature `{other}`"
+                ))),
+            }
+        };
+        match tokio::time::timeout(options.connect_timeout(), connecting).await {
+            Ok(result) => result,
+            Err(_) => Err(MigrateError::Unreachable {
+                database: label.clone(),
+                message: format!("no connection within {:?}", options.connect_timeout()),
+            }),
+        }
+    }
+
+    /// The engine's view of this connection.
+    pub(crate) fn backend(&mut self) -> Box<dyn Backend + '_> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(conn) => Box::new(PgBackend::new(conn)),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite { conn, database } => Box::new(SqliteBackend::new(conn, database.clone())),
+        }
+    }
+
+    /// Closes the connection politely; a failure to say goodbye is only logged.
+    pub(crate) async fn close(self) {
+        let closed = match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(conn) => conn.close().await,
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite { conn, .. } => conn.close().await,
+        };
+        if let Err(error) = closed {
+            tracing::debug!(%error, "closing the tenant connection failed");
+        }
+    }
+}
+
+fn classify_connect_error(database: &str, error: sqlx::Error) -> MigrateError {
+    let database = database.to_owned();
+    match &error {
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some(code) if AUTH_FAILURES.contains(&code) => MigrateError::Authentication {
+                database,
+                message: db.message().to_owned(),
+            },
+            Some(INVALID_CATALOG) => MigrateError::DatabaseMissing { database },
+            _ => MigrateError::Unreachable {
+                database,
+                message: db.message().to_owned(),
+            },
+        },
+        sqlx::Error::Configuration(reason) => MigrateError::InvalidTarget {
+            database,
+            reason: reason.to_string(),
+        },
+        other => MigrateError::Unreachable {
+            database,
+            message: other.to_string(),
+        },
+    }
+}

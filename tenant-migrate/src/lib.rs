@@ -1,0 +1,99 @@
+//! Versioned SQL migrations for every tenant database.
+//!
+//! - **Sources**: [`MigrationSet`] from a directory in sqlx's naming
+//!   ([`MigrationSet::from_dir`]), embedded at compile time
+//!   ([`embedded_migrations!`]), or ad-hoc ([`MigrationSetBuilder::adhoc`]).
+//! - **Applying**: [`TenantMigrator`] on PostgreSQL or SQLite, with
+//!   [`MigrateOptions`], per call or through a [`MigrationSession`] (one connection,
+//!   several operations); results are a [`MigrationOutcome`] or a typed
+//!   [`MigrateError`] (`is_retryable()`, `is_locked()`).
+//! - **Status**: [`MigrationStatus`], one query per tenant.
+//! - **Linting**: [`lint`] returns [`Finding`]s (rule, [`Severity`], line, fix hint).
+//! - **Fleet rollouts**: [`Rollout`] takes a migration set to every tenant of a
+//!   `TenantDirectory` with a [`Strategy`] (all at once, waves, canary), resumable state
+//!   in a [`RolloutStore`] ([`PostgresRolloutStore`] for several runners,
+//!   [`SqliteRolloutStore`] embedded), [`RolloutEvent`]s and a [`RolloutReport`]; see
+//!   [`Rollout`] for a canary rollout in a dozen lines.
+//!
+//! The history lives in sqlx's own `_sqlx_migrations` table, created with sqlx's DDL
+//! and filled with the same SHA-384 checksums: a database migrated with
+//! `sqlx migrate run` is up to date for this crate, and the other way round. The
+//! PostgreSQL advisory-lock key is sqlx's too, so the two never run at once.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use tenancy_core::{DatabaseTarget, DatabaseUrl};
+//! use tenant_migrate::{lint, MigrationSet, Severity, TenantMigrator};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let set = MigrationSet::builder()
+//!     .file("20240101_create_items.up.sql", "CREATE TABLE items (id BIGINT PRIMARY KEY);")
+//!     .file("20240101_create_items.down.sql", "DROP TABLE items;")
+//!     .adhoc("20240127_add_new_field", "ALTER TABLE items ADD COLUMN IF NOT EXISTS new_field VARCHAR(255);")
+//!     .build()?;
+//! for migration in &set {
+//!     let errors = lint(migration.sql()).into_iter().filter(|f| f.severity == Severity::Error);
+//!     assert_eq!(errors.count(), 0, "{} is not backward compatible", migration.file());
+//! }
+//!
+//! let migrator = TenantMigrator::new(set);
+//! let tenant = DatabaseTarget::new(DatabaseUrl::parse("postgres://postgres@127.0.0.1/tenant_acme")?);
+//! let outcome = migrator.apply(&tenant).await?;
+//! assert_eq!(outcome.to_version, Some(20240127));
+//! assert!(migrator.status(&tenant).await?.is_up_to_date());
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | Name | Description | Default? |
+//! |---|---|---|
+//! | `postgres` | tenant databases on PostgreSQL | yes |
+//! | `sqlite` | tenant databases on SQLite | yes |
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
+mod backend;
+mod connection;
+mod engine;
+mod error;
+mod history;
+mod lint;
+#[cfg(feature = "postgres")]
+mod lock;
+mod migration;
+mod migration_set;
+mod options;
+mod outcome;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod rollout;
+mod session;
+mod source;
+mod source_error;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod status;
+mod tenant_migrator;
+
+pub use error::MigrateError;
+pub use lint::{lint, Finding, Rule, Severity};
+pub use migration::Migration;
+pub use migration_set::{MigrationSet, MigrationSetBuilder};
+pub use options::MigrateOptions;
+pub use outcome::{MigrationOutcome, MigrationStep};
+#[cfg(feature = "postgres")]
+pub use rollout::PostgresRolloutStore;
+#[cfg(feature = "sqlite")]
+pub use rollout::SqliteRolloutStore;
+pub use rollout::{
+    CanaryTenants, ClaimRequest, ClaimedTenant, FailureThreshold, Phase, Plan, PlannedTenant,
+    Rollout, RolloutBuilder, RolloutError, RolloutEvent, RolloutKey, RolloutMigrator,
+    RolloutRecord, RolloutReport, RolloutStatus, RolloutStore, StateCounts, Strategy, Targeting,
+    TenantOutcome, TenantRecord, TenantSession, TenantState, WaveProgress, DEFAULT_CONCURRENCY,
+    DEFAULT_LEASE,
+};
+pub use session::MigrationSession;
+pub use source_error::MigrationSourceError;
+pub use status::MigrationStatus;
+pub use tenant_migrator::TenantMigrator;

@@ -1,0 +1,78 @@
+//! The rollout's per-tenant work done by this crate's [`TenantMigrator`].
+
+use async_trait::async_trait;
+use tenancy_core::{BackendError, DatabaseTarget, MigrationReport};
+
+use super::{RolloutMigrator, TenantSession};
+use crate::{MigrateError, MigrationOutcome, MigrationSession, TenantMigrator};
+
+#[async_trait]
+impl RolloutMigrator for TenantMigrator {
+    fn target_version(&self) -> Option<i64> {
+        self.migrations().latest_version()
+    }
+
+    fn set_checksum(&self) -> String {
+        self.migrations().fingerprint()
+    }
+
+    fn first_irreversible_above(&self, version: Option<i64>) -> Option<i64> {
+        self.migrations()
+            .iter()
+            .find(|m| Some(m.version()) > version && !m.is_reversible())
+            .map(|m| m.version())
+    }
+
+    async fn connect(
+        &self,
+        database: &DatabaseTarget,
+    ) -> Result<Box<dyn TenantSession>, BackendError> {
+        let session = TenantMigrator::connect(self, database)
+            .await
+            .map_err(backend_error)?;
+        Ok(Box::new(session))
+    }
+}
+
+#[async_trait]
+impl TenantSession for MigrationSession {
+    async fn version(&mut self) -> Result<Option<i64>, BackendError> {
+        let status = self.status().await.map_err(backend_error)?;
+        Ok(status.current_version)
+    }
+
+    async fn apply(&mut self, target_version: i64) -> Result<MigrationReport, BackendError> {
+        self.apply_to(target_version)
+            .await
+            .map(report)
+            .map_err(backend_error)
+    }
+
+    async fn revert(&mut self, to_version: Option<i64>) -> Result<MigrationReport, BackendError> {
+        // The migrator reverts everything above `to_version`; 0 reverts all.
+        MigrationSession::revert(self, to_version.unwrap_or(0))
+            .await
+            .map(report)
+            .map_err(backend_error)
+    }
+
+    async fn close(self: Box<Self>) {
+        MigrationSession::close(*self).await;
+    }
+}
+
+fn report(outcome: MigrationOutcome) -> MigrationReport {
+    MigrationReport::new(
+        outcome.from_version,
+        outcome.to_version,
+        outcome.steps.len(),
+    )
+}
+
+fn backend_error(error: MigrateError) -> BackendError {
+    if error.is_retryable() {
+        BackendError::transient(error)
+    } else {
+        BackendError::permanent(error)
+    }
+}

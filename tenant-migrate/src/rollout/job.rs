@@ -1,0 +1,292 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenancy_core::{
+    BackendError, DatabaseTarget, RetryDecision, RetryPolicy, TenantDirectory, TenantId,
+};
+use tokio::time::Instant;
+
+use super::progress::Listener;
+use super::{
+    ClaimedTenant, Phase, RolloutError, RolloutEvent, RolloutMigrator, RolloutStore, TenantOutcome,
+    TenantSession, TenantState,
+};
+
+/// What every tenant job of one runner shares.
+pub(crate) struct JobContext {
+    pub(crate) directory: Arc<dyn TenantDirectory>,
+    pub(crate) migrator: Arc<dyn RolloutMigrator>,
+    pub(crate) store: Arc<dyn RolloutStore>,
+    pub(crate) listener: Listener,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) rollout_id: i64,
+    pub(crate) target_version: i64,
+    pub(crate) owner: String,
+    pub(crate) phase: Phase,
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobContext")
+            .field("rollout_id", &self.rollout_id)
+            .field("owner", &self.owner)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why one attempt at a tenant stopped short of an outcome.
+enum Stop {
+    /// The tenant database failed; `version` is its version afterwards, if read.
+    Backend {
+        error: BackendError,
+        version: Option<Option<i64>>,
+    },
+    /// Another runner took the tenant over (our lease expired).
+    LeaseLost,
+    /// The state store failed.
+    Store(RolloutError),
+}
+
+impl From<RolloutError> for Stop {
+    fn from(error: RolloutError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl From<BackendError> for Stop {
+    fn from(error: BackendError) -> Self {
+        Self::Backend {
+            error,
+            version: None,
+        }
+    }
+}
+
+/// One tenant's job: find its database, migrate (or revert) it on one connection,
+/// write the outcome. Returns the state written, or `None` if the lease was lost.
+pub(crate) async fn run_job(
+    ctx: Arc<JobContext>,
+    claimed: ClaimedTenant,
+) -> Result<Option<TenantState>, RolloutError> {
+    ctx.listener.emit(RolloutEvent::TenantStarted {
+        tenant: claimed.tenant_id.clone(),
+        wave: claimed.wave,
+        attempt: claimed.attempts,
+    });
+    let started = Instant::now();
+    let mut job = Job {
+        ctx: &ctx,
+        claimed: &claimed,
+        from: claimed.started.then_some(claimed.from_version),
+    };
+    let outcome = match job.database().await {
+        Ok(Some(database)) => job.with_retries(&database).await,
+        Ok(None) => Ok(skipped(
+            None,
+            "the directory has no database for this tenant (or no longer lists it)".into(),
+        )),
+        Err(stop) => Err(stop),
+    };
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(Stop::Backend { error, version }) => failed(version, job.from, &error),
+        Err(Stop::LeaseLost) => return Ok(lease_lost(&claimed.tenant_id)),
+        Err(Stop::Store(error)) => return Err(error),
+    };
+    let written = ctx
+        .store
+        .record_outcome(ctx.rollout_id, &claimed.tenant_id, &ctx.owner, &outcome)
+        .await?;
+    if !written {
+        return Ok(lease_lost(&claimed.tenant_id));
+    }
+    ctx.listener.emit(event(
+        &claimed.tenant_id,
+        &outcome,
+        job.from,
+        started.elapsed(),
+    ));
+    Ok(Some(outcome.state))
+}
+
+struct Job<'a> {
+    ctx: &'a JobContext,
+    claimed: &'a ClaimedTenant,
+    /// The version the tenant started from, once recorded.
+    from: Option<Option<i64>>,
+}
+
+impl Job<'_> {
+    async fn database(&self) -> Result<Option<DatabaseTarget>, Stop> {
+        let tenant = self
+            .ctx
+            .directory
+            .get(&self.claimed.tenant_id)
+            .await
+            .map_err(BackendError::transient)?;
+        Ok(tenant.and_then(|t| t.database))
+    }
+
+    /// Attempts the job until it succeeds, fails permanently or the policy gives up.
+    async fn with_retries(&mut self, database: &DatabaseTarget) -> Result<TenantOutcome, Stop> {
+        let started = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let stop = match self.attempt(database).await {
+                Err(stop @ Stop::Backend { .. }) => stop,
+                other => return other,
+            };
+            let decision = match &stop {
+                Stop::Backend { error, .. } if error.is_retryable() => RetryDecision::Retry,
+                _ => RetryDecision::GiveUp,
+            };
+            let elapsed = started.elapsed();
+            match self.ctx.retry.next_delay(attempts, elapsed, decision) {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Err(stop),
+            }
+        }
+    }
+
+    async fn attempt(&mut self, database: &DatabaseTarget) -> Result<TenantOutcome, Stop> {
+        let mut session = self.ctx.migrator.connect(database).await?;
+        let result = match self.ctx.phase {
+            Phase::Forward => self.forward(session.as_mut()).await,
+            Phase::Revert => self.revert(session.as_mut()).await,
+        };
+        session.close().await;
+        result
+    }
+
+    async fn forward(&mut self, session: &mut dyn TenantSession) -> Result<TenantOutcome, Stop> {
+        let current = session.version().await?;
+        let from = self.record_start(current).await?;
+        let target = self.ctx.target_version;
+        if current >= Some(target) {
+            if from < Some(target) {
+                // An earlier attempt applied it and died before writing the outcome.
+                return Ok(outcome(TenantState::Succeeded, current, true));
+            }
+            return Ok(skipped(
+                Some(current),
+                format!("already at version {}", display(current)),
+            ));
+        }
+        match session.apply(target).await {
+            Ok(report) => Ok(outcome(
+                TenantState::Succeeded,
+                report.to_version,
+                report.to_version != from,
+            )),
+            Err(error) => Err(Stop::Backend {
+                version: session.version().await.ok(),
+                error,
+            }),
+        }
+    }
+
+    async fn revert(&mut self, session: &mut dyn TenantSession) -> Result<TenantOutcome, Stop> {
+        let Some(from) = self.from else {
+            // Claimed for rollback before any forward attempt started: nothing to undo.
+            return Ok(outcome(TenantState::Pending, None, false));
+        };
+        match session.revert(from).await {
+            Ok(report) => Ok(outcome(TenantState::RolledBack, report.to_version, false)),
+            Err(error) => Err(Stop::Backend {
+                version: session.version().await.ok(),
+                error,
+            }),
+        }
+    }
+
+    /// Writes the starting version before anything changes, once per tenant.
+    async fn record_start(&mut self, current: Option<i64>) -> Result<Option<i64>, Stop> {
+        if let Some(from) = self.from {
+            return Ok(from);
+        }
+        let ctx = self.ctx;
+        let recorded = ctx
+            .store
+            .record_start(ctx.rollout_id, &self.claimed.tenant_id, &ctx.owner, current)
+            .await?;
+        if !recorded {
+            return Err(Stop::LeaseLost);
+        }
+        self.from = Some(current);
+        Ok(current)
+    }
+}
+
+fn outcome(state: TenantState, version: Option<i64>, migrated: bool) -> TenantOutcome {
+    TenantOutcome {
+        state,
+        version: Some(version),
+        migrated,
+        error: None,
+    }
+}
+
+fn skipped(version: Option<Option<i64>>, reason: String) -> TenantOutcome {
+    TenantOutcome {
+        state: TenantState::Skipped,
+        version,
+        migrated: false,
+        error: Some(reason),
+    }
+}
+
+fn failed(
+    version: Option<Option<i64>>,
+    from: Option<Option<i64>>,
+    error: &BackendError,
+) -> TenantOutcome {
+    TenantOutcome {
+        state: TenantState::Failed,
+        // Unknown version or start: leave what is stored.
+        migrated: matches!((version, from), (Some(v), Some(f)) if v != f),
+        version,
+        error: Some(error.to_string()),
+    }
+}
+
+fn event(
+    tenant: &TenantId,
+    outcome: &TenantOutcome,
+    from: Option<Option<i64>>,
+    elapsed: Duration,
+) -> RolloutEvent {
+    let tenant = tenant.clone();
+    match outcome.state {
+        TenantState::Failed => RolloutEvent::TenantFailed {
+            tenant,
+            error: outcome.error.clone().unwrap_or_default(),
+        },
+        TenantState::Skipped | TenantState::Pending => RolloutEvent::TenantSkipped {
+            tenant,
+            reason: outcome.error.clone().unwrap_or_default(),
+        },
+        TenantState::RolledBack => RolloutEvent::TenantRolledBack {
+            tenant,
+            to_version: outcome.version.flatten(),
+            elapsed,
+        },
+        _ => RolloutEvent::TenantSucceeded {
+            tenant,
+            from_version: from.flatten(),
+            to_version: outcome.version.flatten(),
+            elapsed,
+        },
+    }
+}
+
+fn lease_lost(tenant: &TenantId) -> Option<TenantState> {
+    tracing::warn!(%tenant, "lease lost: another runner took this tenant over; its outcome is theirs to record");
+    None
+}
+
+fn display(version: Option<i64>) -> String {
+    version.map_or_else(|| "none".to_owned(), |v| v.to_string())
+}

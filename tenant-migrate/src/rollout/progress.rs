@@ -1,0 +1,119 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenancy_core::TenantId;
+
+use super::StateCounts;
+
+/// What a rollout reports while it runs, for progress bars, logs and UIs.
+///
+/// Each runner reports what it sees: with several runners, each reports the
+/// tenants it migrates and the waves it takes part in.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RolloutEvent {
+    /// The runner created or joined a rollout.
+    Joined {
+        /// The rollout's id in the state store.
+        rollout_id: i64,
+        /// The tenants it covers.
+        tenants: u64,
+        /// Whether it already existed (a rerun or a second runner).
+        existing: bool,
+    },
+    /// A wave opened.
+    WaveStarted {
+        /// The wave.
+        wave: u32,
+        /// Its tenants.
+        tenants: u64,
+    },
+    /// Every tenant of a wave finished.
+    WaveFinished {
+        /// The wave.
+        wave: u32,
+        /// Its tenants per state.
+        counts: StateCounts,
+    },
+    /// The next wave waits for the soak time.
+    Soaking {
+        /// The wave that will open.
+        wave: u32,
+        /// The wait left.
+        remaining: Duration,
+    },
+    /// A tenant job started.
+    TenantStarted {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its wave.
+        wave: u32,
+        /// Its attempt (1 for the first claim).
+        attempt: u32,
+    },
+    /// A tenant reached the target version.
+    TenantSucceeded {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its version before.
+        from_version: Option<i64>,
+        /// Its version after.
+        to_version: Option<i64>,
+        /// How long the job took.
+        elapsed: Duration,
+    },
+    /// A tenant was reverted by a rollback.
+    TenantRolledBack {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its version after the revert.
+        to_version: Option<i64>,
+        /// How long the job took.
+        elapsed: Duration,
+    },
+    /// A tenant needed nothing (already at the target, or no database).
+    TenantSkipped {
+        /// The tenant.
+        tenant: TenantId,
+        /// Why.
+        reason: String,
+    },
+    /// A tenant's migration (or revert) failed; it is recorded as failed.
+    TenantFailed {
+        /// The tenant.
+        tenant: TenantId,
+        /// The error, safe to show.
+        error: String,
+    },
+    /// The rollout stopped claiming tenants.
+    Halted {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A callback receiving [`RolloutEvent`]s; it must return quickly (forward to a
+/// channel for slow consumers).
+#[derive(Clone)]
+pub(crate) struct Listener(Arc<dyn Fn(&RolloutEvent) + Send + Sync>);
+
+impl Listener {
+    pub(crate) fn new(callback: impl Fn(&RolloutEvent) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(callback))
+    }
+
+    pub(crate) fn silent() -> Self {
+        Self::new(|_| {})
+    }
+
+    pub(crate) fn emit(&self, event: RolloutEvent) {
+        (self.0)(&event);
+    }
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Listener(..)")
+    }
+}

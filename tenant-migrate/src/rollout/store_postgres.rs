@@ -1,0 +1,184 @@
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+use tenancy_core::{DatabaseUrl, TenantId};
+
+use super::store_rows::{
+    claim_from_row, record_from_row, rollback_floor, strategy_json, tenant_from_row, to_u64,
+    waves_from_rows, ClaimRow, ProgressRow, RecordRow, TenantRow,
+};
+use super::store_sql::{claim_status, rollout_store, POSTGRES_STATEMENTS};
+use super::{
+    ClaimRequest, ClaimedTenant, Plan, RolloutError, RolloutKey, RolloutRecord, RolloutStatus,
+    RolloutStore, Strategy, TenantOutcome, TenantRecord, WaveProgress,
+};
+
+const SCHEMA: &str = r"
+CREATE TABLE IF NOT EXISTS tenancy_rollouts (
+    id               BIGSERIAL PRIMARY KEY,
+    target_version   BIGINT NOT NULL,
+    set_checksum     TEXT NOT NULL,
+    strategy         JSONB NOT NULL,
+    status           TEXT NOT NULL,
+    tenant_count     BIGINT NOT NULL,
+    created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+    phase_started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    halted_reason    TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollouts_open
+    ON tenancy_rollouts (target_version, set_checksum)
+    WHERE status IN ('active', 'halted', 'rolling_back');
+CREATE TABLE IF NOT EXISTS tenancy_rollout_tenants (
+    rollout_id       BIGINT NOT NULL REFERENCES tenancy_rollouts (id) ON DELETE CASCADE,
+    tenant_id        TEXT NOT NULL,
+    wave             INT NOT NULL,
+    position         INT NOT NULL,
+    status           TEXT NOT NULL DEFAULT 'pending',
+    attempts         INT NOT NULL DEFAULT 0,
+    lease_owner      TEXT,
+    lease_expires_at TIMESTAMPTZ,
+    started_at       TIMESTAMPTZ,
+    finished_at      TIMESTAMPTZ,
+    from_version     BIGINT,
+    to_version       BIGINT,
+    migrated         BOOLEAN NOT NULL DEFAULT false,
+    error            TEXT,
+    PRIMARY KEY (rollout_id, tenant_id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollout_tenants_order
+    ON tenancy_rollout_tenants (rollout_id, wave, position);
+";
+
+/// The rollout state store on a PostgreSQL control-plane database: several runners,
+/// on one machine or many, share a rollout through it.
+///
+/// Claims use `FOR UPDATE SKIP LOCKED` under leases that expire, so a runner that
+/// dies leaves its tenants to the others after one lease period.
+///
+/// ```no_run
+/// use tenancy_core::DatabaseUrl;
+/// use tenant_migrate::PostgresRolloutStore;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let url = DatabaseUrl::parse("postgres://postgres@127.0.0.1:5432/control")?;
+/// let store = PostgresRolloutStore::connect(&url).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresRolloutStore {
+    pool: PgPool,
+}
+
+impl PostgresRolloutStore {
+    /// Connects (a small pool) and creates the `tenancy_rollout*` tables if missing.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self, RolloutError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(url.expose())
+            .await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool; creates the tables if missing.
+    pub async fn from_pool(pool: PgPool) -> Result<Self, RolloutError> {
+        let mut tx = pool.begin().await?;
+        // Two runners starting at once must not both run CREATE TABLE.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenancy_rollouts'))")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Self { pool })
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'_, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    /// Inserts the rollout and its tenants in one transaction; `None` when an open
+    /// rollout with the same key exists (a concurrent insert is waited for).
+    async fn try_create(
+        &self,
+        key: &RolloutKey,
+        strategy: &Strategy,
+        plan: &Plan,
+    ) -> Result<Option<i64>, RolloutError> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO tenancy_rollouts (target_version, set_checksum, strategy, status, tenant_count)
+             VALUES ($1, $2, $3::jsonb, 'active', $4)
+             ON CONFLICT (target_version, set_checksum)
+                 WHERE status IN ('active', 'halted', 'rolling_back') DO NOTHING
+             RETURNING id",
+        )
+        .bind(key.target_version)
+        .bind(&key.set_checksum)
+        .bind(strategy_json(strategy)?)
+        .bind(i64::try_from(plan.len()).unwrap_or(i64::MAX))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let tenants = plan.tenants();
+        let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+        let waves: Vec<i64> = tenants.iter().map(|t| i64::from(t.wave)).collect();
+        let positions: Vec<i64> = tenants.iter().map(|t| i64::from(t.position)).collect();
+        sqlx::query(
+            "INSERT INTO tenancy_rollout_tenants (rollout_id, tenant_id, wave, position)
+             SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::int8[])",
+        )
+        .bind(id)
+        .bind(ids)
+        .bind(waves)
+        .bind(positions)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+}
+
+rollout_store!(PostgresRolloutStore, POSTGRES_STATEMENTS, {
+    async fn create_or_join(
+        &self,
+        key: &RolloutKey,
+        strategy: &Strategy,
+        plan: &Plan,
+    ) -> Result<RolloutRecord, RolloutError> {
+        // The loser of a race finds the winner's rollout; a rollout that finished in
+        // between (rare) lets the next attempt create a fresh one.
+        for _ in 0..3 {
+            if let Some(id) = self.try_create(key, strategy, plan).await? {
+                return self.record(id).await;
+            }
+            if let Some(open) = self.find(key, true).await? {
+                return Ok(open);
+            }
+        }
+        Err(RolloutError::CorruptState(
+            "a rollout with this key keeps appearing and finishing; retry".into(),
+        ))
+    }
+
+    async fn claim(
+        &self,
+        rollout_id: i64,
+        request: &ClaimRequest<'_>,
+    ) -> Result<Vec<ClaimedTenant>, RolloutError> {
+        // One statement: the rows it picks are locked, and other runners skip them.
+        let rows: Vec<ClaimRow> = sqlx::query_as(self.sql().claim(request.phase))
+            .bind(rollout_id)
+            .bind(request.owner)
+            .bind(i64::from(request.max_wave))
+            .bind(i64::from(request.limit))
+            .bind(request.lease.as_secs_f64())
+            .bind(claim_status(request.phase))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(claim_from_row).collect()
+    }
+});

@@ -1,0 +1,435 @@
+//! The SQL of both state stores, written once: the engines differ only in how they
+//! store time, cast integers, aggregate booleans and lock claimed rows.
+
+use std::sync::LazyLock;
+
+use super::store_rows::allowed_sources;
+use super::{Phase, RolloutStatus};
+
+/// What differs between the engines' SQL.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dialect {
+    /// The current time, as the timestamp columns hold it.
+    now: &'static str,
+    /// The time `{param}` seconds from now.
+    from_now: fn(&str) -> String,
+    /// A timestamp expression as Unix milliseconds (`BIGINT`).
+    millis: fn(&str) -> String,
+    /// An integer expression as `BIGINT`.
+    int8: fn(&str) -> String,
+    /// A JSON expression as text.
+    text: fn(&str) -> String,
+    /// Whether a boolean expression holds for any row (an aggregate).
+    any: fn(&str) -> String,
+    /// How a claim locks the rows it picks.
+    skip_locked: &'static str,
+    /// How `resume` locks the rollout row.
+    for_update: &'static str,
+}
+
+/// PostgreSQL: `TIMESTAMPTZ` columns, row locks that other runners skip.
+#[cfg(feature = "postgres")]
+pub(crate) const POSTGRES: Dialect = Dialect {
+    now: "now()",
+    from_now: |secs| format!("now() + make_interval(secs => {secs})"),
+    millis: |column| format!("(extract(epoch FROM {column}) * 1000)::int8"),
+    int8: |column| format!("{column}::int8"),
+    text: |column| format!("{column}::text"),
+    any: |expression| format!("bool_or({expression})"),
+    skip_locked: "FOR UPDATE SKIP LOCKED",
+    for_update: "FOR UPDATE",
+};
+
+/// SQLite: Unix milliseconds in `INTEGER` columns; a claim holds the database's
+/// write lock (`BEGIN IMMEDIATE`) instead of row locks.
+#[cfg(feature = "sqlite")]
+pub(crate) const SQLITE: Dialect = Dialect {
+    now: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+    from_now: |secs| format!("CAST((unixepoch('subsec') + {secs}) * 1000 AS INTEGER)"),
+    millis: |column| column.to_owned(),
+    int8: |column| column.to_owned(),
+    text: |column| column.to_owned(),
+    any: |expression| format!("max({expression})"),
+    skip_locked: "",
+    for_update: "",
+};
+
+/// Every statement of a store, built once from its dialect.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    dialect: Dialect,
+    pub(crate) record: String,
+    pub(crate) find: String,
+    pub(crate) status_for_update: String,
+    pub(crate) busy: String,
+    pub(crate) retry_failed: &'static str,
+    pub(crate) reactivate: String,
+    pub(crate) claim_forward: String,
+    pub(crate) claim_revert: String,
+    pub(crate) record_start: String,
+    pub(crate) record_outcome: String,
+    pub(crate) renew: String,
+    pub(crate) progress: String,
+    pub(crate) tenants: String,
+    pub(crate) version_counts: &'static str,
+    pub(crate) rollback_floor: String,
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) static POSTGRES_STATEMENTS: LazyLock<Statements> =
+    LazyLock::new(|| Statements::new(POSTGRES));
+#[cfg(feature = "sqlite")]
+pub(crate) static SQLITE_STATEMENTS: LazyLock<Statements> =
+    LazyLock::new(|| Statements::new(SQLITE));
+
+/// The columns a [`RecordRow`](super::store_rows::RecordRow) is read from.
+fn record_columns(d: &Dialect) -> String {
+    format!(
+        "id, target_version, set_checksum, {}, status, halted_reason, tenant_count, {}",
+        (d.text)("strategy"),
+        (d.millis)("created_at")
+    )
+}
+
+impl Statements {
+    fn new(d: Dialect) -> Self {
+        let columns = record_columns(&d);
+        let now = d.now;
+        Self {
+            record: format!("SELECT {columns} FROM tenancy_rollouts WHERE id = $1"),
+            find: format!(
+                "SELECT {columns} FROM tenancy_rollouts
+                  WHERE target_version = $1 AND set_checksum = $2
+                    AND (NOT $3 OR status IN ('active', 'halted', 'rolling_back'))
+                  ORDER BY id DESC LIMIT 1"
+            ),
+            status_for_update: format!(
+                "SELECT status FROM tenancy_rollouts WHERE id = $1 {}",
+                d.for_update
+            ),
+            busy: format!(
+                "SELECT EXISTS (SELECT 1 FROM tenancy_rollout_tenants WHERE rollout_id = $1
+                   AND (status = 'pending' OR (status = 'running' AND lease_expires_at > {now})))"
+            ),
+            retry_failed: "UPDATE tenancy_rollout_tenants SET status = 'pending'
+                            WHERE rollout_id = $1 AND status = 'failed'",
+            reactivate: format!(
+                "UPDATE tenancy_rollouts SET status = 'active', halted_reason = NULL, updated_at = {now}
+                  WHERE id = $1"
+            ),
+            claim_forward: claim(&d, Phase::Forward),
+            claim_revert: claim(&d, Phase::Revert),
+            record_start: format!(
+                "UPDATE tenancy_rollout_tenants SET started_at = {now}, from_version = $4
+                  WHERE rollout_id = $1 AND tenant_id = $2 AND lease_owner = $3 AND status = 'running'"
+            ),
+            record_outcome: format!(
+                "UPDATE tenancy_rollout_tenants
+                    SET status = $4, error = $7, finished_at = {now},
+                        to_version = CASE WHEN $8 THEN $5 ELSE to_version END,
+                        migrated = CASE WHEN $8 THEN $6 ELSE migrated END,
+                        lease_owner = NULL, lease_expires_at = NULL
+                  WHERE rollout_id = $1 AND tenant_id = $2 AND lease_owner = $3 AND status = 'running'"
+            ),
+            renew: format!(
+                "UPDATE tenancy_rollout_tenants SET lease_expires_at = {}
+                  WHERE rollout_id = $1 AND lease_owner = $2 AND status = 'running'",
+                (d.from_now)("$3")
+            ),
+            progress: format!(
+                "SELECT {}, status, count(*), {}
+                   FROM tenancy_rollout_tenants WHERE rollout_id = $1
+                  GROUP BY wave, status ORDER BY wave",
+                (d.int8)("wave"),
+                (d.millis)("max(finished_at)")
+            ),
+            tenants: format!(
+                "SELECT {}, tenant_id, {}, status, {}, from_version, to_version, error, {}, {}
+                   FROM tenancy_rollout_tenants
+                  WHERE rollout_id = $1 AND position > $2
+                  ORDER BY position LIMIT $3",
+                (d.int8)("position"),
+                (d.int8)("wave"),
+                (d.int8)("attempts"),
+                (d.millis)("started_at"),
+                (d.millis)("finished_at")
+            ),
+            version_counts: "SELECT COALESCE(to_version, from_version) AS version, count(*)
+                               FROM tenancy_rollout_tenants WHERE rollout_id = $1
+                              GROUP BY version ORDER BY version NULLS FIRST",
+            rollback_floor: format!(
+                "SELECT {}, {}, min(CASE WHEN migrated THEN from_version END)
+                   FROM tenancy_rollout_tenants WHERE rollout_id = $1",
+                (d.any)("migrated"),
+                (d.any)("migrated AND from_version IS NULL")
+            ),
+            dialect: d,
+        }
+    }
+
+    /// The claim statement of a phase.
+    pub(crate) fn claim(&self, phase: Phase) -> &str {
+        match phase {
+            Phase::Forward => &self.claim_forward,
+            Phase::Revert => &self.claim_revert,
+        }
+    }
+
+    /// Moves a rollout to `to` if it is in a status that may lead there; entering
+    /// `rolling_back` starts a new rollback pass.
+    pub(crate) fn set_status(&self, to: RolloutStatus) -> String {
+        let now = self.dialect.now;
+        let sources: Vec<String> = allowed_sources(to)
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect();
+        format!(
+            "UPDATE tenancy_rollouts
+                SET status = $2, halted_reason = $3, updated_at = {now},
+                    phase_started_at = CASE WHEN $2 = 'rolling_back' THEN {now} ELSE phase_started_at END
+              WHERE id = $1 AND status IN ({})",
+            sources.join(", ")
+        )
+    }
+}
+
+/// Claims up to `$4` tenants of waves up to `$3` for owner `$2`, leased for `$5`
+/// seconds, while the rollout has status `$6`: pending tenants (forward) or those the
+/// rollout migrated and has not tried to revert in this pass (revert), plus any whose
+/// lease expired.
+fn claim(d: &Dialect, phase: Phase) -> String {
+    let claimable = match phase {
+        Phase::Forward => "status = 'pending'",
+        Phase::Revert => {
+            "migrated AND (status = 'succeeded' OR (status = 'failed' AND \
+             finished_at < (SELECT phase_started_at FROM tenancy_rollouts WHERE id = $1)))"
+        }
+    };
+    format!(
+        "UPDATE tenancy_rollout_tenants
+            SET status = 'running', lease_owner = $2, attempts = attempts + 1,
+                lease_expires_at = {lease}
+          WHERE (rollout_id, tenant_id) IN (
+                SELECT rollout_id, tenant_id FROM tenancy_rollout_tenants
+                 WHERE rollout_id = $1 AND wave <= $3
+                   AND ({claimable} OR (status = 'running' AND lease_expires_at < {now}))
+                   AND EXISTS (SELECT 1 FROM tenancy_rollouts WHERE id = $1 AND status = $6)
+                 ORDER BY wave, position
+                 LIMIT $4 {skip_locked})
+      RETURNING tenant_id, {wave}, {attempts}, started_at IS NOT NULL, from_version",
+        lease = (d.from_now)("$5"),
+        now = d.now,
+        skip_locked = d.skip_locked,
+        wave = (d.int8)("wave"),
+        attempts = (d.int8)("attempts"),
+    )
+}
+
+/// The status a claim needs the rollout to have.
+pub(crate) fn claim_status(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Forward => "active",
+        Phase::Revert => "rolling_back",
+    }
+}
+
+/// Implements [`RolloutStore`](super::RolloutStore) for a store with a `pool`, a
+/// `begin_write()` that opens a transaction holding what `resume` needs, and the
+/// engine-specific `create_or_join` and `claim` given as `$specific`.
+macro_rules! rollout_store {
+    ($store:ty, $statements:expr, { $($specific:tt)* }) => {
+        impl $store {
+            fn sql(&self) -> &'static $crate::rollout::store_sql::Statements {
+                &$statements
+            }
+
+            async fn record(&self, rollout_id: i64) -> Result<RolloutRecord, RolloutError> {
+                let row: RecordRow = sqlx::query_as(&self.sql().record)
+                    .bind(rollout_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                record_from_row(row)
+            }
+
+            async fn find(
+                &self,
+                key: &RolloutKey,
+                open_only: bool,
+            ) -> Result<Option<RolloutRecord>, RolloutError> {
+                let row: Option<RecordRow> = sqlx::query_as(&self.sql().find)
+                    .bind(key.target_version)
+                    .bind(&key.set_checksum)
+                    .bind(open_only)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(record_from_row).transpose()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl RolloutStore for $store {
+            $($specific)*
+
+            async fn find_open(&self, key: &RolloutKey) -> Result<Option<RolloutRecord>, RolloutError> {
+                self.find(key, true).await
+            }
+
+            async fn find_latest(&self, key: &RolloutKey) -> Result<Option<RolloutRecord>, RolloutError> {
+                self.find(key, false).await
+            }
+
+            async fn resume(&self, rollout_id: i64) -> Result<RolloutRecord, RolloutError> {
+                let sql = self.sql();
+                let mut tx = self.begin_write().await?;
+                let status: String = sqlx::query_scalar(&sql.status_for_update)
+                    .bind(rollout_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                match status.parse::<RolloutStatus>()? {
+                    RolloutStatus::RollingBack => {
+                        return Err(RolloutError::RollingBack { rollout_id })
+                    }
+                    RolloutStatus::Active | RolloutStatus::Halted => {
+                        let busy: bool = sqlx::query_scalar(&sql.busy)
+                            .bind(rollout_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        if status == "halted" || !busy {
+                            sqlx::query(sql.retry_failed)
+                                .bind(rollout_id)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        sqlx::query(&sql.reactivate)
+                            .bind(rollout_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    RolloutStatus::Completed | RolloutStatus::RolledBack => {}
+                }
+                tx.commit().await?;
+                self.record(rollout_id).await
+            }
+
+            async fn record_start(
+                &self,
+                rollout_id: i64,
+                tenant: &TenantId,
+                owner: &str,
+                from_version: Option<i64>,
+            ) -> Result<bool, RolloutError> {
+                let done = sqlx::query(&self.sql().record_start)
+                    .bind(rollout_id)
+                    .bind(tenant.as_str())
+                    .bind(owner)
+                    .bind(from_version)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn record_outcome(
+                &self,
+                rollout_id: i64,
+                tenant: &TenantId,
+                owner: &str,
+                outcome: &TenantOutcome,
+            ) -> Result<bool, RolloutError> {
+                let done = sqlx::query(&self.sql().record_outcome)
+                    .bind(rollout_id)
+                    .bind(tenant.as_str())
+                    .bind(owner)
+                    .bind(outcome.state.as_str())
+                    .bind(outcome.version.flatten())
+                    .bind(outcome.migrated)
+                    .bind(outcome.error.as_deref())
+                    .bind(outcome.version.is_some())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn renew_leases(
+                &self,
+                rollout_id: i64,
+                owner: &str,
+                lease: Duration,
+            ) -> Result<u64, RolloutError> {
+                let done = sqlx::query(&self.sql().renew)
+                    .bind(rollout_id)
+                    .bind(owner)
+                    .bind(lease.as_secs_f64())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn progress(
+                &self,
+                rollout_id: i64,
+            ) -> Result<(RolloutRecord, Vec<WaveProgress>), RolloutError> {
+                let record = self.record(rollout_id).await?;
+                let rows: Vec<ProgressRow> = sqlx::query_as(&self.sql().progress)
+                    .bind(rollout_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok((record, waves_from_rows(rows)?))
+            }
+
+            async fn set_status(
+                &self,
+                rollout_id: i64,
+                status: RolloutStatus,
+                reason: Option<&str>,
+            ) -> Result<(), RolloutError> {
+                sqlx::query(&self.sql().set_status(status))
+                    .bind(rollout_id)
+                    .bind(status.as_str())
+                    .bind(reason)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn tenants(
+                &self,
+                rollout_id: i64,
+                after: Option<u32>,
+                limit: u32,
+            ) -> Result<Vec<(u32, TenantRecord)>, RolloutError> {
+                let rows: Vec<TenantRow> = sqlx::query_as(&self.sql().tenants)
+                    .bind(rollout_id)
+                    .bind(after.map_or(-1, i64::from))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(tenant_from_row).collect()
+            }
+
+            async fn version_counts(
+                &self,
+                rollout_id: i64,
+            ) -> Result<Vec<(Option<i64>, u64)>, RolloutError> {
+                let rows: Vec<(Option<i64>, i64)> = sqlx::query_as(self.sql().version_counts)
+                    .bind(rollout_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(|(v, n)| (v, to_u64(n))).collect())
+            }
+
+            async fn rollback_floor(
+                &self,
+                rollout_id: i64,
+            ) -> Result<Option<Option<i64>>, RolloutError> {
+                let (any, from_empty, lowest): (Option<bool>, Option<bool>, Option<i64>) =
+                    sqlx::query_as(&self.sql().rollback_floor)
+                        .bind(rollout_id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(rollback_floor(any, from_empty, lowest))
+            }
+        }
+    };
+}
+
+pub(crate) use rollout_store;

@@ -1,0 +1,176 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+use tenancy_core::TenantId;
+use time::OffsetDateTime;
+
+use super::store_rows::{
+    claim_from_row, record_from_row, rollback_floor, strategy_json, tenant_from_row, to_u64,
+    waves_from_rows, ClaimRow, ProgressRow, RecordRow, TenantRow,
+};
+use super::store_sql::{claim_status, rollout_store, SQLITE_STATEMENTS};
+use super::{
+    ClaimRequest, ClaimedTenant, Plan, RolloutError, RolloutKey, RolloutRecord, RolloutStatus,
+    RolloutStore, Strategy, TenantOutcome, TenantRecord, WaveProgress,
+};
+
+const SCHEMA: &str = r"
+CREATE TABLE IF NOT EXISTS tenancy_rollouts (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    target_version   INTEGER NOT NULL,
+    set_checksum     TEXT NOT NULL,
+    strategy         TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    tenant_count     INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    phase_started_at INTEGER NOT NULL,
+    halted_reason    TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollouts_open
+    ON tenancy_rollouts (target_version, set_checksum)
+    WHERE status IN ('active', 'halted', 'rolling_back');
+CREATE TABLE IF NOT EXISTS tenancy_rollout_tenants (
+    rollout_id       INTEGER NOT NULL REFERENCES tenancy_rollouts (id) ON DELETE CASCADE,
+    tenant_id        TEXT NOT NULL,
+    wave             INTEGER NOT NULL,
+    position         INTEGER NOT NULL,
+    status           TEXT NOT NULL DEFAULT 'pending',
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    lease_owner      TEXT,
+    lease_expires_at INTEGER,
+    started_at       INTEGER,
+    finished_at      INTEGER,
+    from_version     INTEGER,
+    to_version       INTEGER,
+    migrated         INTEGER NOT NULL DEFAULT 0,
+    error            TEXT,
+    PRIMARY KEY (rollout_id, tenant_id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollout_tenants_order
+    ON tenancy_rollout_tenants (rollout_id, wave, position);
+";
+
+/// Tenant rows inserted per statement (4 parameters each, under SQLite's limit).
+const INSERT_CHUNK: usize = 2000;
+
+/// The rollout state store in a SQLite file: the embedded default, for one runner
+/// at a time (claims take the write lock with `BEGIN IMMEDIATE`).
+///
+/// ```no_run
+/// use tenant_migrate::SqliteRolloutStore;
+///
+/// # async fn run() -> Result<(), tenant_migrate::RolloutError> {
+/// let store = SqliteRolloutStore::open("sqlite:migrate-state.db").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteRolloutStore {
+    pool: SqlitePool,
+}
+
+impl SqliteRolloutStore {
+    /// Opens (creating if missing) the SQLite file named by a `sqlite:` URL and
+    /// creates the `tenancy_rollout*` tables.
+    pub async fn open(url: &str) -> Result<Self, RolloutError> {
+        // WAL with `synchronous = NORMAL`: a commit survives the process being
+        // killed (what resuming relies on); only an OS crash may lose the last ones,
+        // and a tenant whose status write was lost is rechecked against its own
+        // history when it is claimed again.
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        // One connection: this process's writes queue in memory instead of meeting
+        // SQLite's busy handler (which sleeps), and `:memory:` stays one database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// A transaction holding the database's write lock from its first statement.
+    async fn begin_write(&self) -> Result<Transaction<'_, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+/// The time as the timestamp columns hold it (Unix milliseconds).
+fn now_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+rollout_store!(SqliteRolloutStore, SQLITE_STATEMENTS, {
+    async fn create_or_join(
+        &self,
+        key: &RolloutKey,
+        strategy: &Strategy,
+        plan: &Plan,
+    ) -> Result<RolloutRecord, RolloutError> {
+        let mut tx = self.begin_write().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO tenancy_rollouts (target_version, set_checksum, strategy, status,
+                 tenant_count, created_at, updated_at, phase_started_at)
+             VALUES ($1, $2, $3, 'active', $4, $5, $5, $5)
+             ON CONFLICT (target_version, set_checksum)
+                 WHERE status IN ('active', 'halted', 'rolling_back') DO NOTHING
+             RETURNING id",
+        )
+        .bind(key.target_version)
+        .bind(&key.set_checksum)
+        .bind(strategy_json(strategy)?)
+        .bind(i64::try_from(plan.len()).unwrap_or(i64::MAX))
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            tx.rollback().await?;
+            return self.find(key, true).await?.ok_or_else(|| {
+                RolloutError::CorruptState(
+                    "an open rollout vanished while joining it; retry".into(),
+                )
+            });
+        };
+        for chunk in plan.tenants().chunks(INSERT_CHUNK) {
+            let mut insert: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+                "INSERT INTO tenancy_rollout_tenants (rollout_id, tenant_id, wave, position) ",
+            );
+            insert.push_values(chunk, |mut row, tenant| {
+                row.push_bind(id)
+                    .push_bind(tenant.id.as_str())
+                    .push_bind(i64::from(tenant.wave))
+                    .push_bind(i64::from(tenant.position));
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.record(id).await
+    }
+
+    async fn claim(
+        &self,
+        rollout_id: i64,
+        request: &ClaimRequest<'_>,
+    ) -> Result<Vec<ClaimedTenant>, RolloutError> {
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<ClaimRow> = sqlx::query_as(self.sql().claim(request.phase))
+            .bind(rollout_id)
+            .bind(request.owner)
+            .bind(i64::from(request.max_wave))
+            .bind(i64::from(request.limit))
+            .bind(request.lease.as_secs_f64())
+            .bind(claim_status(request.phase))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.into_iter().map(claim_from_row).collect()
+    }
+});
