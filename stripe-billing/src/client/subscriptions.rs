@@ -1,0 +1,42 @@
+//! Subscriptions: read the truth back from Stripe, cancel at the end of the period.
+
+use super::error::StripeError;
+use super::form::Form;
+use super::idempotency::IdempotencyKey;
+use super::ids::object_path;
+use super::stripe_client::StripeClient;
+use crate::Subscription;
+
+impl StripeClient {
+    /// Reads a subscription (`GET /v1/subscriptions/{id}`): the truth to fall back on
+    /// when webhook events arrive out of order.
+    pub async fn retrieve_subscription(
+        &self,
+        subscription_id: &str,
+    ) -> Result<Subscription, StripeError> {
+        let path = object_path("/v1/subscriptions", "subscription", subscription_id)?;
+        self.get(&path, "subscription").await
+    }
+
+    /// Cancels a subscription at the end of its current period
+    /// (`POST /v1/subscriptions/{id}` with `cancel_at_period_end=true`); access
+    /// continues until then. Without an explicit key, the idempotency key is derived
+    /// from the subscription id, so a second cancellation within 24 hours (after the
+    /// customer resumed) would get the first answer back: pass a key per user action
+    /// where that can happen.
+    pub async fn cancel_subscription_at_period_end(
+        &self,
+        subscription_id: &str,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<Subscription, StripeError> {
+        let path = object_path("/v1/subscriptions", "subscription", subscription_id)?;
+        let form = Form::new().field("cancel_at_period_end", true);
+        let key = IdempotencyKey::or_derive(
+            idempotency_key.as_ref(),
+            "subscription.cancel_at_period_end",
+            subscription_id,
+            &form,
+        );
+        self.post(&path, &form, &key, "subscription").await
+    }
+}

@@ -1,0 +1,125 @@
+//! Stripe billing for database-per-tenant SaaS: verified webhooks, typed events, an
+//! order-safe subscription lifecycle, plan entitlements, and a Stripe API client.
+//!
+//! Stripe may deliver an event twice, late, or out of order, and signs it with every
+//! active secret while one is being rolled. This crate verifies every signature against
+//! every secret, applies each event once, and never moves a tenant backwards.
+//!
+//! - **Webhooks**: [`WebhookVerifier`] checks the `Stripe-Signature` header (HMAC-SHA256,
+//!   constant-time, secret rotation, tolerance both ways) and decodes an [`Event`];
+//!   [`sign`] makes headers for tests.
+//! - **Events**: [`Event`] with typed objects ([`CheckoutSession`], [`Subscription`],
+//!   [`Invoice`]) for the types a billing integration subscribes to ([`EventType`]);
+//!   other types are kept as JSON, never an error.
+//! - **Lifecycle**: the pure state machine [`next`] over [`BillingState`] —
+//!   `Trialing → Active → PastDue → Suspended → Cancelled` — whose [`Effect`]s (modules to
+//!   enable or disable, [`BillingNotice`]s) the host carries out; configured by
+//!   [`LifecycleConfig`] and the [`PlanCatalog`].
+//! - **Processing**: [`BillingProcessor`] resolves the tenant, applies the event
+//!   idempotently in one store transaction, queues effects in an outbox, and
+//!   [`tick`](BillingProcessor::tick)s trials and grace periods; stores:
+//!   [`MemoryBillingStore`], `SqliteBillingStore` (feature `sqlite`),
+//!   `PostgresBillingStore` (feature `postgres`). A [`SubscriptionSource`] lets it re-read
+//!   subscriptions from Stripe.
+//! - **API client**: [`StripeClient`] creates customers, Checkout sessions (answered
+//!   with the same [`CheckoutSession`] type the events carry) and billing-portal
+//!   sessions, reads subscriptions and customers, and cancels at period end; errors
+//!   are [`StripeError`] with Stripe's [`ApiError`].
+//!
+//! # Example: a webhook handler
+//!
+//! ```
+//! use std::sync::Arc;
+//! use stripe_billing::{BillingProcessor, MemoryBillingStore, LifecycleConfig, Plan, PlanCatalog, ProcessError, ProcessOutcome, WebhookVerifier};
+//!
+//! /// `POST /api/webhooks/stripe`: the HTTP status to answer with.
+//! async fn stripe_webhook(verifier: &WebhookVerifier, processor: &BillingProcessor, signature: Option<&str>, body: &[u8]) -> u16 {
+//!     let Ok(event) = verifier.verify(body, signature) else {
+//!         return 400; // forged, replayed or not an event
+//!     };
+//!     match processor.process(&event).await {
+//!         Ok(ProcessOutcome::UnknownTenant { .. }) => 404, // nothing recorded; Stripe retries
+//!         Ok(_) => 200, // applied, unchanged, already processed or ignored
+//!         Err(ProcessError::InvalidTenantReference { .. }) => 200, // log it; a retry cannot help
+//!         Err(_) => 500, // the store failed; nothing changed, Stripe retries
+//!     }
+//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let catalog = PlanCatalog::new([
+//!     Plan::new("starter", "Starter").monthly("price_starter_m", 9_900).modules(["inventory"]),
+//!     Plan::new("professional", "Professional").monthly("price_pro_m", 29_900).modules(["inventory", "reports"]),
+//! ])?;
+//! let processor = BillingProcessor::new(Arc::new(MemoryBillingStore::new()), LifecycleConfig::new(catalog));
+//! let verifier = WebhookVerifier::new("whsec_test_secret")?;
+//!
+//! let body = br#"{"id": "evt_1", "object": "event", "type": "checkout.session.completed",
+//!   "created": 1767225600, "livemode": false, "api_version": "2025-03-31.basil",
+//!   "data": {"object": {"id": "cs_1", "object": "checkout.session", "mode": "subscription",
+//!   "payment_status": "paid", "client_reference_id": "acme", "customer": "cus_1",
+//!   "subscription": "sub_1", "created": 1767225600, "metadata": {}}}}"#;
+//! let now = time::OffsetDateTime::now_utc().unix_timestamp();
+//! let signature = stripe_billing::sign(body, &"whsec_test_secret".into(), now);
+//!
+//! assert_eq!(stripe_webhook(&verifier, &processor, Some(&signature), body).await, 200);
+//! assert_eq!(stripe_webhook(&verifier, &processor, Some(&signature), b"{}").await, 400);
+//! let effects = processor.store().pending_effects(10).await?; // enable modules, notify "activated"
+//! assert_eq!(effects.len(), 2);
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | Name | Description | Default? |
+//! |---|---|---|
+//! | `sqlite` | `SqliteBillingStore`, billing state in SQLite | no |
+//! | `postgres` | `PostgresBillingStore`, billing state in PostgreSQL | no |
+//! | `testing` | `testing`: Stripe's example objects as signed webhook events, for tests | no |
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
+// --- webhooks, events, state machine, plans, processor (issue 5) ---
+mod event;
+mod lifecycle;
+mod plans;
+mod processor;
+mod webhook;
+
+pub use event::{
+    CheckoutMode, CheckoutSession, CheckoutSessionStatus, Customer, CustomerDetails, Event,
+    EventData, EventObject, EventType, Invoice, InvoiceParent, InvoiceStatus,
+    InvoiceStatusTransitions, List, Metadata, PaymentStatus, Price, PriceInterval, Recurring,
+    Subscription, SubscriptionDetails, SubscriptionItem, SubscriptionStatus,
+};
+pub use lifecycle::{
+    next, BillingEvent, BillingEventKind, BillingNotice, BillingState, Effect, Input,
+    LifecycleConfig, Phase, SubscriptionSnapshot, SuspendReason, TrialEndBehaviour,
+};
+pub use plans::{
+    BillingInterval, CatalogError, Module, Plan, PlanCatalog, PlanId, PlanPrice, PlanSelection,
+};
+#[cfg(feature = "postgres")]
+pub use processor::PostgresBillingStore;
+#[cfg(feature = "sqlite")]
+pub use processor::SqliteBillingStore;
+pub use processor::{
+    BillingProcessor, BillingStore, MemoryBillingStore, PendingEffect, ProcessError,
+    ProcessOutcome, StateChange, StateUpdate, StoreError, SubscriptionSource, TickOutcome,
+    TickReport, Transacted,
+};
+pub use webhook::{
+    sign, HeaderError, SignatureHeader, WebhookError, WebhookVerifier, WebhookVerifierBuilder,
+    DEFAULT_TOLERANCE, MAX_SIGNATURES,
+};
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+// --- Stripe API client (issue 7) ---
+mod client;
+
+pub use client::{
+    ApiError, ApiErrorType, BillingPortalSession, CheckoutCustomer, CheckoutRedirect,
+    CreateBillingPortalSession, CreateCheckoutSession, CreateCustomer, IdempotencyKey,
+    StripeClient, StripeClientBuilder, StripeConfigError, StripeError, DEFAULT_STRIPE_TIMEOUT,
+    DEFAULT_STRIPE_VERSION, STRIPE_API_BASE_URL, TENANT_ID_METADATA_KEY,
+};

@@ -1,0 +1,337 @@
+use std::fmt;
+use std::sync::Arc;
+
+use tenancy_core::{TenantId, TenantIdError};
+use time::OffsetDateTime;
+
+use super::{BillingStore, StateUpdate, StoreError, SubscriptionSource, Transacted};
+use crate::{
+    next, BillingEvent, BillingEventKind, BillingState, Effect, Event, EventType, Input,
+    LifecycleConfig, Phase, SubscriptionSnapshot,
+};
+
+/// What processing an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProcessOutcome {
+    /// The event changed the tenant's state; the effects are also queued in the store's outbox.
+    Applied {
+        /// The tenant.
+        tenant_id: TenantId,
+        /// The tenant's phase after the event.
+        phase: Phase,
+        /// What the host must do.
+        effects: Vec<Effect>,
+    },
+    /// The event was recorded but changed nothing (it was older than the state, or a no-op).
+    Unchanged {
+        /// The tenant.
+        tenant_id: TenantId,
+    },
+    /// The event was processed before: nothing was done.
+    AlreadyProcessed {
+        /// The tenant.
+        tenant_id: TenantId,
+    },
+    /// The event does not concern a subscription's lifecycle (another type, a one-time
+    /// Checkout, an invoice without a subscription). Nothing was done.
+    Ignored {
+        /// The event's type.
+        event_type: EventType,
+    },
+    /// No tenant could be found for the event: nothing was recorded, so a later delivery
+    /// (Stripe retries for three days if the host answers with an error) is processed in full.
+    UnknownTenant {
+        /// The customer the event concerns, if any.
+        customer_id: Option<String>,
+    },
+}
+
+/// Why an event (or a tick) could not be processed. Nothing was changed; retrying is safe.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// The event names a tenant (`client_reference_id` or `metadata.tenant_id`) that is not a valid tenant id.
+    #[error(
+        "event {event_id} names tenant `{value}`, which is not a valid tenant id: {source}; \
+         set client_reference_id or metadata.tenant_id to the tenant id when creating Stripe objects"
+    )]
+    InvalidTenantReference {
+        /// The event.
+        event_id: String,
+        /// The value found.
+        value: String,
+        /// Why it is invalid.
+        #[source]
+        source: TenantIdError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One tenant changed by a [`BillingProcessor::tick`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TickOutcome {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Its phase after the tick.
+    pub phase: Phase,
+    /// What the host must do (also queued in the outbox).
+    pub effects: Vec<Effect>,
+}
+
+/// What a [`BillingProcessor::tick`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct TickReport {
+    /// The tenants whose state changed.
+    pub changed: Vec<TickOutcome>,
+    /// The tenants that could not be updated (the others were).
+    pub failed: Vec<(TenantId, StoreError)>,
+}
+
+/// Applies verified Stripe events to tenants' billing state: idempotently (an event id
+/// is applied once, recorded in the same transaction as the change) and order-safely
+/// (see [`next`](crate::next)).
+///
+/// The tenant comes from the object's `client_reference_id` or `metadata.tenant_id`,
+/// else from the customer → tenant mapping the store learnt from earlier events.
+#[derive(Clone)]
+pub struct BillingProcessor {
+    store: Arc<dyn BillingStore>,
+    config: Arc<LifecycleConfig>,
+    source: Option<Arc<dyn SubscriptionSource>>,
+}
+
+impl fmt::Debug for BillingProcessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BillingProcessor")
+            .field("store", &self.store)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BillingProcessor {
+    /// A processor over `store` with `config`.
+    pub fn new(store: Arc<dyn BillingStore>, config: LifecycleConfig) -> Self {
+        Self {
+            store,
+            config: Arc::new(config),
+            source: None,
+        }
+    }
+
+    /// Re-reads subscriptions from `source` before applying subscription events.
+    #[must_use]
+    pub fn with_subscription_source(mut self, source: Arc<dyn SubscriptionSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn BillingStore> {
+        &self.store
+    }
+
+    /// The lifecycle configuration.
+    pub fn config(&self) -> &LifecycleConfig {
+        &self.config
+    }
+
+    /// A tenant's billing state.
+    pub async fn state(&self, tenant_id: &TenantId) -> Result<Option<BillingState>, StoreError> {
+        self.store.load(tenant_id).await
+    }
+
+    /// Starts a tenant's trial at `now` (at signup). Does nothing if the tenant already
+    /// has a billing state; returns the effects queued (the trial plan's modules).
+    pub async fn start_trial(
+        &self,
+        tenant_id: &TenantId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Effect>, StoreError> {
+        let mut effects = Vec::new();
+        let config = &self.config;
+        self.store
+            .transact(tenant_id, None, &mut |current| {
+                if current.is_some() {
+                    return None;
+                }
+                let (state, started) = BillingState::start_trial(now, config);
+                effects.clone_from(&started);
+                Some(update(state, started, config))
+            })
+            .await?;
+        Ok(effects)
+    }
+
+    /// Processes a verified event.
+    pub async fn process(&self, event: &Event) -> Result<ProcessOutcome, ProcessError> {
+        let Some(mut input) = BillingEvent::from_event(event) else {
+            return Ok(ProcessOutcome::Ignored {
+                event_type: event.event_type.clone(),
+            });
+        };
+        let Some(tenant_id) = self.resolve_tenant(event).await? else {
+            tracing::warn!(event = %event.id, customer = ?event.customer_id(), "no tenant for billing event");
+            return Ok(ProcessOutcome::UnknownTenant {
+                customer_id: event.customer_id().map(str::to_owned),
+            });
+        };
+        self.refresh_subscription(&mut input).await;
+        let (transacted, outcome) = self
+            .transition(
+                &tenant_id,
+                Some(&event.id),
+                &Input::Event(input),
+                Some(event.created),
+            )
+            .await?;
+        Ok(match (transacted, outcome) {
+            (Transacted::Duplicate, _) => ProcessOutcome::AlreadyProcessed { tenant_id },
+            (_, Some((phase, effects))) => ProcessOutcome::Applied {
+                tenant_id,
+                phase,
+                effects,
+            },
+            (_, None) => ProcessOutcome::Unchanged { tenant_id },
+        })
+    }
+
+    /// Applies clock-driven transitions (trial notices, trial ends, grace period ends)
+    /// to every tenant due at `now`. Run it on a schedule (every few minutes).
+    pub async fn tick(&self, now: OffsetDateTime) -> Result<TickReport, StoreError> {
+        let mut report = TickReport::default();
+        for tenant_id in self.store.due(now).await? {
+            match self.tick_tenant(&tenant_id, now).await {
+                Ok(Some((phase, effects))) => report.changed.push(TickOutcome {
+                    tenant_id,
+                    phase,
+                    effects,
+                }),
+                Ok(None) => {}
+                Err(error) => report.failed.push((tenant_id, error)),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn tick_tenant(
+        &self,
+        tenant_id: &TenantId,
+        now: OffsetDateTime,
+    ) -> Result<Option<(Phase, Vec<Effect>)>, StoreError> {
+        let (_, outcome) = self
+            .transition(tenant_id, None, &Input::Tick(now), None)
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Applies `input` to the tenant in one store transaction (recording `event_id`), and
+    /// returns what the store did and, if the state changed, the new phase and the effects.
+    /// A tenant without a state starts a trial at `trial_start`, or is left alone if `None`.
+    async fn transition(
+        &self,
+        tenant_id: &TenantId,
+        event_id: Option<&str>,
+        input: &Input,
+        trial_start: Option<OffsetDateTime>,
+    ) -> Result<(Transacted, Option<(Phase, Vec<Effect>)>), StoreError> {
+        let config = &self.config;
+        let mut outcome = None;
+        let transacted = self
+            .store
+            .transact(tenant_id, event_id, &mut |current| {
+                let update = match (current, trial_start) {
+                    (Some(state), _) => match apply(&state, input, config) {
+                        None if matches!(input, Input::Tick(_)) => {
+                            // Nothing to do, yet the tenant was due: the configuration moved
+                            // its deadline. Store the new one so it leaves the due set.
+                            outcome = None;
+                            return Some(update(state, Vec::new(), config));
+                        }
+                        changed => changed,
+                    },
+                    (None, Some(start)) => Some(apply_to_new_tenant(start, input, config)),
+                    (None, None) => None,
+                };
+                outcome = update
+                    .as_ref()
+                    .map(|u| (u.state.phase.clone(), u.effects.clone()));
+                update
+            })
+            .await?;
+        Ok((transacted, outcome))
+    }
+
+    async fn resolve_tenant(&self, event: &Event) -> Result<Option<TenantId>, ProcessError> {
+        if let Some(declared) = event.declared_tenant() {
+            return TenantId::new(declared).map(Some).map_err(|source| {
+                ProcessError::InvalidTenantReference {
+                    event_id: event.id.clone(),
+                    value: declared.to_owned(),
+                    source,
+                }
+            });
+        }
+        match event.customer_id() {
+            Some(customer_id) => Ok(self.store.tenant_for_customer(customer_id).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces a subscription event's snapshot with Stripe's current one, if a source is set.
+    async fn refresh_subscription(&self, input: &mut BillingEvent) {
+        let Some(source) = &self.source else { return };
+        let (BillingEventKind::SubscriptionChanged(snapshot)
+        | BillingEventKind::TrialWillEnd(snapshot)) = &mut input.kind
+        else {
+            return;
+        };
+        match source.subscription(&snapshot.id).await {
+            Ok(current) => *snapshot = SubscriptionSnapshot::from(&current),
+            Err(error) => {
+                tracing::warn!(subscription = %snapshot.id, %error, "could not re-read subscription; using the event's copy");
+            }
+        }
+    }
+}
+
+/// Runs the state machine on the tenant's state and returns the update to write, or
+/// `None` if nothing changed.
+fn apply(state: &BillingState, input: &Input, config: &LifecycleConfig) -> Option<StateUpdate> {
+    let (new_state, effects) = next(state, input, config);
+    if &new_state == state && effects.is_empty() {
+        return None;
+    }
+    Some(update(new_state, effects, config))
+}
+
+/// For a tenant without a state (no trial was started for it): starts a trial at
+/// `trial_start`, applies `input`, and describes the modules from nothing enabled.
+fn apply_to_new_tenant(
+    trial_start: OffsetDateTime,
+    input: &Input,
+    config: &LifecycleConfig,
+) -> StateUpdate {
+    let (trial, _) = BillingState::start_trial(trial_start, config);
+    let (new_state, effects) = next(&trial, input, config);
+    let modules = new_state.enabled_modules(config);
+    let enable = (!modules.is_empty()).then_some(Effect::EnableModules(modules));
+    let notices = effects
+        .into_iter()
+        .filter(|e| matches!(e, Effect::Notify(_)));
+    update(
+        new_state,
+        enable.into_iter().chain(notices).collect(),
+        config,
+    )
+}
+
+fn update(state: BillingState, effects: Vec<Effect>, config: &LifecycleConfig) -> StateUpdate {
+    let due_at = state.next_deadline(config);
+    StateUpdate::new(state, due_at, effects)
+}

@@ -1,0 +1,21 @@
+//! Processing verified events: tenant resolution, idempotency, order safety, stores.
+
+mod billing_processor;
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod source;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod store;
+
+pub use billing_processor::{
+    BillingProcessor, ProcessError, ProcessOutcome, TickOutcome, TickReport,
+};
+pub use memory::MemoryBillingStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresBillingStore;
+pub use source::SubscriptionSource;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteBillingStore;
+pub use store::{BillingStore, PendingEffect, StateChange, StateUpdate, StoreError, Transacted};

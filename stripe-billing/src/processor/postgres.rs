@@ -1,0 +1,178 @@
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::PgConnection;
+use tenancy_core::TenantId;
+use time::OffsetDateTime;
+
+use super::store::codec;
+use super::{BillingStore, PendingEffect, StateChange, StoreError, Transacted};
+use crate::BillingState;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS billing_tenants (
+    tenant_id   TEXT PRIMARY KEY,
+    customer_id TEXT,
+    phase       TEXT NOT NULL,
+    due_at      BIGINT,
+    state       JSONB NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS billing_tenants_customer ON billing_tenants (customer_id);
+CREATE INDEX IF NOT EXISTS billing_tenants_due ON billing_tenants (due_at) WHERE due_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS billing_events (
+    event_id     TEXT PRIMARY KEY,
+    tenant_id    TEXT NOT NULL,
+    processed_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS billing_effects (
+    id         BIGSERIAL PRIMARY KEY,
+    tenant_id  TEXT NOT NULL,
+    effect     JSONB NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+";
+
+/// A [`BillingStore`] in PostgreSQL (tables `billing_tenants`, `billing_events`,
+/// `billing_effects`), safe for several host processes at once: concurrent deliveries
+/// of one event apply it once, and a tenant's changes are serialised by a
+/// transaction-scoped advisory lock.
+///
+/// ```no_run
+/// use stripe_billing::PostgresBillingStore;
+///
+/// # async fn run() -> Result<(), stripe_billing::StoreError> {
+/// let store = PostgresBillingStore::connect("postgres://postgres@127.0.0.1/control").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresBillingStore {
+    pool: PgPool,
+}
+
+impl PostgresBillingStore {
+    /// Connects to the database at `url` and creates the tables if missing.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool, creating the tables if missing.
+    pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
+        // Serialise concurrent first starts: CREATE … IF NOT EXISTS races on the catalog.
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('stripe_billing_schema'))")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Self { pool })
+    }
+}
+
+async fn read_state(
+    conn: &mut PgConnection,
+    tenant_id: &TenantId,
+) -> Result<Option<BillingState>, StoreError> {
+    let row = sqlx::query("SELECT state::text AS state FROM billing_tenants WHERE tenant_id = $1")
+        .bind(tenant_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|row| codec::state(tenant_id, &row)).transpose()
+}
+
+#[async_trait]
+impl BillingStore for PostgresBillingStore {
+    async fn load(&self, tenant_id: &TenantId) -> Result<Option<BillingState>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        read_state(&mut conn, tenant_id).await
+    }
+
+    async fn tenant_for_customer(&self, customer_id: &str) -> Result<Option<TenantId>, StoreError> {
+        let row = sqlx::query("SELECT tenant_id FROM billing_tenants WHERE customer_id = $1 ORDER BY tenant_id LIMIT 1")
+            .bind(customer_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| codec::tenant_id(&row)).transpose()
+    }
+
+    async fn due(&self, now: OffsetDateTime) -> Result<Vec<TenantId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id FROM billing_tenants WHERE due_at <= $1 ORDER BY tenant_id",
+        )
+        .bind(now.unix_timestamp())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(codec::tenant_id).collect()
+    }
+
+    async fn transact(
+        &self,
+        tenant_id: &TenantId,
+        event_id: Option<&str>,
+        change: &mut StateChange<'_>,
+    ) -> Result<Transacted, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(event_id) = event_id {
+            // A concurrent delivery of the same event waits here for the other
+            // transaction, then sees the conflict.
+            let inserted = sqlx::query(
+                "INSERT INTO billing_events (event_id, tenant_id) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(event_id)
+            .bind(tenant_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                return Ok(Transacted::Duplicate);
+            }
+        }
+        // Serialise changes to one tenant, including its first row.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('stripe_billing:' || $1))")
+            .bind(tenant_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let current = read_state(&mut tx, tenant_id).await?;
+        if let Some(update) = change(current) {
+            sqlx::query(
+                "INSERT INTO billing_tenants (tenant_id, customer_id, phase, due_at, state, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5::jsonb, now()) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET customer_id = excluded.customer_id, phase = excluded.phase, \
+                 due_at = excluded.due_at, state = excluded.state, updated_at = excluded.updated_at",
+            )
+            .bind(tenant_id.as_str())
+            .bind(update.state.customer_id.as_deref())
+            .bind(update.state.phase.name())
+            .bind(update.due_at.map(OffsetDateTime::unix_timestamp))
+            .bind(codec::encode_state(&update.state)?)
+            .execute(&mut *tx)
+            .await?;
+            for effect in &update.effects {
+                sqlx::query(
+                    "INSERT INTO billing_effects (tenant_id, effect) VALUES ($1, $2::jsonb)",
+                )
+                .bind(tenant_id.as_str())
+                .bind(codec::encode_effect(effect)?)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Transacted::Committed)
+    }
+
+    async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
+        let rows = sqlx::query("SELECT id, tenant_id, effect::text AS effect FROM billing_effects ORDER BY id LIMIT $1")
+            .bind(codec::limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(codec::pending_effect).collect()
+    }
+
+    async fn ack_effects(&self, ids: &[i64]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM billing_effects WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

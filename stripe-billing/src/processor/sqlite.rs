@@ -1,0 +1,181 @@
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::SqliteConnection;
+use tenancy_core::TenantId;
+use time::OffsetDateTime;
+
+use super::store::codec;
+use super::{BillingStore, PendingEffect, StateChange, StoreError, Transacted};
+use crate::BillingState;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS billing_tenants (
+    tenant_id   TEXT PRIMARY KEY,
+    customer_id TEXT,
+    phase       TEXT NOT NULL,
+    due_at      INTEGER,
+    state       TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS billing_tenants_customer ON billing_tenants (customer_id);
+CREATE INDEX IF NOT EXISTS billing_tenants_due ON billing_tenants (due_at);
+CREATE TABLE IF NOT EXISTS billing_events (
+    event_id     TEXT PRIMARY KEY,
+    tenant_id    TEXT NOT NULL,
+    processed_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS billing_effects (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id  TEXT NOT NULL,
+    effect     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+";
+
+/// A [`BillingStore`] in SQLite (tables `billing_tenants`, `billing_events`,
+/// `billing_effects`), for a single host process.
+///
+/// ```no_run
+/// use stripe_billing::SqliteBillingStore;
+///
+/// # async fn run() -> Result<(), stripe_billing::StoreError> {
+/// let store = SqliteBillingStore::connect("sqlite://billing.db?mode=rwc").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteBillingStore {
+    pool: SqlitePool,
+}
+
+impl SqliteBillingStore {
+    /// Opens (creating if needed, with `?mode=rwc`) the database at `url` and creates the tables.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options =
+            SqliteConnectOptions::from_str(url)?.busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool, creating the tables if missing.
+    pub async fn from_pool(pool: SqlitePool) -> Result<Self, StoreError> {
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+async fn read_state(
+    conn: &mut SqliteConnection,
+    tenant_id: &TenantId,
+) -> Result<Option<BillingState>, StoreError> {
+    let row = sqlx::query("SELECT state FROM billing_tenants WHERE tenant_id = ?")
+        .bind(tenant_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|row| codec::state(tenant_id, &row)).transpose()
+}
+
+#[async_trait]
+impl BillingStore for SqliteBillingStore {
+    async fn load(&self, tenant_id: &TenantId) -> Result<Option<BillingState>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        read_state(&mut conn, tenant_id).await
+    }
+
+    async fn tenant_for_customer(&self, customer_id: &str) -> Result<Option<TenantId>, StoreError> {
+        let row = sqlx::query("SELECT tenant_id FROM billing_tenants WHERE customer_id = ? ORDER BY tenant_id LIMIT 1")
+            .bind(customer_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| codec::tenant_id(&row)).transpose()
+    }
+
+    async fn due(&self, now: OffsetDateTime) -> Result<Vec<TenantId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id FROM billing_tenants WHERE due_at <= ? ORDER BY tenant_id",
+        )
+        .bind(now.unix_timestamp())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(codec::tenant_id).collect()
+    }
+
+    async fn transact(
+        &self,
+        tenant_id: &TenantId,
+        event_id: Option<&str>,
+        change: &mut StateChange<'_>,
+    ) -> Result<Transacted, StoreError> {
+        // IMMEDIATE takes the write lock up front: one writer at a time, no upgrade deadlock.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        if let Some(event_id) = event_id {
+            let inserted = sqlx::query(
+                "INSERT INTO billing_events (event_id, tenant_id, processed_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(event_id)
+            .bind(tenant_id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                return Ok(Transacted::Duplicate);
+            }
+        }
+        let current = read_state(&mut tx, tenant_id).await?;
+        if let Some(update) = change(current) {
+            sqlx::query(
+                "INSERT INTO billing_tenants (tenant_id, customer_id, phase, due_at, state, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET customer_id = excluded.customer_id, phase = excluded.phase, \
+                 due_at = excluded.due_at, state = excluded.state, updated_at = excluded.updated_at",
+            )
+            .bind(tenant_id.as_str())
+            .bind(update.state.customer_id.as_deref())
+            .bind(update.state.phase.name())
+            .bind(update.due_at.map(OffsetDateTime::unix_timestamp))
+            .bind(codec::encode_state(&update.state)?)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            for effect in &update.effects {
+                sqlx::query(
+                    "INSERT INTO billing_effects (tenant_id, effect, created_at) VALUES (?, ?, ?)",
+                )
+                .bind(tenant_id.as_str())
+                .bind(codec::encode_effect(effect)?)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Transacted::Committed)
+    }
+
+    async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, tenant_id, effect FROM billing_effects ORDER BY id LIMIT ?")
+                .bind(codec::limit(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(codec::pending_effect).collect()
+    }
+
+    async fn ack_effects(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query("DELETE FROM billing_effects WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

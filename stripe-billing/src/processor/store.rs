@@ -1,0 +1,189 @@
+use std::fmt;
+
+use async_trait::async_trait;
+use tenancy_core::{BoxError, TenantId};
+use time::OffsetDateTime;
+
+use crate::{BillingState, Effect};
+
+/// Why a [`BillingStore`] operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed (connection, constraint, I/O); usually worth retrying.
+    #[error("billing store failed: {0}; check the database connection and retry")]
+    Database(#[source] BoxError),
+    /// A stored row could not be read back.
+    #[error(
+        "billing state of tenant `{tenant_id}` is unreadable ({reason}); fix or delete the row"
+    )]
+    Corrupt {
+        /// The tenant (or the raw id, if the id itself is bad).
+        tenant_id: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(Box::new(error))
+    }
+}
+
+/// What a [`StateChange`] decided: the new state, when a clock tick is next due, and the
+/// effects to queue in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StateUpdate {
+    /// The tenant's new state.
+    pub state: BillingState,
+    /// When a clock tick can next change it.
+    pub due_at: Option<OffsetDateTime>,
+    /// The effects to queue.
+    pub effects: Vec<Effect>,
+}
+
+impl StateUpdate {
+    /// An update.
+    pub fn new(state: BillingState, due_at: Option<OffsetDateTime>, effects: Vec<Effect>) -> Self {
+        Self {
+            state,
+            due_at,
+            effects,
+        }
+    }
+}
+
+/// The change applied inside a store transaction: given the tenant's current state
+/// (`None` if it has none), the update to write, or `None` to write nothing.
+pub type StateChange<'a> = dyn FnMut(Option<BillingState>) -> Option<StateUpdate> + Send + 'a;
+
+/// What a [`BillingStore::transact`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transacted {
+    /// The event id was already recorded: nothing was changed.
+    Duplicate,
+    /// The event id (if any) was recorded and the change (if any) written, in one transaction.
+    Committed,
+}
+
+/// An effect waiting in the outbox for the host to carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PendingEffect {
+    /// The outbox id, to acknowledge it with.
+    pub id: i64,
+    /// The tenant it concerns.
+    pub tenant_id: TenantId,
+    /// What to do.
+    pub effect: Effect,
+}
+
+/// Where tenants' billing state, processed event ids and the effect outbox live.
+///
+/// Implementations must make [`transact`](Self::transact) atomic and serialised per
+/// tenant: record the event id (a duplicate ends the call with nothing changed), read the
+/// tenant's state, call the change, write its result and queue its effects, all in one
+/// transaction, so that concurrent deliveries of one event apply it exactly once.
+#[async_trait]
+pub trait BillingStore: Send + Sync + fmt::Debug {
+    /// A tenant's state.
+    async fn load(&self, tenant_id: &TenantId) -> Result<Option<BillingState>, StoreError>;
+
+    /// The tenant whose state names Stripe customer `customer_id`.
+    async fn tenant_for_customer(&self, customer_id: &str) -> Result<Option<TenantId>, StoreError>;
+
+    /// The tenants with a clock deadline at or before `now`.
+    async fn due(&self, now: OffsetDateTime) -> Result<Vec<TenantId>, StoreError>;
+
+    /// Atomically records `event_id` (if given), reads the tenant's state, applies
+    /// `change` and writes its result.
+    async fn transact(
+        &self,
+        tenant_id: &TenantId,
+        event_id: Option<&str>,
+        change: &mut StateChange<'_>,
+    ) -> Result<Transacted, StoreError>;
+
+    /// Up to `limit` queued effects, oldest first.
+    async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError>;
+
+    /// Removes carried-out effects from the outbox.
+    async fn ack_effects(&self, ids: &[i64]) -> Result<(), StoreError>;
+}
+
+/// Row encoding shared by the SQL stores.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod codec {
+    use sqlx::{ColumnIndex, Decode, Row, Type};
+    use tenancy_core::TenantId;
+
+    use super::{PendingEffect, StoreError};
+    use crate::{BillingState, Effect};
+
+    pub(crate) fn encode_state(state: &BillingState) -> Result<String, StoreError> {
+        serde_json::to_string(state).map_err(|e| StoreError::Database(Box::new(e)))
+    }
+
+    pub(crate) fn encode_effect(effect: &Effect) -> Result<String, StoreError> {
+        serde_json::to_string(effect).map_err(|e| StoreError::Database(Box::new(e)))
+    }
+
+    fn text<R: Row>(row: &R, column: &'static str) -> Result<String, StoreError>
+    where
+        for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+        &'static str: ColumnIndex<R>,
+    {
+        Ok(row.try_get(column)?)
+    }
+
+    fn corrupt(tenant_id: &str, reason: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            tenant_id: tenant_id.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The `state` column of a `billing_tenants` row.
+    pub(crate) fn state<R: Row>(tenant_id: &TenantId, row: &R) -> Result<BillingState, StoreError>
+    where
+        for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+        &'static str: ColumnIndex<R>,
+    {
+        serde_json::from_str(&text(row, "state")?).map_err(|e| corrupt(tenant_id.as_str(), e))
+    }
+
+    /// The `tenant_id` column of a row.
+    pub(crate) fn tenant_id<R: Row>(row: &R) -> Result<TenantId, StoreError>
+    where
+        for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+        &'static str: ColumnIndex<R>,
+    {
+        let raw = text(row, "tenant_id")?;
+        TenantId::new(raw.clone()).map_err(|e| corrupt(&raw, e))
+    }
+
+    /// A `billing_effects` row (`id`, `tenant_id`, `effect`).
+    pub(crate) fn pending_effect<R: Row>(row: &R) -> Result<PendingEffect, StoreError>
+    where
+        for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+        for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+        &'static str: ColumnIndex<R>,
+    {
+        let tenant_id = tenant_id(row)?;
+        let effect = serde_json::from_str(&text(row, "effect")?)
+            .map_err(|e| corrupt(tenant_id.as_str(), format_args!("queued effect: {e}")))?;
+        Ok(PendingEffect {
+            id: row.try_get("id")?,
+            tenant_id,
+            effect,
+        })
+    }
+
+    pub(crate) fn limit(limit: usize) -> i64 {
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    }
+}
