@@ -1,0 +1,104 @@
+//! Wiring the crates into one service: the control plane, the tenant database
+//! provider, the migrator, onboarding and billing.
+
+use std::sync::Arc;
+
+use stripe_billing::{BillingProcessor, StripeClient};
+use tenancy_core::{Clock, Onboarding};
+
+use crate::config::{Env, SupabaseConfig};
+use crate::control_plane::{ControlPlane, ControlPlaneError, TenantDatabases};
+use crate::migrations::{AppMigrations, MigrationsError};
+use crate::parked_events::ParkedEvents;
+use crate::plans::seed_lifecycle;
+
+/// Why the service could not be assembled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AssemblyError {
+    /// The control plane could not be opened.
+    #[error(transparent)]
+    ControlPlane(#[from] ControlPlaneError),
+    /// The application's migrations are invalid.
+    #[error(transparent)]
+    Migrations(#[from] MigrationsError),
+    /// The plan catalog is invalid.
+    #[error("plan catalog: {0}; check the STRIPE_PRICE_* variables")]
+    Catalog(#[from] stripe_billing::CatalogError),
+}
+
+/// The assembled service parts.
+#[derive(Clone)]
+pub struct Assembly {
+    /// The control plane's stores.
+    pub plane: ControlPlane,
+    /// Where tenant databases come from.
+    pub databases: TenantDatabases,
+    /// The application's migrations (base plus those added through the admin API).
+    pub migrations: AppMigrations,
+    /// The onboarding pipeline.
+    pub onboarding: Onboarding,
+    /// The billing processor.
+    pub billing: BillingProcessor,
+    /// Verified Stripe events waiting for their tenant.
+    pub parked: ParkedEvents,
+}
+
+impl std::fmt::Debug for Assembly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assembly")
+            .field("plane", &self.plane)
+            .field("databases", &self.databases)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Assembly {
+    /// Re-reads subscriptions from Stripe through `client` when their events arrive, so
+    /// that a late or out-of-order event is applied with Stripe's current copy.
+    pub fn with_stripe(mut self, client: StripeClient) -> Self {
+        self.billing = self.billing.with_subscription_source(Arc::new(client));
+        self
+    }
+
+    /// Opens the control plane at `state_url` and wires everything to it.
+    pub async fn open(
+        state_url: &str,
+        supabase: Option<&SupabaseConfig>,
+        env: &impl Env,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AssemblyError> {
+        let plane = ControlPlane::open(state_url).await?;
+        let databases = TenantDatabases::choose(supabase, &plane)?;
+        Self::with_databases(plane, databases, env, clock).await
+    }
+
+    /// Wires everything to an open control plane and a chosen database provider.
+    pub async fn with_databases(
+        plane: ControlPlane,
+        databases: TenantDatabases,
+        env: &impl Env,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AssemblyError> {
+        let migrations = AppMigrations::open(&plane).await?;
+        let onboarding = Onboarding::new(
+            plane.directory.clone(),
+            databases.provisioner.clone(),
+            Arc::new(migrations.clone()),
+            databases.admins.clone(),
+        )
+        .with_clock(clock);
+        let billing = BillingProcessor::new(plane.billing.clone(), seed_lifecycle(env)?);
+        let parked = ParkedEvents::open(&plane)
+            .await
+            .map_err(MigrationsError::Storage)?;
+        Ok(Self {
+            parked,
+            plane,
+            databases,
+            migrations,
+            onboarding,
+            billing,
+        })
+    }
+}

@@ -1,0 +1,261 @@
+//! Configuration from the environment, with the seed's variable names, validated at
+//! start with messages that name the variable to fix.
+
+use std::time::Duration;
+
+use tenancy_core::SecretString;
+
+/// A configuration problem, naming the variable to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("{var} is not set; {hint}")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+        /// How to fix it.
+        hint: &'static str,
+    },
+    /// A variable is set to something unusable.
+    #[error("{var} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+}
+
+/// Reads variables; the process environment in production, a map in tests.
+pub trait Env {
+    /// The variable's value, if set and not blank.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl<const N: usize> Env for [(&str, &str); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+            .filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// Supabase settings: present when `SUPABASE_ACCESS_TOKEN` is set.
+#[derive(Debug, Clone)]
+pub struct SupabaseConfig {
+    /// `SUPABASE_ACCESS_TOKEN`: a personal access token (`sbp_…`).
+    pub access_token: SecretString,
+    /// `SUPABASE_ORGANIZATION_SLUG`, or the seed's `SUPABASE_ORGANIZATION_ID`.
+    pub organization_slug: String,
+    /// `SUPABASE_REGION` (default `us-east-1`).
+    pub region: String,
+    /// `SUPABASE_API_URL`: the Management API's base URL (default `https://api.supabase.com`).
+    pub api_url: Option<String>,
+    /// `SUPABASE_PROJECT_URL_TEMPLATE` (default `https://{ref}.supabase.co`).
+    pub project_url_template: Option<String>,
+    /// `SUPABASE_PASSWORD_SECRET`: derives each tenant's database password, so an adopted
+    /// project's password can be recomputed (defaults to the access token).
+    pub password_secret: SecretString,
+}
+
+impl SupabaseConfig {
+    /// Reads the Supabase settings; `Ok(None)` when `SUPABASE_ACCESS_TOKEN` is unset.
+    pub fn from_env(env: &impl Env) -> Result<Option<Self>, ConfigError> {
+        let Some(token) = env.var("SUPABASE_ACCESS_TOKEN") else {
+            return Ok(None);
+        };
+        let organization_slug = env
+            .var("SUPABASE_ORGANIZATION_SLUG")
+            .or_else(|| env.var("SUPABASE_ORGANIZATION_ID"))
+            .ok_or(ConfigError::Missing {
+                var: "SUPABASE_ORGANIZATION_SLUG",
+                hint: "set it (or the seed's SUPABASE_ORGANIZATION_ID) to your organization's slug from the Supabase dashboard URL",
+            })?;
+        if let Some(template) = env.var("SUPABASE_PROJECT_URL_TEMPLATE") {
+            if !template.contains("{ref}") {
+                return Err(ConfigError::Invalid {
+                    var: "SUPABASE_PROJECT_URL_TEMPLATE",
+                    reason: format!("`{template}` has no `{{ref}}` placeholder; write it like https://{{ref}}.supabase.co"),
+                });
+            }
+        }
+        if let Some(api) = env.var("SUPABASE_API_URL") {
+            check_http_url("SUPABASE_API_URL", &api)?;
+        }
+        Ok(Some(Self {
+            password_secret: env
+                .var("SUPABASE_PASSWORD_SECRET")
+                .unwrap_or_else(|| token.clone())
+                .into(),
+            access_token: token.into(),
+            organization_slug,
+            region: env
+                .var("SUPABASE_REGION")
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+            api_url: env.var("SUPABASE_API_URL"),
+            project_url_template: env.var("SUPABASE_PROJECT_URL_TEMPLATE"),
+        }))
+    }
+}
+
+/// Stripe settings.
+#[derive(Debug, Clone, Default)]
+pub struct StripeConfig {
+    /// `STRIPE_WEBHOOK_SECRET`, comma-separated while a secret is rolled.
+    pub webhook_secrets: Vec<SecretString>,
+    /// `STRIPE_SECRET_KEY` (optional: only Checkout and re-reading subscriptions need it).
+    pub secret_key: Option<SecretString>,
+    /// `STRIPE_API_URL`: the Stripe API's base URL (default `https://api.stripe.com`).
+    pub api_url: Option<String>,
+}
+
+impl StripeConfig {
+    /// Reads and checks the Stripe settings.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let webhook_secrets = match env.var("STRIPE_WEBHOOK_SECRET") {
+            None => Vec::new(),
+            Some(raw) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if s.starts_with("whsec_") {
+                        Ok(SecretString::from(s))
+                    } else {
+                        Err(ConfigError::Invalid {
+                            var: "STRIPE_WEBHOOK_SECRET",
+                            reason: "each secret starts with whsec_; copy it from the webhook endpoint's page in the Stripe dashboard".into(),
+                        })
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let secret_key = env.var("STRIPE_SECRET_KEY");
+        if let Some(key) = &secret_key {
+            if !(key.starts_with("sk_") || key.starts_with("rk_")) {
+                return Err(ConfigError::Invalid {
+                    var: "STRIPE_SECRET_KEY",
+                    reason: "a secret key starts with sk_ (or rk_ for a restricted key); the pk_ key is the publishable one".into(),
+                });
+            }
+        }
+        let api_url = env.var("STRIPE_API_URL");
+        if let Some(url) = &api_url {
+            check_http_url("STRIPE_API_URL", url)?;
+        }
+        Ok(Self {
+            webhook_secrets,
+            secret_key: secret_key.map(SecretString::from),
+            api_url,
+        })
+    }
+}
+
+/// The admin token guarding `/api/admin/*`: admin routes answer 503 when it is unset.
+pub fn admin_token(env: &impl Env) -> Result<Option<SecretString>, ConfigError> {
+    match env.var("ADMIN_TOKEN") {
+        None => Ok(None),
+        Some(token) if token.trim().len() < 16 => Err(ConfigError::Invalid {
+            var: "ADMIN_TOKEN",
+            reason: "use at least 16 characters (e.g. `openssl rand -hex 32`)".into(),
+        }),
+        Some(token) => Ok(Some(token.trim().to_owned().into())),
+    }
+}
+
+/// `BILLING_TICK_SECONDS`: how often the billing clock runs (default 60).
+pub fn billing_tick(env: &impl Env) -> Result<Duration, ConfigError> {
+    match env.var("BILLING_TICK_SECONDS") {
+        None => Ok(Duration::from_secs(60)),
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+            _ => Err(ConfigError::Invalid {
+                var: "BILLING_TICK_SECONDS",
+                reason: format!("`{raw}` is not a positive whole number of seconds"),
+            }),
+        },
+    }
+}
+
+fn check_http_url(var: &'static str, raw: &str) -> Result<(), ConfigError> {
+    if raw.starts_with("http://") || raw.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            var,
+            reason: format!("`{raw}` is not an http(s) URL"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supabase_is_optional_but_complete_when_present() {
+        assert!(SupabaseConfig::from_env(&[("X", "y")]).unwrap().is_none());
+        let err = SupabaseConfig::from_env(&[("SUPABASE_ACCESS_TOKEN", "sbp_x")]).unwrap_err();
+        assert!(
+            err.to_string().contains("SUPABASE_ORGANIZATION_SLUG"),
+            "{err}"
+        );
+        let seed = SupabaseConfig::from_env(&[
+            ("SUPABASE_ACCESS_TOKEN", "sbp_secret"),
+            ("SUPABASE_ORGANIZATION_ID", "acme-org"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(seed.organization_slug, "acme-org");
+        assert_eq!(seed.region, "us-east-1");
+        assert!(!format!("{seed:?}").contains("sbp_secret"));
+        let bad = SupabaseConfig::from_env(&[
+            ("SUPABASE_ACCESS_TOKEN", "sbp_x"),
+            ("SUPABASE_ORGANIZATION_SLUG", "o"),
+            ("SUPABASE_PROJECT_URL_TEMPLATE", "https://example.com"),
+        ])
+        .unwrap_err();
+        assert!(bad.to_string().contains("SUPABASE_PROJECT_URL_TEMPLATE"));
+    }
+
+    #[test]
+    fn stripe_secrets_are_split_and_checked() {
+        let cfg = StripeConfig::from_env(&[("STRIPE_WEBHOOK_SECRET", "whsec_a, whsec_b")]).unwrap();
+        assert_eq!(cfg.webhook_secrets.len(), 2);
+        assert_eq!(cfg.webhook_secrets[1].expose(), "whsec_b");
+        let err = StripeConfig::from_env(&[("STRIPE_WEBHOOK_SECRET", "oops")]).unwrap_err();
+        assert!(err.to_string().contains("STRIPE_WEBHOOK_SECRET"));
+        let err = StripeConfig::from_env(&[("STRIPE_SECRET_KEY", "pk_test_1")]).unwrap_err();
+        assert!(err.to_string().contains("publishable"));
+    }
+
+    #[test]
+    fn admin_token_and_tick_are_validated() {
+        assert!(admin_token(&[("A", "b")]).unwrap().is_none());
+        assert!(admin_token(&[("ADMIN_TOKEN", "short")]).is_err());
+        assert!(admin_token(&[("ADMIN_TOKEN", "0123456789abcdef")])
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            billing_tick(&[("A", "b")]).unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            billing_tick(&[("BILLING_TICK_SECONDS", "5")]).unwrap(),
+            Duration::from_secs(5)
+        );
+        assert!(billing_tick(&[("BILLING_TICK_SECONDS", "0")]).is_err());
+    }
+}

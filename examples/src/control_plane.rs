@@ -1,0 +1,276 @@
+//! The control plane behind `--state`: one database (SQLite by default, PostgreSQL
+//! accepted) holding the tenant directory and the billing state, plus the provider of
+//! tenant databases.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use stripe_billing::{BillingStore, PostgresBillingStore, SqliteBillingStore};
+use supabase_mgmt::{
+    DatabasePasswords, ManagementClient, Region, RegionSelection, SupabaseAdminUserCreator,
+    SupabaseProvisioner, WaitOptions,
+};
+use tenancy_core::{
+    AdminUserCreator, DatabaseKind, DatabaseProvisioner, DatabaseUrl, LocalAdminUserCreator,
+    PostgresServerProvisioner, PostgresTenantDirectory, SqliteFileProvisioner,
+    SqliteTenantDirectory, TenantDirectory,
+};
+use tenant_migrate::{PostgresRolloutStore, RolloutStore, SqliteRolloutStore};
+
+use crate::config::SupabaseConfig;
+
+/// Why the control plane could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlPlaneError {
+    /// `--state` is not a usable database URL.
+    #[error("--state: {0}")]
+    StateUrl(#[from] tenancy_core::DatabaseUrlError),
+    /// The state database could not be opened.
+    #[error(
+        "could not open the state database {url}: {source}; check that it exists and is reachable"
+    )]
+    Open {
+        /// The URL (password redacted).
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A store could not create its tables.
+    #[error("could not prepare the state database: {0}")]
+    Schema(String),
+    /// The Supabase client could not be built.
+    #[error("Supabase configuration: {0}")]
+    Supabase(String),
+}
+
+/// The state database's connection pool.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum StatePool {
+    /// A PostgreSQL control plane.
+    Postgres(sqlx::PgPool),
+    /// A SQLite control plane.
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// Evaluates `$body` with `$pool` bound to the concrete pool, whichever the backend:
+/// for the example's own small tables, whose SQL is the same on both.
+macro_rules! with_pool {
+    ($state:expr, |$pool:ident| $body:expr) => {
+        match $state {
+            $crate::control_plane::StatePool::Postgres($pool) => $body,
+            $crate::control_plane::StatePool::Sqlite($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// The stores of the control plane.
+#[derive(Clone)]
+pub struct ControlPlane {
+    /// The state database's URL.
+    pub state_url: DatabaseUrl,
+    /// The state database's pool, shared by the stores.
+    pub pool: StatePool,
+    /// Tenant records.
+    pub directory: Arc<dyn TenantDirectory>,
+    /// Billing state, processed event ids and the effect outbox.
+    pub billing: Arc<dyn BillingStore>,
+    /// Rollouts and their per-tenant states.
+    pub rollouts: Arc<dyn RolloutStore>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("state_url", &self.state_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlPlane {
+    /// Opens (creating if needed) the stores in the database at `state_url`.
+    pub async fn open(state_url: &str) -> Result<Self, ControlPlaneError> {
+        let url = DatabaseUrl::parse(state_url)?;
+        let open_error = |source| ControlPlaneError::Open {
+            url: url.to_string(),
+            source,
+        };
+        let schema = |e: &dyn std::fmt::Display| ControlPlaneError::Schema(e.to_string());
+        let (pool, directory, billing): (
+            StatePool,
+            Arc<dyn TenantDirectory>,
+            Arc<dyn BillingStore>,
+        ) = match url.kind() {
+            DatabaseKind::Postgres => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(10)
+                    .connect(url.expose())
+                    .await
+                    .map_err(open_error)?;
+                (
+                    StatePool::Postgres(pool.clone()),
+                    Arc::new(
+                        PostgresTenantDirectory::from_pool(pool.clone())
+                            .await
+                            .map_err(|e| schema(&e))?,
+                    ),
+                    Arc::new(
+                        PostgresBillingStore::from_pool(pool)
+                            .await
+                            .map_err(|e| schema(&e))?,
+                    ),
+                )
+            }
+            _ => {
+                let options = SqliteConnectOptions::from_str(url.expose())
+                    .map_err(open_error)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(std::time::Duration::from_secs(10));
+                // Each connection to `:memory:` is its own database: keep one.
+                let max_connections = if url.expose().contains(":memory:") {
+                    1
+                } else {
+                    4
+                };
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .connect_with(options)
+                    .await
+                    .map_err(open_error)?;
+                (
+                    StatePool::Sqlite(pool.clone()),
+                    Arc::new(
+                        SqliteTenantDirectory::from_pool(pool.clone())
+                            .await
+                            .map_err(|e| schema(&e))?,
+                    ),
+                    Arc::new(
+                        SqliteBillingStore::from_pool(pool)
+                            .await
+                            .map_err(|e| schema(&e))?,
+                    ),
+                )
+            }
+        };
+        let rollouts: Arc<dyn RolloutStore> = match &pool {
+            StatePool::Postgres(pool) => Arc::new(
+                PostgresRolloutStore::from_pool(pool.clone())
+                    .await
+                    .map_err(|e| schema(&e))?,
+            ),
+            StatePool::Sqlite(_) => Arc::new(
+                SqliteRolloutStore::open(url.expose())
+                    .await
+                    .map_err(|e| schema(&e))?,
+            ),
+        };
+        Ok(Self {
+            state_url: url,
+            pool,
+            directory,
+            billing,
+            rollouts,
+        })
+    }
+
+    /// The folder that holds tenant SQLite files when the state is SQLite: beside the state file.
+    pub fn tenant_folder(&self) -> PathBuf {
+        let state = self.state_url.database_name().unwrap_or("tenancy.db");
+        let parent = Path::new(state).parent().unwrap_or(Path::new("."));
+        parent.join("tenants")
+    }
+}
+
+/// Where tenant databases come from, and who creates their first admin user.
+#[derive(Clone)]
+pub struct TenantDatabases {
+    /// Creates, finds and deletes tenant databases.
+    pub provisioner: Arc<dyn DatabaseProvisioner>,
+    /// Creates each tenant's first admin user.
+    pub admins: Arc<dyn AdminUserCreator>,
+    /// A short name for logs: `supabase`, `postgres` or `sqlite`.
+    pub provider: &'static str,
+}
+
+impl std::fmt::Debug for TenantDatabases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantDatabases")
+            .field("provider", &self.provider)
+            .finish()
+    }
+}
+
+impl TenantDatabases {
+    /// Supabase when configured; otherwise one database per tenant on the state's
+    /// PostgreSQL server, or one SQLite file per tenant beside a SQLite state.
+    pub fn choose(
+        supabase: Option<&SupabaseConfig>,
+        plane: &ControlPlane,
+    ) -> Result<Self, ControlPlaneError> {
+        if let Some(config) = supabase {
+            return supabase_databases(config, None);
+        }
+        Ok(match plane.state_url.kind() {
+            DatabaseKind::Postgres => Self {
+                provisioner: Arc::new(PostgresServerProvisioner::new(plane.state_url.clone())),
+                admins: Arc::new(LocalAdminUserCreator),
+                provider: "postgres",
+            },
+            _ => Self::sqlite_files(plane.tenant_folder()),
+        })
+    }
+
+    /// One SQLite file per tenant in `folder`.
+    pub fn sqlite_files(folder: PathBuf) -> Self {
+        Self {
+            provisioner: Arc::new(SqliteFileProvisioner::new(folder)),
+            admins: Arc::new(LocalAdminUserCreator),
+            provider: "sqlite",
+        }
+    }
+}
+
+/// Tenant databases on Supabase: one project per tenant, its first admin user through
+/// the project's Auth admin API. `progress` sees each readiness poll (for a spinner).
+pub fn supabase_databases(
+    config: &SupabaseConfig,
+    progress: Option<supabase_mgmt::ProgressCallback>,
+) -> Result<TenantDatabases, ControlPlaneError> {
+    let error = |e: supabase_mgmt::ManagementError| ControlPlaneError::Supabase(e.to_string());
+    let mut client = ManagementClient::builder(config.access_token.clone());
+    if let Some(api_url) = &config.api_url {
+        client = client.base_url(api_url.clone());
+    }
+    let client = client.build().map_err(error)?;
+    let passwords = DatabasePasswords::derived(config.password_secret.clone()).map_err(error)?;
+    let mut wait = WaitOptions::new(std::time::Duration::from_secs(600));
+    if let Some(progress) = progress {
+        wait = wait.on_progress(move |p| progress(p));
+    }
+    let provisioner =
+        SupabaseProvisioner::builder(client.clone(), &config.organization_slug, passwords)
+            .region(RegionSelection::Specific(Region::from(
+                config.region.as_str(),
+            )))
+            .wait(wait)
+            .build()
+            .map_err(error)?;
+    let mut admins = SupabaseAdminUserCreator::new(client);
+    if let Some(template) = &config.project_url_template {
+        admins = admins
+            .with_project_url_template(template.clone())
+            .map_err(error)?;
+    }
+    Ok(TenantDatabases {
+        provisioner: Arc::new(provisioner),
+        admins: Arc::new(admins),
+        provider: "supabase",
+    })
+}

@@ -1,0 +1,22 @@
+//! Assembly code shared by the example binaries of **tenancy-kit**: how a service wires
+//! `tenancy-core`, `supabase-mgmt`, `tenant-migrate` and `stripe-billing` together.
+//!
+//! - [`config`]: environment variables (the seed's names), validated at start.
+//! - [`control_plane`]: the stores behind `--state` (SQLite by default, PostgreSQL
+//!   accepted) and the tenant database provider (Supabase, a PostgreSQL server, or
+//!   SQLite files).
+//! - [`server`]: the HTTP service with the seed's routes.
+//!
+//! The binaries live in `src/bin/`: `demo`, `onboard`, `migrate` and `server`.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod assembly;
+pub mod config;
+pub mod control_plane;
+pub mod demo_rollout;
+pub mod migrations;
+pub mod parked_events;
+pub mod plans;
+pub mod rollout_json;
+pub mod server;
+pub mod telemetry;

@@ -1,0 +1,266 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use stripe_billing::{BillingProcessor, WebhookVerifier};
+use tenancy_core::{
+    Clock, LoggingNotifier, Notifier, Onboarding, RetryPolicy, SecretString, SystemClock,
+    TenantDirectory, TenantId,
+};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::MigrationAdmin;
+use crate::parked_events::ParkedEvents;
+
+/// Everything the handlers and background tasks share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    directory: Arc<dyn TenantDirectory>,
+    onboarding: Onboarding,
+    onboarding_retry: RetryPolicy,
+    billing: BillingProcessor,
+    parked: Option<ParkedEvents>,
+    verifier: Option<WebhookVerifier>,
+    admin_token: Option<SecretString>,
+    notifier: Arc<dyn Notifier>,
+    clock: Arc<dyn Clock>,
+    migrations: MigrationAdmin,
+    tick_interval: Duration,
+    effects_wake: tokio::sync::Notify,
+    onboarding_slots: Semaphore,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("webhooks", &self.inner.verifier.is_some())
+            .field("admin", &self.inner.admin_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`AppState`]; the optional parts default to "disabled" (no webhook
+/// secret, no admin token), the system clock and a logging notifier.
+pub struct AppStateBuilder {
+    directory: Arc<dyn TenantDirectory>,
+    onboarding: Onboarding,
+    billing: BillingProcessor,
+    migrations: MigrationAdmin,
+    parked: Option<ParkedEvents>,
+    verifier: Option<WebhookVerifier>,
+    admin_token: Option<SecretString>,
+    notifier: Arc<dyn Notifier>,
+    clock: Arc<dyn Clock>,
+    tick_interval: Duration,
+    onboarding_retry: RetryPolicy,
+    onboarding_concurrency: usize,
+}
+
+impl std::fmt::Debug for AppStateBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppStateBuilder").finish_non_exhaustive()
+    }
+}
+
+impl AppStateBuilder {
+    /// Verifies webhooks with `verifier` (without one, the webhook route answers 503).
+    pub fn verifier(mut self, verifier: Option<WebhookVerifier>) -> Self {
+        self.verifier = verifier;
+        self
+    }
+
+    /// Parks verified events that name no known tenant yet, and replays them later
+    /// (without it, such events are only logged).
+    pub fn parked_events(mut self, parked: Option<ParkedEvents>) -> Self {
+        self.parked = parked;
+        self
+    }
+
+    /// Guards the admin routes with `token` (without one, they answer 503).
+    pub fn admin_token(mut self, token: Option<SecretString>) -> Self {
+        self.admin_token = token;
+        self
+    }
+
+    /// Sends notices through `notifier`.
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Uses `clock` for trials, grace periods and the billing tick.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Runs the billing clock every `interval`.
+    pub fn tick_interval(mut self, interval: Duration) -> Self {
+        self.tick_interval = interval;
+        self
+    }
+
+    /// Retries background onboarding with `policy`.
+    pub fn onboarding_retry(mut self, policy: RetryPolicy) -> Self {
+        self.onboarding_retry = policy;
+        self
+    }
+
+    /// Onboards at most `n` tenants at once (default 8): a restart with thousands of
+    /// unfinished signups must not open thousands of provider requests at once.
+    pub fn onboarding_concurrency(mut self, n: usize) -> Self {
+        self.onboarding_concurrency = n.max(1);
+        self
+    }
+
+    /// The state.
+    pub fn build(self) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                directory: self.directory,
+                onboarding: self.onboarding,
+                onboarding_retry: self.onboarding_retry,
+                billing: self.billing,
+                parked: self.parked,
+                verifier: self.verifier,
+                admin_token: self.admin_token,
+                notifier: self.notifier,
+                clock: self.clock,
+                migrations: self.migrations,
+                tick_interval: self.tick_interval,
+                effects_wake: tokio::sync::Notify::new(),
+                onboarding_slots: Semaphore::new(self.onboarding_concurrency),
+                tasks: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+}
+
+impl AppState {
+    /// A builder over the required parts.
+    pub fn builder(
+        directory: Arc<dyn TenantDirectory>,
+        onboarding: Onboarding,
+        billing: BillingProcessor,
+        migrations: MigrationAdmin,
+    ) -> AppStateBuilder {
+        AppStateBuilder {
+            directory,
+            onboarding,
+            billing,
+            migrations,
+            parked: None,
+            verifier: None,
+            admin_token: None,
+            notifier: Arc::new(LoggingNotifier),
+            clock: Arc::new(SystemClock),
+            tick_interval: Duration::from_secs(60),
+            onboarding_retry: RetryPolicy::default(),
+            onboarding_concurrency: 8,
+        }
+    }
+
+    /// The tenant directory.
+    pub fn directory(&self) -> &Arc<dyn TenantDirectory> {
+        &self.inner.directory
+    }
+
+    /// The onboarding pipeline.
+    pub fn onboarding(&self) -> &Onboarding {
+        &self.inner.onboarding
+    }
+
+    /// The billing processor.
+    pub fn billing(&self) -> &BillingProcessor {
+        &self.inner.billing
+    }
+
+    /// The parked events, when kept.
+    pub fn parked(&self) -> Option<&ParkedEvents> {
+        self.inner.parked.as_ref()
+    }
+
+    /// The webhook verifier, when a secret is configured.
+    pub fn verifier(&self) -> Option<&WebhookVerifier> {
+        self.inner.verifier.as_ref()
+    }
+
+    /// The admin token, when configured.
+    pub fn admin_token(&self) -> Option<&SecretString> {
+        self.inner.admin_token.as_ref()
+    }
+
+    /// The notifier.
+    pub fn notifier(&self) -> &Arc<dyn Notifier> {
+        &self.inner.notifier
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The migration administration (rollouts).
+    pub fn migrations(&self) -> &MigrationAdmin {
+        &self.inner.migrations
+    }
+
+    /// How often the billing clock runs.
+    pub fn tick_interval(&self) -> Duration {
+        self.inner.tick_interval
+    }
+
+    /// Cancelled when the server shuts down.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Background tasks, waited for at shutdown.
+    pub(super) fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
+
+    /// Wakes the effect-delivery task.
+    pub(super) fn wake_effects(&self) {
+        self.inner.effects_wake.notify_one();
+    }
+
+    /// Waits until the effect-delivery task is woken.
+    pub(super) async fn effects_woken(&self) {
+        self.inner.effects_wake.notified().await;
+    }
+
+    /// Onboards `tenant` in the background (with retries), then starts its trial.
+    pub fn spawn_onboarding(&self, tenant: TenantId) {
+        let state = self.clone();
+        self.inner.tasks.spawn(async move {
+            let run = async {
+                let _slot = state.inner.onboarding_slots.acquire().await;
+                state.onboarding().run_with_retry(&tenant, &state.inner.onboarding_retry).await
+            };
+            let result = tokio::select! {
+                result = run => result,
+                () = state.shutdown_token().cancelled() => return,
+            };
+            match result {
+                Ok(_) => state.start_trial(&tenant).await,
+                Err(error) => tracing::warn!(%tenant, %error, "onboarding stopped; it resumes at the next start or signup"),
+            }
+        });
+    }
+
+    async fn start_trial(&self, tenant: &TenantId) {
+        match self.billing().start_trial(tenant, self.clock().now()).await {
+            Ok(_) => self.wake_effects(),
+            Err(error) => tracing::error!(%tenant, %error, "could not start the trial"),
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Background tasks: onboarding resumption, the billing clock, effect delivery.
+
+use std::time::Duration;
+
+use stripe_billing::Effect;
+use tenancy_core::{Notification, TenantFilter, TenantStatus};
+
+use super::AppState;
+
+/// How long shutdown waits for background tasks before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How often queued effects are delivered when nothing wakes the task.
+const EFFECT_POLL: Duration = Duration::from_secs(5);
+/// How many tenants or effects one step handles.
+const PAGE: u32 = 500;
+
+/// The running background tasks.
+#[derive(Debug)]
+pub(super) struct Workers {
+    state: AppState,
+}
+
+/// Starts the background tasks.
+pub(super) fn start(state: AppState) -> Workers {
+    let tasks = state.tasks();
+    tasks.spawn(resume_onboarding(state.clone()));
+    tasks.spawn(resume_rollout(state.clone()));
+    tasks.spawn(billing_clock(state.clone()));
+    tasks.spawn(deliver_effects_loop(state.clone()));
+    Workers { state }
+}
+
+impl Workers {
+    /// Stops every task and waits (bounded) for them to finish.
+    pub(super) async fn stop(self) {
+        self.state.shutdown_token().cancel();
+        let tasks = self.state.tasks();
+        tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop in time; their state is resumable");
+        }
+    }
+}
+
+/// Resumes onboarding of every tenant that is not ready (after a restart).
+async fn resume_onboarding(state: AppState) {
+    let mut filter = TenantFilter::all().limit(PAGE);
+    loop {
+        let page = match state.directory().list(&filter).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::error!(%error, "could not list tenants to resume onboarding");
+                return;
+            }
+        };
+        let Some(last) = page.last().map(|t| t.id.clone()) else {
+            return;
+        };
+        for tenant in page.into_iter().filter(|t| t.status != TenantStatus::Ready) {
+            state.spawn_onboarding(tenant.id);
+        }
+        filter = filter.after(last);
+    }
+}
+
+/// Joins an unfinished rollout of the current migrations (its strategy and plan are
+/// kept in the state store).
+async fn resume_rollout(state: AppState) {
+    tokio::select! {
+        result = state.migrations().resume() => {
+            if let Err(error) = result {
+                tracing::error!(%error, "could not resume the unfinished rollout");
+            }
+        }
+        () = state.shutdown_token().cancelled() => {}
+    }
+}
+
+/// Applies clock-driven billing transitions (trial and grace expiry) on a schedule.
+async fn billing_clock(state: AppState) {
+    let mut interval = tokio::time::interval(state.tick_interval());
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = state.shutdown_token().cancelled() => return,
+        }
+        super::webhooks::replay_parked(&state).await;
+        match state.billing().tick(state.clock().now()).await {
+            Ok(report) => {
+                if !report.changed.is_empty() {
+                    tracing::info!(
+                        changed = report.changed.len(),
+                        "billing clock moved tenants"
+                    );
+                    state.wake_effects();
+                }
+                for (tenant, error) in report.failed {
+                    tracing::error!(%tenant, %error, "billing clock could not update a tenant");
+                }
+            }
+            Err(error) => tracing::error!(%error, "billing clock failed"),
+        }
+    }
+}
+
+async fn deliver_effects_loop(state: AppState) {
+    loop {
+        deliver_effects(&state).await;
+        tokio::select! {
+            () = state.effects_woken() => {}
+            () = tokio::time::sleep(EFFECT_POLL) => {}
+            () = state.shutdown_token().cancelled() => return,
+        }
+    }
+}
+
+/// Carries out queued billing effects: notices go to the notifier; module changes are
+/// logged (the modules themselves are derived from the billing state on each request).
+pub(super) async fn deliver_effects(state: &AppState) {
+    loop {
+        let store = state.billing().store();
+        let pending = match store.pending_effects(PAGE as usize).await {
+            Ok(pending) if !pending.is_empty() => pending,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::error!(%error, "could not read the billing outbox");
+                return;
+            }
+        };
+        let mut done = Vec::with_capacity(pending.len());
+        for item in pending {
+            match &item.effect {
+                Effect::Notify(notice) => {
+                    let notification =
+                        Notification::new(item.tenant_id.clone(), notice.notification_kind());
+                    if let Err(error) = state.notifier().notify(&notification).await {
+                        tracing::warn!(tenant = %item.tenant_id, %error, "notice not delivered; will retry");
+                        continue;
+                    }
+                }
+                other => {
+                    tracing::info!(tenant = %item.tenant_id, effect = ?other, "billing effect")
+                }
+            }
+            done.push(item.id);
+        }
+        let delivered_all = !done.is_empty();
+        if let Err(error) = store.ack_effects(&done).await {
+            tracing::error!(%error, "could not acknowledge delivered effects");
+            return;
+        }
+        if !delivered_all {
+            return;
+        }
+    }
+}

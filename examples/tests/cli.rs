@@ -1,0 +1,123 @@
+//! The `demo` and `onboard` binaries, run as a user would.
+
+use std::process::Command;
+
+fn folder(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tk-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn demo_runs_end_to_end_and_tells_the_story() {
+    let dir = folder("demo");
+    let output = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "acme-pharmacy is now active on professional",
+        "bluebird-clinic is now past_due",
+        "already processed",
+        "bluebird-clinic is now suspended",
+        "cedar-health is now suspended",
+        "wave 0 (canary): 1 tenant",
+        "completed (3 succeeded, 0 failed)",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+    let fleet = stdout.split("4. The fleet").nth(1).unwrap();
+    assert_eq!(fleet.matches("20240127000000").count(), 3, "{fleet}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn onboard_reports_the_tenant_and_resumes_idempotently() {
+    let dir = folder("onboard");
+    let state = format!("sqlite:{}", dir.join("control.db").display());
+    let onboard = |company: &str, email: &str| {
+        Command::new(env!("CARGO_BIN_EXE_onboard"))
+            .args(["--company", company, "--email", email, "--state", &state])
+            .env_remove("SUPABASE_ACCESS_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let first = onboard("Zed Labs", "owner@zed.example");
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(first.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("tenant_id:   zed-labs"), "{stdout}");
+    assert!(stdout.contains("state:       ready"), "{stdout}");
+    assert!(dir.join("tenants/zed-labs.db").exists());
+
+    assert_eq!(
+        onboard("Zed Labs", "owner@zed.example").status.code(),
+        Some(0)
+    );
+    let other_admin = onboard("Zed Labs", "someone@else.example");
+    assert_eq!(other_admin.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&other_admin.stderr).contains("already signed up"));
+    let bad = onboard("!", "owner@zed.example");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("company name"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn server_names_the_variable_to_fix() {
+    let output = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--listen", "127.0.0.1:0", "--state", "sqlite::memory:"])
+        .env("ADMIN_TOKEN", "short")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ADMIN_TOKEN"));
+
+    let output = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--listen", "127.0.0.1:0", "--state", "mysql://nope"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--state"));
+}
+
+#[cfg(unix)]
+#[test]
+fn server_shuts_down_gracefully_on_sigterm() {
+    let dir = folder("server");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--listen", "127.0.0.1:0", "--state"])
+        .arg(format!("sqlite:{}", dir.join("control.db").display()))
+        .env_remove("ADMIN_TOKEN")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it listens (its log says so), then ask it to stop.
+    let mut log = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening") {
+        line.clear();
+        assert_ne!(
+            std::io::BufRead::read_line(&mut log, &mut line).unwrap(),
+            0,
+            "server exited early"
+        );
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(server.wait().unwrap().success());
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,173 @@
+//! Admin migrations end to end: lint, roll out to every tenant, report.
+
+mod support;
+
+use serde_json::{json, Value};
+use sqlx::Connection;
+use support::{Service, ADMIN_TOKEN};
+use tenancy_core::TenantId;
+
+async fn run(service: &Service, body: Value) -> (u16, Value) {
+    let response = service
+        .http
+        .post(service.url("/api/admin/migrations/run"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn version_and_columns(service: &Service, id: &TenantId) -> (i64, Vec<String>) {
+    let tenant = service
+        .assembly
+        .plane
+        .directory
+        .get(id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut conn = sqlx::PgConnection::connect(tenant.database.unwrap().url.expose())
+        .await
+        .unwrap();
+    let version: i64 =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'items' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    (version, columns)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_reaches_every_tenant() {
+    let service = Service::start().await;
+    let mut ids = Vec::new();
+    for (company, email) in [
+        ("Acme", "a@acme.example"),
+        ("Bravo", "b@bravo.example"),
+        ("Charlie", "c@charlie.example"),
+    ] {
+        ids.push(service.signup_ready(company, email).await);
+    }
+    let (status, body) = run(
+        &service,
+        json!({
+            "migration_sql": "ALTER TABLE items ADD COLUMN IF NOT EXISTS new_field VARCHAR(255);",
+            "version": "20240127000000_add_new_field",
+            "strategy": "canary:1",
+        }),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let rollout_id = body["rollout_id"].as_i64().unwrap();
+
+    let report = service
+        .wait_for("/api/admin/migrations/status", |status, body| {
+            status == 200 && body["status"] == "completed"
+        })
+        .await;
+    assert_eq!(report["rollout_id"], rollout_id);
+    assert_eq!(report["succeeded"], 3);
+    assert_eq!(report["tenants"].as_array().unwrap().len(), 3);
+    assert!(report["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["version"] == 20240127000000_i64));
+    for id in &ids {
+        let (version, columns) = version_and_columns(&service, id).await;
+        assert_eq!(version, 20240127000000);
+        assert!(columns.contains(&"new_field".to_owned()), "{columns:?}");
+    }
+
+    // A tenant that signs up afterwards gets the new migration during onboarding.
+    let late = service.signup_ready("Delta", "d@delta.example").await;
+    assert_eq!(version_and_columns(&service, &late).await.0, 20240127000000);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_or_misnumbered_migrations_are_refused_with_reasons() {
+    let service = Service::start().await;
+    let id = service.signup_ready("Acme", "a@acme.example").await;
+
+    let (status, body) = run(
+        &service,
+        json!({ "migration_sql": "ALTER TABLE items DROP COLUMN price_cents;", "version": "20240201000000_drop_price" }),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["details"][0]["rule"], "ban-drop-column", "{body}");
+
+    let (status, body) = run(
+        &service,
+        json!({ "migration_sql": "SELECT 1;", "version": "20230101000000_too_old" }),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"].as_str().unwrap().contains("not newer"),
+        "{body}"
+    );
+
+    let (status, _) = run(
+        &service,
+        json!({ "migration_sql": "SELECT 1;", "version": "no_digits" }),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, _) = run(
+        &service,
+        json!({ "migration_sql": "SELECT 1;", "version": "20240301000000_x", "strategy": "sideways" }),
+    )
+    .await;
+    assert_eq!(status, 422);
+
+    // Nothing was recorded or applied.
+    assert_eq!(version_and_columns(&service, &id).await.0, 20240115000000);
+    let (status, _) = service.admin_get("/api/admin/migrations/status").await;
+    assert_eq!(status, 404);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_added_by_another_server_reaches_new_tenants() {
+    use tenancy_core::testing::TestDatabase;
+    use tenancy_core::{DatabaseTarget, SchemaMigrator};
+    use tenancy_examples::control_plane::ControlPlane;
+    use tenancy_examples::migrations::AppMigrations;
+
+    let control = TestDatabase::create().await.unwrap();
+    let first = AppMigrations::open(&ControlPlane::open(control.url().expose()).await.unwrap())
+        .await
+        .unwrap();
+    let second = AppMigrations::open(&ControlPlane::open(control.url().expose()).await.unwrap())
+        .await
+        .unwrap();
+    first
+        .add(
+            "20240127000000_add_new_field",
+            "ALTER TABLE items ADD COLUMN IF NOT EXISTS new_field VARCHAR(255);",
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.current().latest_version(), Some(20240115000000));
+
+    let tenant_db = TestDatabase::create().await.unwrap();
+    let id = TenantId::try_from("acme").unwrap();
+    let report = second
+        .migrate(&id, &DatabaseTarget::new(tenant_db.url().clone()))
+        .await
+        .unwrap();
+    assert_eq!(report.to_version, Some(20240127000000));
+    assert_eq!(report.applied, 3);
+}

@@ -1,0 +1,190 @@
+//! One running service per test: the real HTTP server on an ephemeral port, a
+//! PostgreSQL control plane in a throw-away database, one PostgreSQL database per
+//! tenant (unique prefix, dropped at the end), and a manual clock.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use stripe_billing::{StripeClient, WebhookVerifier};
+use tenancy_core::testing::{server_url, TestDatabase};
+use tenancy_core::{
+    Clock, DatabaseProvisioner, DatabaseUrl, LocalAdminUserCreator, ManualClock,
+    PostgresServerProvisioner, RecordingNotifier, RetryPolicy, TenantId,
+};
+use tenancy_examples::assembly::Assembly;
+use tenancy_examples::control_plane::{ControlPlane, TenantDatabases};
+use tenancy_examples::server::{self, AppState, MigrationAdmin};
+use time::macros::datetime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const WEBHOOK_SECRET: &str = "whsec_e2e_secret";
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
+pub const STRIPE_KEY: &str = "sk_test_e2e_key";
+
+pub struct Service {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: ManualClock,
+    pub notifier: RecordingNotifier,
+    pub assembly: Assembly,
+    provisioner: PostgresServerProvisioner,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    _control_plane: TestDatabase,
+}
+
+impl Service {
+    /// Starts a service with webhooks and admin routes enabled.
+    pub async fn start() -> Self {
+        Self::start_with(Some(ADMIN_TOKEN), None).await
+    }
+
+    /// Starts a service; `stripe_api` points its Stripe client (which re-reads
+    /// subscriptions) at a stand-in server.
+    pub async fn start_with(admin_token: Option<&str>, stripe_api: Option<String>) -> Self {
+        let control_plane = TestDatabase::create_with_prefix("tk_e2e").await.unwrap();
+        let plane = ControlPlane::open(control_plane.url().expose())
+            .await
+            .unwrap();
+        let prefix = format!("{}_t_", control_plane.name());
+        let provisioner =
+            PostgresServerProvisioner::new(DatabaseUrl::parse(&server_url()).unwrap())
+                .with_prefix(&prefix);
+        let databases = TenantDatabases {
+            provisioner: Arc::new(provisioner.clone()),
+            admins: Arc::new(LocalAdminUserCreator),
+            provider: "postgres",
+        };
+        let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
+        let env: [(&str, &str); 0] = [];
+        let mut assembly =
+            Assembly::with_databases(plane, databases, &env, Arc::new(clock.clone()))
+                .await
+                .unwrap();
+        if let Some(api) = stripe_api {
+            let client = StripeClient::builder(STRIPE_KEY)
+                .base_url(api)
+                .retry_policy(RetryPolicy::never())
+                .build()
+                .unwrap();
+            assembly = assembly.with_stripe(client);
+        }
+        let verifier = WebhookVerifier::builder()
+            .secret(WEBHOOK_SECRET)
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap();
+        let notifier = RecordingNotifier::new();
+        let state = AppState::builder(
+            assembly.plane.directory.clone(),
+            assembly.onboarding.clone(),
+            assembly.billing.clone(),
+            MigrationAdmin::new(&assembly),
+        )
+        .parked_events(Some(assembly.parked.clone()))
+        .verifier(Some(verifier))
+        .admin_token(admin_token.map(Into::into))
+        .clock(Arc::new(clock.clone()))
+        .notifier(Arc::new(notifier.clone()))
+        .tick_interval(Duration::from_millis(100))
+        .onboarding_retry(RetryPolicy::default().with_initial_delay(Duration::from_millis(20)))
+        .build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            clock,
+            notifier,
+            assembly,
+            provisioner,
+            stop: Some(stop),
+            task: Some(task),
+            _control_plane: control_plane,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An admin GET, answering the status and the JSON body.
+    pub async fn admin_get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Signs up a company and waits until onboarding made it ready.
+    pub async fn signup_ready(&self, company: &str, email: &str) -> TenantId {
+        let response = self
+            .http
+            .post(self.url("/api/signup"))
+            .json(&serde_json::json!({ "company": company, "email": email }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+        let body: Value = response.json().await.unwrap();
+        let id = TenantId::try_from(body["tenant_id"].as_str().unwrap()).unwrap();
+        self.wait_for(&format!("/api/admin/tenants/{id}/billing"), |status, _| {
+            status == 200
+        })
+        .await;
+        id
+    }
+
+    /// Polls an admin route until `done` holds (at most 30 s).
+    pub async fn wait_for(&self, path: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
+        for _ in 0..300 {
+            let (status, body) = self.admin_get(path).await;
+            if done(status, &body) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{path} never reached the expected state");
+    }
+
+    /// Moves the clock.
+    pub fn advance(&self, by: time::Duration) {
+        self.clock.advance(by);
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// Stops the server and drops every tenant database it made.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        let tenants = self
+            .assembly
+            .plane
+            .directory
+            .list(&Default::default())
+            .await
+            .unwrap();
+        for tenant in tenants {
+            self.provisioner.delete(&tenant.id).await.unwrap();
+        }
+    }
+}
