@@ -1,4 +1,4 @@
-//! Checks the crate against the official OpenAPI spec in `shared/contracts`: every
+//! Checks the crate against the official OpenAPI spec in `tests/fixtures`: every
 //! request the client sends exists there (path, method, query parameters, body
 //! fields), every fixture has exactly the spec's fields, and every enum knows the
 //! spec's values.
