@@ -45,6 +45,21 @@ impl Service {
     /// Starts a service; `stripe_api` points its Stripe client (which re-reads
     /// subscriptions) at a stand-in server.
     pub async fn start_with(admin_token: Option<&str>, stripe_api: Option<String>) -> Self {
+        Self::start_on(admin_token, stripe_api, |local| TenantDatabases {
+            provisioner: Arc::new(local),
+            admins: Arc::new(LocalAdminUserCreator),
+            provider: "postgres",
+        })
+        .await
+    }
+
+    /// Starts a service whose tenant databases come from `databases`, given the
+    /// provisioner of local databases with this service's unique prefix.
+    pub async fn start_on(
+        admin_token: Option<&str>,
+        stripe_api: Option<String>,
+        databases: impl FnOnce(PostgresServerProvisioner) -> TenantDatabases,
+    ) -> Self {
         let control_plane = TestDatabase::create_with_prefix("tk_e2e").await.unwrap();
         let plane = ControlPlane::open(control_plane.url().expose())
             .await
@@ -53,11 +68,7 @@ impl Service {
         let provisioner =
             PostgresServerProvisioner::new(DatabaseUrl::parse(&server_url()).unwrap())
                 .with_prefix(&prefix);
-        let databases = TenantDatabases {
-            provisioner: Arc::new(provisioner.clone()),
-            admins: Arc::new(LocalAdminUserCreator),
-            provider: "postgres",
-        };
+        let databases = databases(provisioner.clone());
         let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
         let env: [(&str, &str); 0] = [];
         let mut assembly =
