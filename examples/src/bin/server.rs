@@ -76,9 +76,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     .admin_token(admin_token)
     .tick_interval(tick)
     .build();
+    let shutdown = telemetry::shutdown_signal();
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(address = %listener.local_addr()?, provider = assembly.databases.provider, "listening");
-    server::serve(listener, state, telemetry::shutdown_signal()).await?;
+    server::serve(listener, state, shutdown).await?;
     Ok(())
 }
 
