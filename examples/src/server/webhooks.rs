@@ -37,7 +37,10 @@ pub(super) async fn receive(
         }
         Ok(other) => {
             tracing::info!(event = %event.id, ?other, "webhook processed");
-            replay_parked(&state).await;
+            if let (Some(parked), Some(customer)) = (state.parked(), event.customer_id()) {
+                let now = state.clock().now();
+                log_replay(parked.replay_customer(state.billing(), customer, now).await);
+            }
             state.wake_effects();
             false
         }
@@ -66,10 +69,15 @@ async fn park(
     }
 }
 
-/// Gives parked events another chance: the event just applied may have named their tenant.
+/// On the billing clock: retries the oldest parked events, drops the expired ones.
 pub(super) async fn replay_parked(state: &AppState) {
-    let Some(parked) = state.parked() else { return };
-    match parked.replay(state.billing(), state.clock().now()).await {
+    if let Some(parked) = state.parked() {
+        log_replay(parked.replay(state.billing(), state.clock().now()).await);
+    }
+}
+
+fn log_replay(result: Result<usize, sqlx::Error>) {
+    match result {
         Ok(0) => {}
         Ok(resolved) => tracing::info!(resolved, "parked webhooks applied"),
         Err(error) => tracing::error!(%error, "could not replay parked webhooks"),

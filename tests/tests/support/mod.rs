@@ -179,6 +179,12 @@ impl Service {
         self.clock.now()
     }
 
+    /// Every tenant in the directory.
+    pub async fn tenants(&self) -> Vec<tenancy_core::Tenant> {
+        let directory = &self.assembly.plane.directory;
+        directory.list(&Default::default()).await.unwrap()
+    }
+
     /// Stops the server and drops every tenant database it made.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -187,14 +193,7 @@ impl Service {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        let tenants = self
-            .assembly
-            .plane
-            .directory
-            .list(&Default::default())
-            .await
-            .unwrap();
-        for tenant in tenants {
+        for tenant in self.tenants().await {
             self.provisioner.delete(&tenant.id).await.unwrap();
         }
     }
