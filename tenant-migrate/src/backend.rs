@@ -21,6 +21,9 @@ pub(crate) enum Direction {
 pub(crate) struct Step<'a> {
     pub(crate) migration: &'a Migration,
     pub(crate) direction: Direction,
+    /// The operation's last step: the migration lock is released right after
+    /// it, and a backend may release it in the same request.
+    pub(crate) last: bool,
 }
 
 impl Step<'_> {
@@ -53,8 +56,20 @@ pub(crate) trait Backend: Send {
     async fn read_history(&mut self) -> Result<HistorySnapshot, MigrateError>;
     /// Takes the database's migration lock, waiting at most `options.lock_wait()`.
     async fn lock(&mut self, options: &MigrateOptions) -> Result<(), MigrateError>;
+    /// Takes the lock, then reads the history under it; a backend may do both in
+    /// one request. If this fails, the lock may be held: release it.
+    async fn lock_and_read(
+        &mut self,
+        options: &MigrateOptions,
+    ) -> Result<HistorySnapshot, MigrateError> {
+        self.lock(options).await?;
+        self.read_history().await
+    }
     /// Releases the migration lock.
     async fn unlock(&mut self) -> Result<(), MigrateError>;
+    /// Whether this connection holds a lock that keeps other migrators out
+    /// between operations (SQLite's lock lives only inside each step).
+    fn holds_lock(&self) -> bool;
     /// Creates `_sqlx_migrations` if it does not exist.
     async fn ensure_history_table(&mut self) -> Result<(), MigrateError>;
     /// Runs one step and records it (insert or delete its row), atomically unless `no_tx`.

@@ -12,7 +12,7 @@ use tenancy_core::{DatabaseKind, DatabaseTarget};
 
 use crate::backend::Backend;
 #[cfg(feature = "postgres")]
-use crate::postgres::PgBackend;
+use crate::postgres::{PgBackend, PgSessionState};
 #[cfg(feature = "sqlite")]
 use crate::sqlite::SqliteBackend;
 use crate::{MigrateError, MigrateOptions};
@@ -26,7 +26,11 @@ const INVALID_CATALOG: &str = "3D000";
 #[derive(Debug)]
 pub(crate) enum TenantConnection {
     #[cfg(feature = "postgres")]
-    Postgres(PgConnection),
+    Postgres {
+        conn: PgConnection,
+        /// What the engine remembers between operations (name, lock held).
+        state: PgSessionState,
+    },
     #[cfg(feature = "sqlite")]
     Sqlite {
         conn: SqliteConnection,
@@ -53,7 +57,8 @@ impl TenantConnection {
                         .map_err(|e| invalid(e.to_string()))?
                         .application_name("tenant-migrate");
                     let conn = options.connect().await.map_err(|e| classify_connect_error(&label, e))?;
-                    Ok(Self::Postgres(conn))
+                    let state = PgSessionState::connected_to(options.get_database());
+                    Ok(Self::Postgres { conn, state })
                 }
                 #[cfg(feature = "sqlite")]
                 DatabaseKind::Sqlite => {
@@ -83,7 +88,7 @@ impl TenantConnection {
     pub(crate) fn backend(&mut self) -> Box<dyn Backend + '_> {
         match self {
             #[cfg(feature = "postgres")]
-            Self::Postgres(conn) => Box::new(PgBackend::new(conn)),
+            Self::Postgres { conn, state } => Box::new(PgBackend::new(conn, state)),
             #[cfg(feature = "sqlite")]
             Self::Sqlite { conn, database } => Box::new(SqliteBackend::new(conn, database.clone())),
         }
@@ -93,7 +98,7 @@ impl TenantConnection {
     pub(crate) async fn close(self) {
         let closed = match self {
             #[cfg(feature = "postgres")]
-            Self::Postgres(conn) => conn.close().await,
+            Self::Postgres { conn, .. } => conn.close().await,
             #[cfg(feature = "sqlite")]
             Self::Sqlite { conn, .. } => conn.close().await,
         };

@@ -1,7 +1,8 @@
 //! The migration algorithm, shared by every backend: read the history, refuse an
-//! unsafe one, lock, read again, run what is needed, unlock.
+//! unsafe one, lock and read again, run what is needed, unlock.
 
 use crate::backend::{Backend, Direction, Step};
+use crate::history::HistorySnapshot;
 use crate::{
     MigrateError, MigrateOptions, Migration, MigrationOutcome, MigrationSet, MigrationStatus,
     MigrationStep,
@@ -20,11 +21,42 @@ async fn read(
     backend: &mut dyn Backend,
     set: &MigrationSet,
 ) -> Result<(MigrationStatus, bool), MigrateError> {
-    let history = backend.read_history().await?;
-    Ok((
-        MigrationStatus::compute(set, &history),
-        history.table_exists,
-    ))
+    Ok(evaluate(set, &backend.read_history().await?))
+}
+
+/// The status a history gives, and whether its table exists.
+fn evaluate(set: &MigrationSet, history: &HistorySnapshot) -> (MigrationStatus, bool) {
+    (MigrationStatus::compute(set, history), history.table_exists)
+}
+
+/// What the caller already read on this connection, before an operation.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Prior {
+    /// Nothing: the operation reads for itself.
+    #[default]
+    Nothing,
+    /// A status read without the lock: when it shows work to do, the check
+    /// before taking the lock is skipped (the history is read again under the
+    /// lock in any case, so a stale one costs nothing).
+    Read(MigrationStatus),
+    /// The history read under the lock this connection still holds: no other
+    /// migrator can have changed it, so the operation neither locks nor reads.
+    /// Only for a backend whose lock is real ([`Backend::holds_lock`]).
+    Locked(HistorySnapshot),
+}
+
+/// Takes the lock and reads the history under it: the status cannot change
+/// until the lock is released (by the next apply or revert, or by closing). On
+/// failure the lock is released.
+pub(crate) async fn lock_status(
+    backend: &mut dyn Backend,
+    set: &MigrationSet,
+    options: &MigrateOptions,
+) -> Result<(MigrationStatus, HistorySnapshot), MigrateError> {
+    match backend.lock_and_read(options).await {
+        Ok(history) => Ok((evaluate(set, &history).0, history)),
+        Err(error) => release(backend, Err(error)).await,
+    }
 }
 
 /// Applies every pending migration up to `until` (`None`: all of them). An
@@ -34,14 +66,40 @@ pub(crate) async fn apply(
     set: &MigrationSet,
     options: &MigrateOptions,
     until: Option<i64>,
+    prior: Prior,
 ) -> Result<MigrationOutcome, MigrateError> {
-    let (from, plan) = plan_apply(&status(backend, set).await?, set, options, until)?;
-    if plan.is_empty() {
-        return Ok(MigrationOutcome::unchanged(from));
-    }
-    backend.lock(options).await?;
-    let result = apply_locked(backend, set, options, until).await;
+    let held = match prior {
+        Prior::Locked(history) => Some(history),
+        Prior::Read(known) if has_work(plan_apply(&known, set, options, until)) => None,
+        Prior::Read(_) | Prior::Nothing => {
+            let (from, plan) = plan_apply(&status(backend, set).await?, set, options, until)?;
+            if plan.is_empty() {
+                return Ok(MigrationOutcome::unchanged(from));
+            }
+            None
+        }
+    };
+    let result = match locked_history(backend, options, held).await {
+        Ok(history) => apply_locked(backend, set, options, until, &history).await,
+        Err(error) => Err(error),
+    };
     release(backend, result).await
+}
+
+fn has_work(plan: Result<(Option<i64>, Vec<&Migration>), MigrateError>) -> bool {
+    plan.is_ok_and(|(_, plan)| !plan.is_empty())
+}
+
+/// The history under the lock: `held` if the connection holds it already.
+async fn locked_history(
+    backend: &mut dyn Backend,
+    options: &MigrateOptions,
+    held: Option<HistorySnapshot>,
+) -> Result<HistorySnapshot, MigrateError> {
+    match held {
+        Some(history) => Ok(history),
+        None => backend.lock_and_read(options).await,
+    }
 }
 
 /// Reverts, newest first, every applied migration above `to_version`.
@@ -50,13 +108,23 @@ pub(crate) async fn revert(
     set: &MigrationSet,
     options: &MigrateOptions,
     to_version: i64,
+    prior: Prior,
 ) -> Result<MigrationOutcome, MigrateError> {
-    let (from, plan) = plan_revert(&status(backend, set).await?, set, options, to_version)?;
-    if plan.is_empty() {
-        return Ok(MigrationOutcome::unchanged(from));
-    }
-    backend.lock(options).await?;
-    let result = revert_locked(backend, set, options, to_version).await;
+    let held = match prior {
+        Prior::Locked(history) => Some(history),
+        Prior::Read(_) | Prior::Nothing => {
+            let status = status(backend, set).await?;
+            let (from, plan) = plan_revert(&status, set, options, to_version)?;
+            if plan.is_empty() {
+                return Ok(MigrationOutcome::unchanged(from));
+            }
+            None
+        }
+    };
+    let result = match locked_history(backend, options, held).await {
+        Ok(history) => revert_locked(backend, set, options, to_version, &history).await,
+        Err(error) => Err(error),
+    };
     release(backend, result).await
 }
 
@@ -65,13 +133,14 @@ async fn apply_locked(
     set: &MigrationSet,
     options: &MigrateOptions,
     until: Option<i64>,
+    history: &HistorySnapshot,
 ) -> Result<MigrationOutcome, MigrateError> {
-    // Another migrator may have finished while we waited for the lock.
-    let (status, table_exists) = read(backend, set).await?;
-    if !table_exists {
+    // Read under the lock: another migrator may have finished while we waited.
+    let (status, table_exists) = evaluate(set, history);
+    let (from, plan) = plan_apply(&status, set, options, until)?;
+    if !table_exists && !plan.is_empty() {
         backend.ensure_history_table().await?;
     }
-    let (from, plan) = plan_apply(&status, set, options, until)?;
     let steps = run_steps(backend, options, &plan, Direction::Up).await?;
     let to = steps.iter().map(|s| s.version).chain(from).max();
     Ok(MigrationOutcome {
@@ -86,8 +155,9 @@ async fn revert_locked(
     set: &MigrationSet,
     options: &MigrateOptions,
     to_version: i64,
+    history: &HistorySnapshot,
 ) -> Result<MigrationOutcome, MigrateError> {
-    let status = status(backend, set).await?;
+    let (status, _) = evaluate(set, history);
     let (from, plan) = plan_revert(&status, set, options, to_version)?;
     let steps = run_steps(backend, options, &plan, Direction::Down).await?;
     let to = status
@@ -110,16 +180,13 @@ async fn run_steps(
     direction: Direction,
 ) -> Result<Vec<MigrationStep>, MigrateError> {
     let mut steps = Vec::with_capacity(plan.len());
-    for migration in plan {
-        let elapsed = backend
-            .run(
-                Step {
-                    migration,
-                    direction,
-                },
-                options,
-            )
-            .await?;
+    for (index, migration) in plan.iter().enumerate() {
+        let step = Step {
+            migration,
+            direction,
+            last: index + 1 == plan.len(),
+        };
+        let elapsed = backend.run(step, options).await?;
         tracing::info!(
             version = migration.version(),
             ?direction,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use tenancy_core::{RetryDecision, RetryPolicy};
 use tokio::time::Instant;
@@ -13,13 +14,15 @@ pub(crate) fn advisory_lock_key(database: &str) -> i64 {
     0x3d32_ad9e * i64::from(CRC.checksum(database.as_bytes()))
 }
 
-/// Polls `pg_try_advisory_lock` with the workspace's backoff until it succeeds or
-/// `wait` has passed. `Ok(Err(waited))` means another session kept the lock.
+/// Polls `sql`, a query whose first column of its first row is the result of
+/// `pg_try_advisory_lock`, with the workspace's backoff until it reports the lock
+/// taken or `wait` has passed. Returns the rows of the successful attempt;
+/// `Ok(Err(waited))` means another session kept the lock.
 pub(crate) async fn try_lock_within(
     conn: &mut PgConnection,
-    key: i64,
+    sql: &str,
     wait: Duration,
-) -> Result<Result<(), Duration>, sqlx::Error> {
+) -> Result<Result<Vec<PgRow>, Duration>, sqlx::Error> {
     let policy = RetryPolicy::default()
         .with_max_attempts(u32::MAX)
         .with_initial_delay(Duration::from_millis(25))
@@ -28,12 +31,15 @@ pub(crate) async fn try_lock_within(
     let started = Instant::now();
     let mut attempts = 0;
     loop {
-        let query = sqlx::query("SELECT pg_try_advisory_lock($1)").bind(key);
-        let locked = sqlx::Executor::fetch_one(&mut *conn, query)
-            .await?
-            .try_get::<bool, _>(0)?;
+        // Without parameters the query goes through the simple protocol: one
+        // round trip on a fresh connection, where a prepared one costs two.
+        let rows = sqlx::Executor::fetch_all(&mut *conn, sql).await?;
+        let locked = match rows.first() {
+            Some(row) => row.try_get::<bool, _>(0)?,
+            None => false,
+        };
         if locked {
-            return Ok(Ok(()));
+            return Ok(Ok(rows));
         }
         attempts += 1;
         match policy.next_delay(attempts, started.elapsed(), RetryDecision::Retry) {
@@ -43,10 +49,21 @@ pub(crate) async fn try_lock_within(
     }
 }
 
+/// Takes the lock and nothing else.
+pub(crate) fn lock_sql(key: i64) -> String {
+    format!("SELECT pg_try_advisory_lock({key})")
+}
+
 /// Releases the lock taken by [`try_lock_within`].
 pub(crate) async fn unlock(conn: &mut PgConnection, key: i64) -> Result<(), sqlx::Error> {
-    let query = sqlx::query("SELECT pg_advisory_unlock($1)").bind(key);
-    sqlx::Executor::execute(conn, query).await.map(drop)
+    sqlx::Executor::execute(conn, unlock_sql(key).as_str())
+        .await
+        .map(drop)
+}
+
+/// Releases the lock.
+pub(crate) fn unlock_sql(key: i64) -> String {
+    format!("SELECT pg_advisory_unlock({key})")
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ pub struct MigrationStep {
     pub version: i64,
     /// Its description.
     pub description: String,
-    /// How long its SQL took (stored in `execution_time` on apply).
+    /// How long its request took, as the client saw it (PostgreSQL: the whole
+    /// transaction; `execution_time` stores the server's own measure of the SQL).
     pub elapsed: Duration,
 }
 

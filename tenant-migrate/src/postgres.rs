@@ -1,15 +1,15 @@
 //! The engine's backend on a PostgreSQL connection.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
+use sqlx::postgres::{PgDatabaseError, PgErrorPosition, PgRow};
 use sqlx::{Connection, PgConnection, Row};
 
-use crate::backend::{execute_and_record, Backend, Step};
+use crate::backend::{execute_and_record, Backend, Direction, Step};
 use crate::error::is_connection_failure;
 use crate::history::{HistoryRow, HistorySnapshot, POSTGRES_DDL};
-use crate::lock::{advisory_lock_key, try_lock_within, unlock};
+use crate::lock::{advisory_lock_key, lock_sql, try_lock_within, unlock, unlock_sql};
 use crate::{MigrateError, MigrateOptions};
 
 /// The whole history plus the database name in one simple-protocol query (one
@@ -30,25 +30,41 @@ const SWAP_TIMEOUTS: &str =
 const RESTORE_TIMEOUTS: &str =
     "SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)";
 
+/// What one connection remembers between the engine's operations.
+#[derive(Debug, Default)]
+pub(crate) struct PgSessionState {
+    /// The database's name once read: taking the lock never costs a query of its own.
+    database: Option<String>,
+    /// The key of the migration lock while this connection holds it.
+    lock_key: Option<i64>,
+}
+
 /// A PostgreSQL connection driven by the engine.
 #[derive(Debug)]
 pub(crate) struct PgBackend<'c> {
     conn: &'c mut PgConnection,
-    database: Option<String>,
-    lock_key: Option<i64>,
+    state: &'c mut PgSessionState,
 }
 
-impl<'c> PgBackend<'c> {
-    pub(crate) fn new(conn: &'c mut PgConnection) -> Self {
+impl PgSessionState {
+    /// The state of a connection opened to `database` (the name it connected
+    /// with is the name `current_database()` returns).
+    pub(crate) fn connected_to(database: Option<&str>) -> Self {
         Self {
-            conn,
-            database: None,
+            database: database.map(str::to_owned),
             lock_key: None,
         }
     }
+}
+
+impl<'c> PgBackend<'c> {
+    pub(crate) fn new(conn: &'c mut PgConnection, state: &'c mut PgSessionState) -> Self {
+        Self { conn, state }
+    }
 
     fn database(&self) -> String {
-        self.database
+        self.state
+            .database
             .clone()
             .unwrap_or_else(|| "(current)".to_owned())
     }
@@ -68,7 +84,9 @@ impl<'c> PgBackend<'c> {
         }
     }
 
-    fn step_error(&self, step: &Step<'_>, source: sqlx::Error) -> MigrateError {
+    /// A failure of the step's SQL; `offset` is where the step begins (in
+    /// characters) in the text sent, to map PostgreSQL's position to its line.
+    fn step_error(&self, step: &Step<'_>, source: sqlx::Error, offset: usize) -> MigrateError {
         let version = step.migration.version();
         if is_connection_failure(&source) {
             return MigrateError::ConnectionLost {
@@ -77,16 +95,10 @@ impl<'c> PgBackend<'c> {
                 source: Box::new(source),
             };
         }
-        let pg = match &source {
-            sqlx::Error::Database(db) => db.try_downcast_ref::<PgDatabaseError>(),
-            _ => None,
-        };
-        let line = pg
-            .and_then(PgDatabaseError::position)
-            .and_then(|position| match position {
-                PgErrorPosition::Original(position) => Some(line_of_position(step.sql(), position)),
-                _ => None,
-            });
+        let pg = pg_error(&source);
+        let line = original_position(pg)
+            .and_then(|position| position.checked_sub(offset))
+            .map(|position| line_of_position(step.sql(), position));
         MigrateError::Execute {
             version,
             file: step.file().to_owned(),
@@ -99,15 +111,106 @@ impl<'c> PgBackend<'c> {
     }
 
     async fn current_database(&mut self) -> Result<String, MigrateError> {
-        if let Some(name) = &self.database {
+        if let Some(name) = &self.state.database {
             return Ok(name.clone());
         }
-        let name: String = sqlx::query_scalar("SELECT current_database()")
-            .fetch_one(&mut *self.conn)
+        let name: String = sqlx::Executor::fetch_one(&mut *self.conn, "SELECT current_database()")
             .await
+            .and_then(|row| row.try_get(0))
             .map_err(|e| self.bookkeeping_error("read the database name", e))?;
-        self.database = Some(name.clone());
+        self.state.database = Some(name.clone());
         Ok(name)
+    }
+}
+
+impl PgBackend<'_> {
+    /// Polls the lock query `sql(key)` until it takes the lock; returns its rows.
+    async fn lock_with(
+        &mut self,
+        options: &MigrateOptions,
+        sql: fn(i64) -> String,
+    ) -> Result<Vec<PgRow>, MigrateError> {
+        let database = self.current_database().await?;
+        let key = advisory_lock_key(&database);
+        // Marked held before asking: if the request fails after the server took
+        // the lock, releasing it must not be forgotten (an unlock of a lock not
+        // held only draws a warning).
+        self.state.lock_key = Some(key);
+        match try_lock_within(self.conn, &sql(key), options.lock_wait()).await {
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err(waited)) => {
+                self.state.lock_key = None;
+                Err(MigrateError::Locked { database, waited })
+            }
+            Err(error) => Err(self.bookkeeping_error("take the migration lock", error)),
+        }
+    }
+
+    /// The history in `rows` as [`READ_HISTORY`] returns them: the database name,
+    /// then a history row's version, success and checksum (all null when the
+    /// table is empty).
+    fn snapshot(&mut self, rows: &[PgRow]) -> Result<HistorySnapshot, MigrateError> {
+        let mut snapshot = HistorySnapshot {
+            table_exists: true,
+            ..HistorySnapshot::default()
+        };
+        for row in rows {
+            let (database, history_row) = history_row(row)
+                .map_err(|e| self.bookkeeping_error("decode the migration history", e))?;
+            snapshot.database.get_or_insert(database);
+            snapshot.rows.extend(history_row);
+        }
+        if self.state.database.is_none() {
+            self.state.database.clone_from(&snapshot.database);
+        }
+        Ok(snapshot)
+    }
+}
+
+fn history_row(row: &PgRow) -> Result<(String, Option<HistoryRow>), sqlx::Error> {
+    let database: String = row.try_get(0)?;
+    let Some(version) = row.try_get::<Option<i64>, _>(1)? else {
+        return Ok((database, None));
+    };
+    Ok((
+        database,
+        Some(HistoryRow {
+            version,
+            success: row.try_get(2)?,
+            checksum: row.try_get(3)?,
+        }),
+    ))
+}
+
+/// Takes the lock, then reads the history, in one request of two statements in
+/// a `READ COMMITTED` block: the read takes its snapshot after the lock is held
+/// (one statement would take it before, and could miss the last commit of the
+/// migrator that just released the lock), whatever the database's default
+/// isolation. The lock's row comes first (one column), then the history's.
+fn lock_and_read_sql(key: i64) -> String {
+    format!(
+        "BEGIN ISOLATION LEVEL READ COMMITTED; {}; {READ_HISTORY}; COMMIT",
+        lock_sql(key)
+    )
+}
+
+fn is_undefined_table(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some(UNDEFINED_TABLE))
+}
+
+/// PostgreSQL's own error, when the server answered with one.
+fn pg_error(error: &sqlx::Error) -> Option<&PgDatabaseError> {
+    match error {
+        sqlx::Error::Database(db) => db.try_downcast_ref::<PgDatabaseError>(),
+        _ => None,
+    }
+}
+
+/// The 1-based character position in the text sent that PostgreSQL reports.
+fn original_position(error: Option<&PgDatabaseError>) -> Option<usize> {
+    match error?.position()? {
+        PgErrorPosition::Original(position) => Some(position),
+        _ => None,
     }
 }
 
@@ -124,29 +227,164 @@ fn line_of_position(sql: &str, position: usize) -> u32 {
         .saturating_add(1)
 }
 
+/// The statement that records `step` in `_sqlx_migrations`, with its values
+/// inline so that it rides in the step's own round trip (parameters would need a
+/// prepare of their own on every fresh connection). `execution_time` is measured
+/// by the server: the time since it received the step's text.
+fn record_sql(step: &Step<'_>) -> String {
+    let migration = step.migration;
+    match step.direction {
+        Direction::Up => format!(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ({}, {}, TRUE, decode('{}', 'hex'), \
+             (extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000000)::bigint)",
+            migration.version(),
+            quote_text(migration.description()),
+            hex::encode(migration.checksum()),
+        ),
+        Direction::Down => format!(
+            "DELETE FROM _sqlx_migrations WHERE version = {}",
+            migration.version()
+        ),
+    }
+}
+
+/// `text` as a PostgreSQL escape-string literal, whatever the server's
+/// `standard_conforming_strings`: backslashes and quotes doubled.
+fn quote_text(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 3);
+    quoted.push_str("E'");
+    for c in text.chars() {
+        if matches!(c, '\\' | '\'') {
+            quoted.push(c);
+        }
+        quoted.push(c);
+    }
+    quoted.push('\'');
+    quoted
+}
+
+/// A step's whole transaction as one simple-protocol request: `BEGIN` with the
+/// migration timeouts, the step, its history row, `COMMIT` (and after the
+/// operation's last step, the unlock). The server parses the text before running
+/// any of it; a failure skips the rest and leaves the transaction aborted.
+struct TransactionText {
+    sql: String,
+    /// Where the step's SQL begins and ends in `sql`, in characters.
+    step: std::ops::Range<usize>,
+    /// Where the history statement begins and ends in `sql`, in characters.
+    record: std::ops::Range<usize>,
+}
+
+/// SQLSTATE of a syntax error: always the step's (the text around it is ours,
+/// and only a step left open, such as an unterminated string, reaches into it).
+const SYNTAX_ERROR: &str = "42601";
+
+impl TransactionText {
+    /// `unlock`: the key of the lock to release after `COMMIT`, in the same request.
+    fn new(step: &Step<'_>, options: &MigrateOptions, unlock: Option<i64>) -> Self {
+        let prefix = format!("BEGIN; {}\n", options.timeout_sql("LOCAL "));
+        let record = record_sql(step);
+        let start = prefix.chars().count();
+        let end = start + step.sql().chars().count();
+        let record_start = end + "\n;\n".len();
+        let mut sql = format!("{prefix}{}\n;\n{record};\nCOMMIT", step.sql());
+        if let Some(key) = unlock {
+            sql.push_str(&format!(";\n{}", unlock_sql(key)));
+        }
+        Self {
+            sql,
+            step: start..end,
+            record: record_start..record_start + record.chars().count(),
+        }
+    }
+
+    /// Whose failure `error` is: the step's own, or the bookkeeping's around it
+    /// (by the position PostgreSQL reports, or the history table it names).
+    fn classify(&self, error: sqlx::Error) -> RunError {
+        let pg = pg_error(&error);
+        let position = original_position(pg);
+        if pg.is_some_and(|e| e.code() == SYNTAX_ERROR) {
+            return RunError::Step {
+                error,
+                offset: self.step.start,
+            };
+        }
+        // PostgreSQL's positions count from 1.
+        match position {
+            Some(p) if p <= self.step.start => {
+                return RunError::Bookkeeping("begin the migration transaction", error)
+            }
+            Some(p) if p > self.record.start && p <= self.record.end => {
+                return RunError::Bookkeeping("record the migration in _sqlx_migrations", error)
+            }
+            _ => {}
+        }
+        if pg.and_then(PgDatabaseError::table) == Some("_sqlx_migrations") {
+            return RunError::Bookkeeping("record the migration in _sqlx_migrations", error);
+        }
+        RunError::Step {
+            error,
+            offset: self.step.start,
+        }
+    }
+}
+
 /// Tells a failure of the step's own SQL from a failure of the bookkeeping around it.
 enum RunError {
-    Step(sqlx::Error),
+    /// The step failed; it begins `offset` characters into the text sent.
+    Step {
+        error: sqlx::Error,
+        offset: usize,
+    },
     Bookkeeping(&'static str, sqlx::Error),
 }
 
+impl RunError {
+    fn step(error: sqlx::Error) -> Self {
+        Self::Step { error, offset: 0 }
+    }
+}
+
 impl PgBackend<'_> {
+    /// The step's whole transaction in one round trip ([`TransactionText`]).
     async fn run_in_transaction(
         &mut self,
         step: &Step<'_>,
         options: &MigrateOptions,
     ) -> Result<Duration, RunError> {
-        let begin = format!("BEGIN; {}", options.timeout_sql("LOCAL "));
-        let mut tx = self
-            .conn
-            .begin_with(begin)
-            .await
-            .map_err(|e| RunError::Bookkeeping("begin the migration transaction", e))?;
-        let elapsed = execute_and_record::<sqlx::Postgres>(&mut tx, step)
-            .await
-            .map_err(RunError::Step)?;
-        tx.commit().await.map_err(RunError::Step)?;
-        Ok(elapsed)
+        if self.conn.is_in_transaction() {
+            // The caller's own transaction: our BEGIN and COMMIT would end it.
+            return Err(RunError::Bookkeeping(
+                "begin the migration transaction (the connection is already in a \
+                 transaction: pass one outside a transaction)",
+                sqlx::Error::InvalidSavePointStatement,
+            ));
+        }
+        // After the last step the engine unlocks: do it in the same request.
+        let unlock = self.state.lock_key.filter(|_| step.last);
+        let text = TransactionText::new(step, options, unlock);
+        let started = Instant::now();
+        match sqlx::Executor::execute(&mut *self.conn, text.sql.as_str()).await {
+            Ok(_) => {
+                if unlock.is_some() {
+                    self.state.lock_key = None;
+                }
+                Ok(started.elapsed())
+            }
+            Err(error) => {
+                if !is_connection_failure(&error) {
+                    // End the aborted transaction (after a failed COMMIT there is
+                    // none left, and the server only warns).
+                    if let Err(rollback) =
+                        sqlx::Executor::execute(&mut *self.conn, "ROLLBACK").await
+                    {
+                        tracing::warn!(%rollback, "could not roll back a failed migration step; close the connection");
+                    }
+                }
+                Err(text.classify(error))
+            }
+        }
     }
 
     /// Runs a `-- no-transaction` step under the migration timeouts, then gives the
@@ -159,7 +397,7 @@ impl PgBackend<'_> {
         let previous = self.swap_timeouts(options).await?;
         let result = execute_and_record::<sqlx::Postgres>(self.conn, step)
             .await
-            .map_err(RunError::Step);
+            .map_err(RunError::step);
         let restored = match previous {
             Some((lock, statement)) => sqlx::query(RESTORE_TIMEOUTS)
                 .bind(lock)
@@ -204,59 +442,50 @@ impl Backend for PgBackend<'_> {
     async fn read_history(&mut self) -> Result<HistorySnapshot, MigrateError> {
         let rows = match sqlx::Executor::fetch_all(&mut *self.conn, READ_HISTORY).await {
             Ok(rows) => rows,
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(UNDEFINED_TABLE) => {
-                return Ok(HistorySnapshot::default())
-            }
+            Err(error) if is_undefined_table(&error) => return Ok(HistorySnapshot::default()),
             Err(error) => return Err(self.bookkeeping_error("read the migration history", error)),
         };
-        let parse =
-            |row: &sqlx::postgres::PgRow| -> Result<(String, Option<HistoryRow>), sqlx::Error> {
-                let database: String = row.try_get(0)?;
-                let Some(version) = row.try_get::<Option<i64>, _>(1)? else {
-                    return Ok((database, None));
-                };
-                let success: bool = row.try_get(2)?;
-                let checksum: Vec<u8> = row.try_get(3)?;
-                Ok((
-                    database,
-                    Some(HistoryRow {
-                        version,
-                        success,
-                        checksum,
-                    }),
-                ))
-            };
-        let mut snapshot = HistorySnapshot {
-            table_exists: true,
-            ..HistorySnapshot::default()
-        };
-        for row in &rows {
-            let (database, history_row) = parse(row)
-                .map_err(|e| self.bookkeeping_error("decode the migration history", e))?;
-            snapshot.database.get_or_insert(database);
-            snapshot.rows.extend(history_row);
-        }
-        if self.database.is_none() {
-            self.database.clone_from(&snapshot.database);
-        }
-        Ok(snapshot)
+        self.snapshot(&rows)
     }
 
     async fn lock(&mut self, options: &MigrateOptions) -> Result<(), MigrateError> {
-        let database = self.current_database().await?;
-        let key = advisory_lock_key(&database);
-        match try_lock_within(self.conn, key, options.lock_wait()).await {
-            Ok(Ok(())) => {
-                self.lock_key = Some(key);
-                Ok(())
+        self.lock_with(options, lock_sql).await.map(drop)
+    }
+
+    /// One request where the history table exists. On a database that has none
+    /// yet the statement fails before it runs: the lock is taken alone, then the
+    /// history read (whoever held the lock meanwhile may have created it).
+    async fn lock_and_read(
+        &mut self,
+        options: &MigrateOptions,
+    ) -> Result<HistorySnapshot, MigrateError> {
+        if self.conn.is_in_transaction() {
+            // The caller's own transaction must not be ended by ours.
+            self.lock(options).await?;
+            return self.read_history().await;
+        }
+        match self.lock_with(options, lock_and_read_sql).await {
+            Ok(rows) => self.snapshot(rows.get(1..).unwrap_or_default()),
+            Err(MigrateError::History { source, .. }) if is_undefined_table(&source) => {
+                // No history table yet. Whether the lock was taken is unknown:
+                // end the block and release it if held, then lock and read apart.
+                sqlx::Executor::execute(&mut *self.conn, "ROLLBACK")
+                    .await
+                    .map_err(|e| self.bookkeeping_error("end the lock request", e))?;
+                self.unlock().await?;
+                self.lock(options).await?;
+                self.read_history().await
             }
-            Ok(Err(waited)) => Err(MigrateError::Locked { database, waited }),
-            Err(error) => Err(self.bookkeeping_error("take the migration lock", error)),
+            Err(error) => Err(error),
         }
     }
 
+    fn holds_lock(&self) -> bool {
+        self.state.lock_key.is_some()
+    }
+
     async fn unlock(&mut self) -> Result<(), MigrateError> {
-        let Some(key) = self.lock_key.take() else {
+        let Some(key) = self.state.lock_key.take() else {
             return Ok(());
         };
         unlock(self.conn, key)
@@ -282,7 +511,7 @@ impl Backend for PgBackend<'_> {
             self.run_in_transaction(&step, options).await
         };
         result.map_err(|error| match error {
-            RunError::Step(source) => self.step_error(&step, source),
+            RunError::Step { error, offset } => self.step_error(&step, error, offset),
             RunError::Bookkeeping(during, source) => self.bookkeeping_error(during, source),
         })
     }

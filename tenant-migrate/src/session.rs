@@ -1,7 +1,8 @@
 use tenancy_core::DatabaseTarget;
 
 use crate::connection::TenantConnection;
-use crate::{engine, MigrateError, MigrationOutcome, MigrationStatus, TenantMigrator};
+use crate::engine::{self, Prior};
+use crate::{MigrateError, MigrationOutcome, MigrationStatus, TenantMigrator};
 
 /// One open connection to one tenant database, for several operations (read the
 /// status, then apply), then closed: what a fleet rollout holds per tenant job.
@@ -25,6 +26,8 @@ use crate::{engine, MigrateError, MigrationOutcome, MigrationStatus, TenantMigra
 pub struct MigrationSession {
     migrator: TenantMigrator,
     conn: TenantConnection,
+    /// What the last operation read, for the next one to build on.
+    prior: Prior,
 }
 
 impl MigrationSession {
@@ -36,12 +39,44 @@ impl MigrationSession {
         Ok(Self {
             migrator: migrator.clone(),
             conn,
+            prior: Prior::Nothing,
         })
     }
 
     /// The tenant's [`MigrationStatus`], in one query.
     pub async fn status(&mut self) -> Result<MigrationStatus, MigrateError> {
-        engine::status(self.conn.backend().as_mut(), self.migrator.migrations()).await
+        let status =
+            engine::status(self.conn.backend().as_mut(), self.migrator.migrations()).await?;
+        if !matches!(self.prior, Prior::Locked(_)) {
+            self.prior = Prior::Read(status.clone());
+        }
+        Ok(status)
+    }
+
+    /// Takes the tenant's migration lock and reads the [`MigrationStatus`] under
+    /// it (on PostgreSQL, one request where the history table exists). No other
+    /// migrator can change the status until the next [`apply`](Self::apply) or
+    /// [`revert`](Self::revert), which then neither lock nor read again, and
+    /// release the lock; closing the session releases it too. (On SQLite, whose
+    /// lock lives inside each step, this is [`status`](Self::status).)
+    ///
+    /// For a caller that records the version it starts from before migrating (a
+    /// fleet rollout): one request fewer than [`status`](Self::status) then `apply`.
+    pub async fn lock_status(&mut self) -> Result<MigrationStatus, MigrateError> {
+        let (set, options) = (self.migrator.migrations(), self.migrator.options());
+        let mut backend = self.conn.backend();
+        let (status, history) = match std::mem::take(&mut self.prior) {
+            Prior::Locked(history) => (MigrationStatus::compute(set, &history), history),
+            _ => engine::lock_status(backend.as_mut(), set, options).await?,
+        };
+        let held = backend.holds_lock();
+        drop(backend);
+        self.prior = if held {
+            Prior::Locked(history)
+        } else {
+            Prior::Read(status.clone())
+        };
+        Ok(status)
     }
 
     /// Applies every pending migration.
@@ -56,8 +91,16 @@ impl MigrationSession {
 
     /// Reverts, newest first, every applied migration above `to_version` (`0`: all).
     pub async fn revert(&mut self, to_version: i64) -> Result<MigrationOutcome, MigrateError> {
+        let prior = std::mem::take(&mut self.prior);
         let (set, options) = (self.migrator.migrations(), self.migrator.options());
-        engine::revert(self.conn.backend().as_mut(), set, options, to_version).await
+        engine::revert(
+            self.conn.backend().as_mut(),
+            set,
+            options,
+            to_version,
+            prior,
+        )
+        .await
     }
 
     /// Closes the connection (dropping the session closes it too, less politely).
@@ -66,7 +109,8 @@ impl MigrationSession {
     }
 
     async fn apply_until(&mut self, until: Option<i64>) -> Result<MigrationOutcome, MigrateError> {
+        let prior = std::mem::take(&mut self.prior);
         let (set, options) = (self.migrator.migrations(), self.migrator.options());
-        engine::apply(self.conn.backend().as_mut(), set, options, until).await
+        engine::apply(self.conn.backend().as_mut(), set, options, until, prior).await
     }
 }

@@ -148,6 +148,10 @@ impl Backend for SqliteBackend<'_> {
         Ok(())
     }
 
+    fn holds_lock(&self) -> bool {
+        false
+    }
+
     async fn unlock(&mut self) -> Result<(), MigrateError> {
         Ok(())
     }

@@ -8,9 +8,9 @@ use sqlx::SqliteConnection;
 use tenancy_core::{BackendError, DatabaseTarget, MigrationReport, SchemaMigrator, TenantId};
 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
-use crate::engine;
+use crate::engine::{self, Prior};
 #[cfg(feature = "postgres")]
-use crate::postgres::PgBackend;
+use crate::postgres::{PgBackend, PgSessionState};
 #[cfg(feature = "sqlite")]
 use crate::sqlite::SqliteBackend;
 use crate::{
@@ -28,11 +28,12 @@ use crate::{
 /// 1. reads the history in one query and returns at once when nothing is pending;
 /// 2. refuses a dirty row, a checksum mismatch or an unknown version;
 /// 3. takes the database's advisory lock (sqlx's key; waits at most
-///    [`MigrateOptions::with_lock_wait`], then [`MigrateError::Locked`]);
-/// 4. re-reads the history, then runs each pending migration with its history row
-///    in one transaction, under `SET LOCAL lock_timeout` / `statement_timeout`
+///    [`MigrateOptions::with_lock_wait`], then [`MigrateError::Locked`]) and
+///    re-reads the history under it, in one query;
+/// 4. runs each pending migration with its history row in one transaction, under
+///    `SET LOCAL lock_timeout` / `statement_timeout`, sent as one request
 ///    (a `-- no-transaction` file runs, then is recorded);
-/// 5. unlocks.
+/// 5. unlocks (in the last transaction's request when it can).
 ///
 /// ```no_run
 /// use tenancy_core::{DatabaseTarget, DatabaseUrl};
@@ -118,13 +119,21 @@ impl TenantMigrator {
     /// [`apply`](Self::apply) on an open PostgreSQL connection.
     ///
     /// The connection gets its own timeouts back and the migration lock is released
-    /// on success and on error. If the future is dropped mid-run, the lock stays with
-    /// the connection until it closes: close it rather than return it to a pool.
+    /// on success and on error. If the future is dropped mid-run, the lock (and
+    /// perhaps an aborted transaction) stays with the connection until it closes:
+    /// close it rather than return it to a pool.
     pub async fn apply_postgres(
         &self,
         conn: &mut PgConnection,
     ) -> Result<MigrationOutcome, MigrateError> {
-        engine::apply(&mut PgBackend::new(conn), &self.set, &self.options, None).await
+        engine::apply(
+            &mut PgBackend::new(conn, &mut PgSessionState::default()),
+            &self.set,
+            &self.options,
+            None,
+            Prior::Nothing,
+        )
+        .await
     }
 
     #[cfg(feature = "postgres")]
@@ -135,10 +144,11 @@ impl TenantMigrator {
         to_version: i64,
     ) -> Result<MigrationOutcome, MigrateError> {
         engine::revert(
-            &mut PgBackend::new(conn),
+            &mut PgBackend::new(conn, &mut PgSessionState::default()),
             &self.set,
             &self.options,
             to_version,
+            Prior::Nothing,
         )
         .await
     }
@@ -149,7 +159,11 @@ impl TenantMigrator {
         &self,
         conn: &mut PgConnection,
     ) -> Result<MigrationStatus, MigrateError> {
-        engine::status(&mut PgBackend::new(conn), &self.set).await
+        engine::status(
+            &mut PgBackend::new(conn, &mut PgSessionState::default()),
+            &self.set,
+        )
+        .await
     }
 
     #[cfg(feature = "sqlite")]
@@ -163,6 +177,7 @@ impl TenantMigrator {
             &self.set,
             &self.options,
             None,
+            Prior::Nothing,
         )
         .await
     }
@@ -179,6 +194,7 @@ impl TenantMigrator {
             &self.set,
             &self.options,
             to_version,
+            Prior::Nothing,
         )
         .await
     }

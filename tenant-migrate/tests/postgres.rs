@@ -318,3 +318,98 @@ async fn a_session_reads_status_then_applies_up_to_a_version_on_one_connection()
     session.close().await;
     assert_eq!(history(&db).await.len(), 3);
 }
+
+#[tokio::test]
+async fn descriptions_with_quotes_and_backslashes_are_recorded_verbatim() {
+    let db = TestDatabase::create().await.unwrap();
+    let set = MigrationSet::builder()
+        .file(
+            r"20240101000000_o'brien's \table\ ''quoted''.sql",
+            "CREATE TABLE quoted (id INT)",
+        )
+        .build()
+        .unwrap();
+    let migrator = TenantMigrator::new(set.clone());
+    migrator.apply(&target(&db)).await.unwrap();
+
+    let mut conn = connect(&db).await;
+    let (description, checksum): (String, Vec<u8>) =
+        sqlx::query_as("SELECT description, checksum FROM _sqlx_migrations")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let migration = set.iter().next().unwrap();
+    assert!(description.contains(r"o'brien's \table\ ''quoted''"));
+    assert_eq!(description, migration.description());
+    assert_eq!(checksum, migration.checksum());
+}
+
+#[tokio::test]
+async fn a_history_row_that_cannot_be_written_undoes_its_step() {
+    let db = TestDatabase::create().await.unwrap();
+    let migrator = TenantMigrator::new(fixture_set());
+    let mut conn = connect(&db).await;
+    // The history table refuses the second fixture version (a transactional one).
+    sqlx::raw_sql(&format!(
+        "{ddl}; ALTER TABLE _sqlx_migrations ADD CONSTRAINT refuse_last CHECK (version <> {refused})",
+        ddl = "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+               installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, \
+               checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL)",
+        refused = FIXTURE_VERSIONS[1],
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let error = migrator.apply(&target(&db)).await.unwrap_err();
+    assert!(
+        matches!(error, MigrateError::History { during, .. } if during.contains("_sqlx_migrations")),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("_sqlx_migrations"), "{error}");
+    // The first version landed; the refused one left nothing behind.
+    assert_eq!(history(&db).await, vec![(FIXTURE_VERSIONS[0], true)]);
+    assert!(!column_exists(&db, "items", "price").await);
+}
+
+/// Applies a one-file set whose SQL fails, and returns the error.
+async fn apply_broken(db: &TestDatabase, file: &str, sql: &str) -> MigrateError {
+    let set = MigrationSet::builder().file(file, sql).build().unwrap();
+    TenantMigrator::new(set)
+        .apply(&target(db))
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn a_step_left_open_is_the_steps_error_with_its_line() {
+    let db = TestDatabase::create().await.unwrap();
+    // An unfinished last statement: the text sent after the step must not take
+    // the blame (nor swallow the history row's statement).
+    let error = apply_broken(
+        &db,
+        "1_open.sql",
+        "CREATE TABLE fine (id INT);\nCREATE TABLE open (id INT",
+    )
+    .await;
+    match &error {
+        MigrateError::Execute {
+            version: 1,
+            file,
+            line: Some(2),
+            code: Some(code),
+            ..
+        } => assert_eq!((file.as_str(), code.as_str()), ("1_open.sql", "42601")),
+        other => panic!("expected the step's syntax error, got {other:?}"),
+    }
+    assert!(!table_exists(&db, "fine").await, "rolled back");
+    assert!(history(&db).await.is_empty());
+
+    // An unterminated string reaches into the history row's statement.
+    let error = apply_broken(&db, "1_quote.sql", "CREATE TABLE q (id INT);\nSELECT 'x)").await;
+    assert!(
+        matches!(error, MigrateError::Execute { version: 1, .. }),
+        "{error:?}"
+    );
+    assert!(!table_exists(&db, "q").await && history(&db).await.is_empty());
+}

@@ -11,7 +11,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection};
 use support::*;
 use tenancy_core::testing::TestDatabase;
-use tenant_migrate::TenantMigrator;
+use tenant_migrate::{MigrationSet, TenantMigrator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -35,6 +35,18 @@ impl Wire {
 }
 
 async fn relay(db: &TestDatabase, wire: Arc<Wire>) -> PgConnection {
+    let port = listen(db, wire).await;
+    PgConnectOptions::from_str(db.url().expose())
+        .unwrap()
+        .host("127.0.0.1")
+        .port(port)
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Relays the next connection to `127.0.0.1:<port>` to the database's server.
+async fn listen(db: &TestDatabase, wire: Arc<Wire>) -> u16 {
     let options = PgConnectOptions::from_str(db.url().expose()).unwrap();
     let upstream = format!("{}:{}", options.get_host(), options.get_port());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -59,12 +71,7 @@ async fn relay(db: &TestDatabase, wire: Arc<Wire>) -> PgConnection {
             }
         }
     });
-    options
-        .host("127.0.0.1")
-        .port(port)
-        .connect()
-        .await
-        .unwrap()
+    port
 }
 
 #[tokio::test]
@@ -98,4 +105,90 @@ async fn up_to_date_check_is_one_round_trip() {
     wire.arm();
     migrator.apply_postgres(&mut fresh_conn).await.unwrap();
     assert!(wire.batches() > 3, "{} requests", wire.batches());
+}
+
+/// What a fleet rollout does per tenant: read the version, then apply the one
+/// pending migration, on one connection.
+#[tokio::test]
+async fn applying_after_reading_the_status_takes_few_requests() {
+    let db = TestDatabase::create().await.unwrap();
+    let transactional: Vec<_> = fixture_set().iter().take(2).cloned().collect();
+    let set = transactional
+        .iter()
+        .fold(MigrationSet::builder(), |b, m| b.migration(m.clone()))
+        .build()
+        .unwrap();
+    let migrator = TenantMigrator::new(set);
+    let (first, second) = (FIXTURE_VERSIONS[0], FIXTURE_VERSIONS[1]);
+    let mut conn = connect(&db).await;
+    migrator.apply_postgres(&mut conn).await.unwrap();
+    migrator.revert_postgres(&mut conn, first).await.unwrap();
+
+    let wire = Arc::new(Wire::default());
+    let port = listen(&db, wire.clone()).await;
+    let relayed = url(&format!(
+        "postgres://postgres@127.0.0.1:{port}/{}",
+        db.name()
+    ));
+    let mut session = migrator.connect(&relayed).await.unwrap();
+
+    wire.arm();
+    assert_eq!(session.status().await.unwrap().current_version, Some(first));
+    assert_eq!(wire.batches(), 1, "status() is one request");
+    wire.arm();
+    assert_eq!(session.apply().await.unwrap().to_version, Some(second));
+    // The lock with the history read under it; the step's transaction with its
+    // history row and the unlock. The status just read spares a read before the lock.
+    assert_eq!(wire.batches(), 2, "apply() after status()");
+
+    session.revert(first).await.unwrap();
+    wire.arm();
+    let status = session.lock_status().await.unwrap();
+    assert_eq!(status.current_version, Some(first));
+    assert_eq!(wire.batches(), 1, "lock_status() is one request");
+    assert_eq!(
+        advisory_locks(&mut conn).await,
+        1,
+        "held after lock_status()"
+    );
+    wire.arm();
+    assert_eq!(session.apply().await.unwrap().to_version, Some(second));
+    assert_eq!(
+        wire.batches(),
+        1,
+        "apply() under the held lock: one request"
+    );
+    assert_eq!(advisory_locks(&mut conn).await, 0, "released by apply()");
+
+    session.close().await;
+    assert_eq!(history(&db).await.len(), 2);
+}
+
+/// Advisory locks held on the database `conn` is connected to, by any session.
+async fn advisory_locks(conn: &mut PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_lock_is_taken_once_and_released() {
+    let db = TestDatabase::create().await.unwrap();
+    let migrator = TenantMigrator::new(fixture_set());
+    let mut conn = connect(&db).await;
+    migrator.apply_postgres(&mut conn).await.unwrap();
+    migrator.revert_postgres(&mut conn, 0).await.unwrap();
+    // The history table exists now: the lock and the read share one statement.
+    migrator.apply_postgres(&mut conn).await.unwrap();
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(held, 0, "every advisory lock taken was released");
 }

@@ -176,3 +176,17 @@ async fn a_step_another_migrator_did_while_this_one_waited_is_not_run_again() {
         [2]
     );
 }
+
+#[tokio::test]
+async fn a_session_applies_after_lock_status_even_though_sqlite_holds_no_lock() {
+    let file = TempSqlite::new();
+    let migrator = TenantMigrator::new(set());
+    let mut session = migrator.connect(&file.target()).await.unwrap();
+    assert_eq!(session.lock_status().await.unwrap().pending, [1, 2]);
+    // Another migrator gets in between: the session must not trust what it read.
+    migrator.apply(&file.target()).await.unwrap();
+    let outcome = session.apply().await.unwrap();
+    assert!(!outcome.changed(), "{outcome:?}");
+    session.close().await;
+    assert_eq!(tables(&file).await, ["_sqlx_migrations", "notes"]);
+}

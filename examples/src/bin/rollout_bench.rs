@@ -1,51 +1,60 @@
-//! Benchmark of a fleet rollout against its floor and the seed's sequential loop.
+//! Benchmark of `migrate run --strategy all` against its floor and the seed's
+//! sequential loop, over real tenant databases.
 //!
 //! Creates `--tenants N` databases (`tk_bench_t00000`, …) on the local PostgreSQL
 //! (`DATABASE_URL`), gives each an earlier migration (a real fleet has a history;
-//! `--fresh` skips this), then migrates all of them four ways, resetting them in
-//! between, and prints the figures side by side:
+//! `--fresh` skips this), then migrates all of them three ways per round, in a
+//! rotating order, resetting them in between, and prints the figures side by side:
 //!
-//! 1. the rollout (`Rollout`, strategy all, SQLite state store: what
-//!    `migrate run --strategy all` does), with its advisory lock, history table,
-//!    state writes and leases;
+//! 1. the rollout: the `migrate` binary (`migrate run --strategy all --json`, SQLite
+//!    state store), with its advisory locks, history tables, state writes and leases;
 //! 2. the per-tenant migrator alone in a bare parallel loop (its lock and history,
-//!    no state store), to show where the rollout's overhead lies;
+//!    no state store), to show where the rollout's cost lies;
 //! 3. the floor: the same SQL through a fresh connection per tenant, at the same
 //!    concurrency, with no bookkeeping at all;
-//! 4. the seed's approach: the same SQL, one tenant after another.
 //!
-//! Peak memory (`VmHWM`) is read at start, once the tenant list is loaded, and
-//! after the rollouts. To see it at fleet sizes this machine cannot hold as
-//! databases, add `--phantoms K`: K more tenants whose databases do not exist (each
-//! goes through claim, connect, failure and outcome like any other), e.g.
-//! `--tenants 0 --phantoms 10000 --rounds 1 --skip-sequential`. The databases are dropped
-//! at the end unless `--keep` is given (creating and dropping a thousand databases
-//! takes minutes; `--keep` lets you run the benchmark again without that).
+//! and once, the seed's approach: the same SQL, one tenant after another.
+//!
+//! Each phase starts after a `CHECKPOINT` and is timed by the wall clock and by
+//! the machine's CPU time (from `/proc/stat`: this process, `migrate` and the
+//! PostgreSQL server together); ratios are taken within each round, so a noisy
+//! neighbour slows both sides alike.
+//!
+//! Peak memory is the `migrate` process's own (`getrusage` of a child), for fleets
+//! of `--fleets` sizes: a run next to a dry run (`--dry-run` loads the tenant list
+//! and plans, nothing more), so the difference is what the rollout itself holds.
+//! Fleets larger than `--tenants` list each database under several tenants (each
+//! tenant after the first finds its database migrated and is skipped): the machine
+//! cannot hold 5,000 databases, and the rollout tracks every tenant all the same.
 //!
 //! ```text
-//! cargo run --release -p tenancy-examples --bin rollout_bench -- --tenants 1000 --concurrency 4
+//! cargo build --release -p tenancy-examples --bins
+//! ./target/release/rollout_bench --tenants 1000 --concurrency 4
 //! ```
+//!
+//! The databases are dropped at the end unless `--keep` is given (creating and
+//! dropping a thousand databases takes minutes).
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sqlx::{Connection, PgConnection};
-use tenancy_core::{
-    DatabaseTarget, DatabaseUrl, MemoryTenantDirectory, NewTenant, TenantDirectory, TenantId,
-};
-use tenant_migrate::{MigrationSet, Rollout, SqliteRolloutStore, Strategy, TenantMigrator};
-use time::OffsetDateTime;
+use tenancy_core::{DatabaseTarget, DatabaseUrl};
+use tenant_migrate::{MigrationSet, TenantMigrator};
 
 /// The 3-statement migration every tenant receives.
 const MIGRATION: &str = "CREATE TABLE bench_items (id BIGINT PRIMARY KEY, name TEXT);
 CREATE INDEX bench_items_name ON bench_items (name);
 ALTER TABLE bench_items ADD COLUMN created_at TIMESTAMPTZ DEFAULT now();
 ";
+const MIGRATION_FILE: &str = "20240102000000_bench.sql";
 
 /// An earlier migration every tenant already has (a real fleet has a history).
 const BASELINE: &str = "CREATE TABLE IF NOT EXISTS bench_baseline (id INT);";
+const BASELINE_FILE: &str = "20240101000000_baseline.sql";
 
 /// Removes everything, history included (set-up, not timed).
 const RESET_ALL: &str = "DROP TABLE IF EXISTS bench_items; DROP TABLE IF EXISTS bench_baseline; \
@@ -57,8 +66,11 @@ const RESET: &str =
 
 const PREFIX: &str = "tk_bench_";
 
+/// The first argument that makes this binary a peak-memory wrapper around a command.
+const PEAK_RSS: &str = "__peak-rss";
+
 #[derive(Debug, Parser)]
-#[command(about = "Rollout vs floor vs sequential loop over N tenant databases")]
+#[command(about = "migrate run vs floor vs sequential loop over N tenant databases")]
 struct Args {
     /// Number of tenant databases.
     #[arg(long, default_value_t = 1000)]
@@ -66,35 +78,77 @@ struct Args {
     /// Tenants in flight at once (rollout and floor alike).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Keep the databases at the end (to rerun without creating them again).
-    #[arg(long)]
-    keep: bool,
+    /// Rounds of (rollout, migrator only, floor); medians are reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Fleet sizes at which to read the peak memory of `migrate run` (none: skip).
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    fleets: Vec<usize>,
     /// Skip the sequential loop (it takes N × ~17 ms).
     #[arg(long)]
     skip_sequential: bool,
-    /// Rounds of (rollout, migrator only, floor); medians are reported.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Extra tenants whose databases do not exist (each fails at connect): grows
-    /// the fleet the rollout tracks, to read peak memory beyond the databases this
-    /// machine can hold.
-    #[arg(long, default_value_t = 0)]
-    phantoms: usize,
-    /// Start from empty databases: the rollout also creates each history table
-    /// (by default every tenant already has an earlier migration in its history).
+    /// Start from empty databases: the rollout also creates each history table.
     #[arg(long)]
     fresh: bool,
+    /// Keep the databases at the end (to rerun without creating them again).
+    #[arg(long)]
+    keep: bool,
+    /// The `migrate` binary (default: next to this one).
+    #[arg(long)]
+    migrate: Option<PathBuf>,
 }
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-#[tokio::main]
-async fn main() -> BenchResult<()> {
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(PEAK_RSS) {
+        return peak_rss_wrapper(&argv[2..]);
+    }
     let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("rollout_bench: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rollout_bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything a phase needs.
+struct Bench {
+    args: Args,
+    server: DatabaseUrl,
+    urls: Vec<DatabaseUrl>,
+    set: MigrationSet,
+    reset: &'static str,
+    workdir: WorkDir,
+    migrate: PathBuf,
+}
+
+async fn bench(args: Args) -> BenchResult<()> {
     let server = DatabaseUrl::parse(
         &std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     )?;
+    let migrate = match &args.migrate {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("migrate"),
+    };
+    if !migrate.is_file() {
+        return Err(format!(
+            "no migrate binary at {}: run `cargo build --release -p tenancy-examples --bins` first",
+            migrate.display()
+        )
+        .into());
+    }
     let urls: Vec<DatabaseUrl> = (0..args.tenants)
         .map(|i| server.with_database(&format!("{PREFIX}t{i:05}")))
         .collect();
@@ -106,164 +160,400 @@ async fn main() -> BenchResult<()> {
         started.elapsed()
     );
 
-    run_everywhere(&urls, args.concurrency, RESET_ALL).await?;
-    let baseline = if args.fresh {
+    let bench = Bench::prepare(args, server.clone(), urls, migrate).await?;
+    let rounds = bench.rounds().await?;
+    let sequential = if bench.args.skip_sequential {
         None
     } else {
-        Some(baseline_set()?)
+        let sequential = bench.time_floor(1).await?;
+        run_everywhere(&bench.urls, bench.args.concurrency, bench.reset).await?;
+        Some(sequential)
     };
-    if let Some(set) = &baseline {
-        apply_everywhere(&urls, args.concurrency, set).await?;
-    }
-    let set = bench_set(baseline)?;
-    let reset = if args.fresh { RESET_ALL } else { RESET };
-
-    let phantoms: Vec<DatabaseUrl> = (0..args.phantoms)
-        .map(|i| server.with_database(&format!("{PREFIX}missing_t{i:05}")))
-        .collect();
-    let rss_before = peak_rss_kib();
-    let mut rss_with_list = 0;
-    let mut rounds = Vec::new();
-    for _ in 0..args.rounds.max(1) {
-        let (rollout, rss) = time_rollout(&urls, &phantoms, args.concurrency, set.clone()).await?;
-        rss_with_list = rss_with_list.max(rss);
-        run_everywhere(&urls, args.concurrency, reset).await?;
-        let started = Instant::now();
-        apply_everywhere(&urls, args.concurrency, &set).await?;
-        let migrator_only = started.elapsed();
-        run_everywhere(&urls, args.concurrency, reset).await?;
-        let floor = time_floor(&urls, args.concurrency).await?;
-        run_everywhere(&urls, args.concurrency, reset).await?;
-        eprintln!(
-            "round: rollout {rollout:.2?}, migrator only {migrator_only:.2?}, floor {floor:.2?}"
-        );
-        rounds.push((rollout, migrator_only, floor));
-    }
-    let rss_after = peak_rss_kib();
-    let median = |pick: fn(&(Duration, Duration, Duration)) -> Duration| {
-        let mut values: Vec<Duration> = rounds.iter().map(pick).collect();
-        values.sort_unstable();
-        values[values.len() / 2]
-    };
-    let (rollout, migrator_only, floor) = (median(|r| r.0), median(|r| r.1), median(|r| r.2));
-    let sequential = if args.skip_sequential {
-        None
-    } else {
-        Some(time_floor(&urls, 1).await?)
-    };
-    run_everywhere(&urls, args.concurrency, RESET_ALL).await?;
-
-    let times = Times {
-        rollout,
-        migrator_only,
-        floor,
-        sequential,
-    };
-    report(&args, &times, [rss_before, rss_with_list, rss_after]);
-    if !args.keep {
-        drop_databases(&server, &urls).await?;
+    let memory = bench.memory().await?;
+    run_everywhere(&bench.urls, bench.args.concurrency, RESET_ALL).await?;
+    report(&bench.args, &rounds, sequential, &memory);
+    if !bench.args.keep {
+        drop_databases(&server, &bench.urls).await?;
     }
     Ok(())
 }
 
-/// Wall times of the phases.
-#[derive(Debug)]
-struct Times {
-    rollout: Duration,
-    migrator_only: Duration,
-    floor: Duration,
-    sequential: Option<Duration>,
+/// One phase's figures.
+#[derive(Debug, Clone, Copy)]
+struct Timed {
+    wall: Duration,
+    /// Machine CPU time (all processes) during the phase.
+    cpu: Duration,
 }
 
-fn report(args: &Args, times: &Times, [rss_before, rss_with_list, rss_after]: [u64; 3]) {
-    let Times {
-        rollout,
-        migrator_only,
-        floor,
-        sequential,
-    } = *times;
+/// One round: rollout, migrator only, floor.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    rollout: Timed,
+    migrator_only: Timed,
+    floor: Timed,
+}
+
+/// Peak RSS (KiB) of `migrate` at one fleet size: dry run, then run.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    fleet: usize,
+    dry_run: u64,
+    run: u64,
+}
+
+impl Bench {
+    async fn prepare(
+        args: Args,
+        server: DatabaseUrl,
+        urls: Vec<DatabaseUrl>,
+        migrate: PathBuf,
+    ) -> BenchResult<Self> {
+        run_everywhere(&urls, args.concurrency, RESET_ALL).await?;
+        let workdir = WorkDir::create()?;
+        let mut builder = MigrationSet::builder();
+        if !args.fresh {
+            let baseline = MigrationSet::builder()
+                .file(BASELINE_FILE, BASELINE)
+                .build()?;
+            apply_everywhere(&urls, args.concurrency, &baseline).await?;
+            builder = builder.file(BASELINE_FILE, BASELINE);
+            std::fs::write(workdir.migrations().join(BASELINE_FILE), BASELINE)?;
+        }
+        std::fs::write(workdir.migrations().join(MIGRATION_FILE), MIGRATION)?;
+        let set = builder.file(MIGRATION_FILE, MIGRATION).build()?;
+        let reset = if args.fresh { RESET_ALL } else { RESET };
+        Ok(Self {
+            args,
+            server,
+            urls,
+            set,
+            reset,
+            workdir,
+            migrate,
+        })
+    }
+
+    /// The timed rounds, each phase followed by a reset; the order rotates.
+    async fn rounds(&self) -> BenchResult<Vec<Round>> {
+        let tenants = self.workdir.tenants_csv(&self.urls, self.urls.len())?;
+        let mut rounds = Vec::new();
+        for round in 0..self.args.rounds.max(1) {
+            let mut times = [None; 3];
+            for phase in (0..3).map(|p| (p + round) % 3) {
+                // Every phase starts with the server's dirty pages written out, so
+                // no phase pays for the previous one's checkpoint.
+                checkpoint(&self.server).await?;
+                let timed = match phase {
+                    0 => self.time_rollout(&tenants, round).await?,
+                    1 => self.time_migrator_only().await?,
+                    _ => self.time_floor(self.args.concurrency).await?,
+                };
+                times[phase] = Some(timed);
+                run_everywhere(&self.urls, self.args.concurrency, self.reset).await?;
+            }
+            let [Some(rollout), Some(migrator_only), Some(floor)] = times else {
+                return Err("a phase did not run".into());
+            };
+            eprintln!(
+                "round {round}: migrate run {:.2?}, migrator only {:.2?}, floor {:.2?}",
+                rollout.wall, migrator_only.wall, floor.wall
+            );
+            rounds.push(Round {
+                rollout,
+                migrator_only,
+                floor,
+            });
+        }
+        Ok(rounds)
+    }
+
+    /// `migrate run --strategy all --json`, checked to have migrated every tenant.
+    async fn time_rollout(&self, tenants: &Path, round: usize) -> BenchResult<Timed> {
+        let state = self.workdir.state(&format!("round-{round}"));
+        let args = self.run_args(tenants, &state, &["--json"]);
+        let (timed, run) = measure(self.migrate_command(&args)).await?;
+        let run = run?;
+        let summary: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+        let succeeded = summary["succeeded"].as_u64();
+        if !run.success || succeeded != Some(self.urls.len() as u64) {
+            return Err(format!("migrate run did not migrate every tenant: {summary}").into());
+        }
+        Ok(timed)
+    }
+
+    async fn time_migrator_only(&self) -> BenchResult<Timed> {
+        let (timed, result) = measure(apply_everywhere(
+            &self.urls,
+            self.args.concurrency,
+            &self.set,
+        ))
+        .await?;
+        result?;
+        Ok(timed)
+    }
+
+    async fn time_floor(&self, concurrency: usize) -> BenchResult<Timed> {
+        let (timed, result) = measure(run_everywhere(&self.urls, concurrency, MIGRATION)).await?;
+        result?;
+        Ok(timed)
+    }
+
+    /// Peak RSS of `migrate run --dry-run` and `migrate run` at each fleet size.
+    async fn memory(&self) -> BenchResult<Vec<Memory>> {
+        let mut figures = Vec::new();
+        for &fleet in &self.args.fleets {
+            let tenants = self.workdir.tenants_csv(&self.urls, fleet)?;
+            let state = self.workdir.state(&format!("fleet-{fleet}"));
+            let dry = self
+                .migrate_command(&self.run_args(&tenants, &state, &["--dry-run"]))
+                .await?;
+            let run = self
+                .migrate_command(&self.run_args(&tenants, &state, &[]))
+                .await?;
+            run_everywhere(&self.urls, self.args.concurrency, self.reset).await?;
+            if !dry.success || !run.success {
+                let printed = String::from_utf8_lossy(if dry.success {
+                    &run.stdout
+                } else {
+                    &dry.stdout
+                });
+                return Err(format!("migrate run failed at a fleet of {fleet}: {printed}").into());
+            }
+            figures.push(Memory {
+                fleet,
+                dry_run: dry.peak_rss_kib,
+                run: run.peak_rss_kib,
+            });
+        }
+        Ok(figures)
+    }
+
+    fn run_args(&self, tenants: &Path, state: &str, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--tenants".into(),
+            tenants.display().to_string(),
+            "--migrations".into(),
+            self.workdir.migrations().display().to_string(),
+            "--state".into(),
+            state.into(),
+            "--strategy".into(),
+            "all".into(),
+            "--concurrency".into(),
+            self.args.concurrency.to_string(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    }
+
+    /// Runs `migrate` under this binary's peak-memory wrapper.
+    async fn migrate_command(&self, args: &[String]) -> BenchResult<ChildRun> {
+        let output = tokio::process::Command::new(std::env::current_exe()?)
+            .arg(PEAK_RSS)
+            .arg(&self.migrate)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let peak_rss_kib = stderr
+            .lines()
+            .find_map(|line| line.strip_prefix("peak-rss-kib: "))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("no peak RSS reported: {stderr}"))?;
+        Ok(ChildRun {
+            success: output.status.success(),
+            stdout: output.stdout,
+            peak_rss_kib,
+        })
+    }
+}
+
+/// What a `migrate` run printed and held.
+#[derive(Debug)]
+struct ChildRun {
+    success: bool,
+    stdout: Vec<u8>,
+    peak_rss_kib: u64,
+}
+
+/// Runs `command` (its output passed through, its stderr silenced), then prints its
+/// peak RSS on stderr: the largest of this process's children, and it has one.
+fn peak_rss_wrapper(command: &[String]) -> ExitCode {
+    let Some((program, args)) = command.split_first() else {
+        eprintln!("usage: rollout_bench {PEAK_RSS} PROGRAM [ARGS…]");
+        return ExitCode::from(2);
+    };
+    let status = std::process::Command::new(program)
+        .args(args)
+        .stderr(Stdio::null())
+        .status();
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
+    match (status, usage) {
+        (Ok(status), Ok(usage)) => {
+            eprintln!("peak-rss-kib: {}", usage.max_rss());
+            ExitCode::from(u8::try_from(status.code().unwrap_or(1)).unwrap_or(1))
+        }
+        (Err(error), _) => {
+            eprintln!("cannot run {program}: {error}");
+            ExitCode::FAILURE
+        }
+        (_, Err(error)) => {
+            eprintln!("getrusage failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Times `work` by the wall clock and by the machine's busy CPU time.
+async fn measure<T>(work: impl std::future::Future<Output = T>) -> BenchResult<(Timed, T)> {
+    let cpu_before = machine_cpu()?;
+    let started = Instant::now();
+    let output = work.await;
+    let wall = started.elapsed();
+    let cpu = machine_cpu()?.saturating_sub(cpu_before);
+    Ok((Timed { wall, cpu }, output))
+}
+
+/// Busy CPU time of the whole machine since boot (user, nice, system, irq, softirq).
+fn machine_cpu() -> BenchResult<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().ok_or("empty /proc/stat")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| fields.get(i)).sum();
+    // USER_HZ is 100 on Linux.
+    Ok(Duration::from_millis(busy * 10))
+}
+
+/// A temporary directory for the migrations, tenant lists and state files.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create() -> BenchResult<Self> {
+        let dir = std::env::temp_dir().join(format!("rollout-bench-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("migrations"))?;
+        Ok(Self(dir))
+    }
+
+    fn migrations(&self) -> PathBuf {
+        self.0.join("migrations")
+    }
+
+    fn state(&self, name: &str) -> String {
+        format!("sqlite:{}", self.0.join(format!("{name}.db")).display())
+    }
+
+    /// A tenants CSV of `fleet` tenants over `urls` (round robin past their number).
+    fn tenants_csv(&self, urls: &[DatabaseUrl], fleet: usize) -> BenchResult<PathBuf> {
+        let path = self.0.join(format!("tenants-{fleet}.csv"));
+        let mut csv = String::from("id,database_url\n");
+        for (i, url) in (0..fleet).zip(urls.iter().cycle()) {
+            csv.push_str(&format!("t{i:06},{}\n", url.expose()));
+        }
+        std::fs::write(&path, csv)?;
+        Ok(path)
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn report(args: &Args, rounds: &[Round], sequential: Option<Timed>, memory: &[Memory]) {
     let n = args.tenants as f64;
-    let rate = |d: Duration| n / d.as_secs_f64();
     let history = if args.fresh {
         "empty databases"
     } else {
         "one earlier migration in each history"
     };
     println!(
-        "tenants: {} (+{} without a database), concurrency: {}, {history}, median of {} rounds",
-        args.tenants, args.phantoms, args.concurrency, args.rounds
+        "tenants: {}, concurrency: {}, {history}; medians of {} rounds (ratios within each round)",
+        args.tenants,
+        args.concurrency,
+        rounds.len()
+    );
+    let line = |name: &str, pick: fn(&Round) -> Timed| {
+        let wall = median(rounds.iter().map(|r| pick(r).wall.as_secs_f64()).collect());
+        let cpu = median(rounds.iter().map(|r| pick(r).cpu.as_secs_f64()).collect());
+        println!(
+            "{name:<30} {wall:>7.2} s  {:>7.1} tenants/s  {:>6.2} ms CPU/tenant",
+            n / wall,
+            1000.0 * cpu / n
+        );
+    };
+    line("migrate run --strategy all:", |r| r.rollout);
+    line("migrator only (no state):", |r| r.migrator_only);
+    line("floor (bare parallel):", |r| r.floor);
+    let ratio = |a: fn(&Round) -> Timed, b: fn(&Round) -> Timed, cpu: bool| {
+        median(
+            rounds
+                .iter()
+                .map(|r| {
+                    let (a, b) = (a(r), b(r));
+                    if cpu {
+                        a.cpu.as_secs_f64() / b.cpu.as_secs_f64()
+                    } else {
+                        b.wall.as_secs_f64() / a.wall.as_secs_f64()
+                    }
+                })
+                .collect(),
+        )
+    };
+    let per_round: Vec<String> = rounds
+        .iter()
+        .map(|r| {
+            format!(
+                "{:.0}",
+                100.0 * r.floor.wall.as_secs_f64() / r.rollout.wall.as_secs_f64()
+            )
+        })
+        .collect();
+    println!(
+        "rollout / floor throughput: {:.0} % (rounds: {} %); migrator only / floor: {:.0} %",
+        100.0 * ratio(|r| r.rollout, |r| r.floor, false),
+        per_round.join(", "),
+        100.0 * ratio(|r| r.migrator_only, |r| r.floor, false)
     );
     println!(
-        "rollout (strategy all): {:>8.2} s  {:>7.1} tenants/s",
-        rollout.as_secs_f64(),
-        rate(rollout)
-    );
-    println!(
-        "migrator only (no state): {:>6.2} s  {:>7.1} tenants/s",
-        migrator_only.as_secs_f64(),
-        rate(migrator_only)
-    );
-    println!(
-        "floor (bare parallel):  {:>8.2} s  {:>7.1} tenants/s",
-        floor.as_secs_f64(),
-        rate(floor)
-    );
-    println!(
-        "rollout / floor throughput: {:.0} %  (migrator only / floor: {:.0} %)",
-        100.0 * rate(rollout) / rate(floor),
-        100.0 * rate(migrator_only) / rate(floor)
+        "CPU per tenant, rollout / floor: {:.2}x; migrator only / floor: {:.2}x",
+        ratio(|r| r.rollout, |r| r.floor, true),
+        ratio(|r| r.migrator_only, |r| r.floor, true)
     );
     if let Some(sequential) = sequential {
-        println!(
-            "sequential loop:        {:>8.2} s  {:>7.1} tenants/s",
-            sequential.as_secs_f64(),
-            rate(sequential)
+        let rollout = median(
+            rounds
+                .iter()
+                .map(|r| r.rollout.wall.as_secs_f64())
+                .collect(),
         );
         println!(
-            "rollout speed-up over sequential: {:.2}x",
-            sequential.as_secs_f64() / rollout.as_secs_f64()
+            "sequential loop: {:.2} s ({:.1} tenants/s); rollout speed-up over it: {:.2}x",
+            sequential.wall.as_secs_f64(),
+            n / sequential.wall.as_secs_f64(),
+            sequential.wall.as_secs_f64() / rollout
         );
     }
-    println!(
-        "peak RSS: {rss_before} KiB at start, {rss_with_list} KiB with the tenant list loaded, \
-         {rss_after} KiB after the rollouts"
-    );
-}
-
-/// The rollout, timed from planning to the final report; also the peak RSS once
-/// the tenant list is loaded, before the rollout starts.
-async fn time_rollout(
-    urls: &[DatabaseUrl],
-    phantoms: &[DatabaseUrl],
-    concurrency: usize,
-    set: MigrationSet,
-) -> BenchResult<(Duration, u64)> {
-    let directory = Arc::new(MemoryTenantDirectory::new());
-    let now = OffsetDateTime::now_utc();
-    for (i, url) in urls.iter().chain(phantoms).enumerate() {
-        let id = TenantId::new(format!("t{i:05}"))?;
-        let mut tenant = NewTenant::with_id(id, "bench", "ops@example.com")?.into_tenant(now);
-        tenant.database = Some(DatabaseTarget::new(url.clone()));
-        directory.insert(&tenant).await?;
+    for m in memory {
+        println!(
+            "peak RSS of migrate at {:>6} tenants: run {:>6} KiB, dry run (tenant list and plan) {:>6} KiB, difference {:>5} KiB",
+            m.fleet,
+            m.run,
+            m.dry_run,
+            m.run.saturating_sub(m.dry_run)
+        );
     }
-    let state = std::env::temp_dir().join(format!("rollout-bench-{}.db", std::process::id()));
-    let store = Arc::new(SqliteRolloutStore::open(&format!("sqlite:{}", state.display())).await?);
-    let rollout = Rollout::of_migrations(directory, set, store)
-        .strategy(Strategy::AllAtOnce)
-        .concurrency(concurrency)
-        .build();
-    let rss_with_list = peak_rss_kib();
-    let started = Instant::now();
-    let report = rollout.run().await?;
-    let elapsed = started.elapsed();
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", state.display()));
-    }
-    let expected = (urls.len() as u64, phantoms.len() as u64);
-    if (report.counts.succeeded, report.counts.failed) != expected {
-        return Err(format!("rollout did not complete: {:?}", report.counts).into());
-    }
-    Ok((elapsed, rss_with_list))
 }
 
 /// The per-tenant migrator alone (lock, history, one connection per tenant) in a
@@ -285,30 +575,7 @@ async fn apply_everywhere(
     Ok(())
 }
 
-fn baseline_set() -> BenchResult<MigrationSet> {
-    Ok(MigrationSet::builder()
-        .file("20240101000000_baseline.sql", BASELINE)
-        .build()?)
-}
-
-/// The benchmarked migration, after the baseline when there is one.
-fn bench_set(baseline: Option<MigrationSet>) -> BenchResult<MigrationSet> {
-    let builder = baseline
-        .iter()
-        .flatten()
-        .fold(MigrationSet::builder(), |b, m| b.migration(m.clone()));
-    Ok(builder
-        .file("20240102000000_bench.sql", MIGRATION)
-        .build()?)
-}
-
-/// The same SQL through a fresh connection per tenant, `concurrency` at a time.
-async fn time_floor(urls: &[DatabaseUrl], concurrency: usize) -> BenchResult<Duration> {
-    let started = Instant::now();
-    run_everywhere(urls, concurrency, MIGRATION).await?;
-    Ok(started.elapsed())
-}
-
+/// `sql` through a fresh connection per tenant, `concurrency` at a time.
 async fn run_everywhere(urls: &[DatabaseUrl], concurrency: usize, sql: &str) -> BenchResult<()> {
     stream::iter(urls)
         .map(|url| async move {
@@ -319,6 +586,13 @@ async fn run_everywhere(urls: &[DatabaseUrl], concurrency: usize, sql: &str) -> 
         .buffer_unordered(concurrency.max(1))
         .try_collect::<()>()
         .await?;
+    Ok(())
+}
+
+async fn checkpoint(server: &DatabaseUrl) -> BenchResult<()> {
+    let mut admin = PgConnection::connect(server.expose()).await?;
+    sqlx::raw_sql("CHECKPOINT").execute(&mut admin).await?;
+    admin.close().await?;
     Ok(())
 }
 
@@ -354,17 +628,4 @@ async fn drop_databases(server: &DatabaseUrl, urls: &[DatabaseUrl]) -> BenchResu
         started.elapsed()
     );
     Ok(())
-}
-
-/// The process's peak resident set size (`VmHWM`), in KiB.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }

@@ -41,6 +41,13 @@ impl TenantSession for MigrationSession {
         Ok(status.current_version)
     }
 
+    /// [`MigrationSession::lock_status`]: the job records this version, then
+    /// applies without locking or reading again.
+    async fn lock_version(&mut self) -> Result<Option<i64>, BackendError> {
+        let status = self.lock_status().await.map_err(backend_error)?;
+        Ok(status.current_version)
+    }
+
     async fn apply(&mut self, target_version: i64) -> Result<MigrationReport, BackendError> {
         self.apply_to(target_version)
             .await

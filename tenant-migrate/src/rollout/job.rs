@@ -162,7 +162,7 @@ impl Job<'_> {
     }
 
     async fn forward(&mut self, session: &mut dyn TenantSession) -> Result<TenantOutcome, Stop> {
-        let current = session.version().await?;
+        let current = session.lock_version().await?;
         let from = self.record_start(current).await?;
         let target = self.ctx.target_version;
         if current >= Some(target) {

@@ -38,6 +38,13 @@ pub trait TenantSession: Send {
     /// The schema version recorded in the database's history (`None`: none applied).
     async fn version(&mut self) -> Result<Option<i64>, BackendError>;
 
+    /// The version before a job applies: an implementation may read it under its
+    /// per-database lock and keep the lock for the [`apply`](Self::apply) that
+    /// follows (released by it, or by [`close`](Self::close)). By default, [`version`](Self::version).
+    async fn lock_version(&mut self) -> Result<Option<i64>, BackendError> {
+        self.version().await
+    }
+
     /// Applies every pending migration up to `target_version`.
     async fn apply(&mut self, target_version: i64) -> Result<MigrationReport, BackendError>;
 

@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS tenancy_rollout_tenants (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollout_tenants_order
     ON tenancy_rollout_tenants (rollout_id, wave, position);
+-- Claims walk one status at a time in rollout order.
+CREATE INDEX IF NOT EXISTS tenancy_rollout_tenants_claim
+    ON tenancy_rollout_tenants (rollout_id, status, wave, position);
 ";
 
 /// The rollout state store on a PostgreSQL control-plane database: several runners,

@@ -41,7 +41,7 @@ pub(crate) const POSTGRES: Dialect = Dialect {
 };
 
 /// SQLite: Unix milliseconds in `INTEGER` columns; a claim holds the database's
-/// write lock (`BEGIN IMMEDIATE`) instead of row locks.
+/// write lock (a writing statement takes it before it reads) instead of row locks.
 #[cfg(feature = "sqlite")]
 pub(crate) const SQLITE: Dialect = Dialect {
     now: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
@@ -198,28 +198,49 @@ impl Statements {
 /// rollout migrated and has not tried to revert in this pass (revert), plus any whose
 /// lease expired.
 fn claim(d: &Dialect, phase: Phase) -> String {
-    let claimable = match phase {
-        Phase::Forward => "status = 'pending'",
-        Phase::Revert => {
-            "migrated AND (status = 'succeeded' OR (status = 'failed' AND \
-             finished_at < (SELECT phase_started_at FROM tenancy_rollouts WHERE id = $1)))"
-        }
+    let expired = format!("lease_expires_at < {}", d.now);
+    let branches: Vec<(&str, &str)> = match phase {
+        Phase::Forward => vec![("pending", "TRUE"), ("running", expired.as_str())],
+        Phase::Revert => vec![
+            ("succeeded", "migrated"),
+            (
+                "failed",
+                "migrated AND finished_at < \
+                 (SELECT phase_started_at FROM tenancy_rollouts WHERE id = $1)",
+            ),
+            ("running", expired.as_str()),
+        ],
     };
+    // One branch per status, each walking the claim index from its first row in
+    // rollout order: a claim costs the same at the end of a rollout as at its start.
+    let ctes: Vec<String> = branches
+        .iter()
+        .enumerate()
+        .map(|(i, (status, condition))| {
+            format!(
+                "b{i} AS (SELECT tenant_id, wave, position FROM tenancy_rollout_tenants
+                  WHERE rollout_id = $1 AND status = '{status}' AND wave <= $3 AND ({condition})
+                  ORDER BY wave, position LIMIT $4 {skip_locked})",
+                skip_locked = d.skip_locked
+            )
+        })
+        .collect();
+    let union: Vec<String> = (0..branches.len())
+        .map(|i| format!("SELECT * FROM b{i}"))
+        .collect();
     format!(
-        "UPDATE tenancy_rollout_tenants
-            SET status = 'running', lease_owner = $2, attempts = attempts + 1,
-                lease_expires_at = {lease}
-          WHERE (rollout_id, tenant_id) IN (
-                SELECT rollout_id, tenant_id FROM tenancy_rollout_tenants
-                 WHERE rollout_id = $1 AND wave <= $3
-                   AND ({claimable} OR (status = 'running' AND lease_expires_at < {now}))
-                   AND EXISTS (SELECT 1 FROM tenancy_rollouts WHERE id = $1 AND status = $6)
-                 ORDER BY wave, position
-                 LIMIT $4 {skip_locked})
-      RETURNING tenant_id, {wave}, {attempts}, started_at IS NOT NULL, from_version",
+        "WITH {ctes},
+              picked AS (SELECT tenant_id FROM ({union}) AS candidates
+                          ORDER BY wave, position LIMIT $4)
+        UPDATE tenancy_rollout_tenants
+           SET status = 'running', lease_owner = $2, attempts = attempts + 1,
+               lease_expires_at = {lease}
+         WHERE rollout_id = $1 AND tenant_id IN (SELECT tenant_id FROM picked)
+           AND EXISTS (SELECT 1 FROM tenancy_rollouts WHERE id = $1 AND status = $6)
+     RETURNING tenant_id, {wave}, {attempts}, started_at IS NOT NULL, from_version",
+        ctes = ctes.join(",\n"),
+        union = union.join(" UNION ALL "),
         lease = (d.from_now)("$5"),
-        now = d.now,
-        skip_locked = d.skip_locked,
         wave = (d.int8)("wave"),
         attempts = (d.int8)("attempts"),
     )

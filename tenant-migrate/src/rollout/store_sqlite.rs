@@ -53,13 +53,16 @@ CREATE TABLE IF NOT EXISTS tenancy_rollout_tenants (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollout_tenants_order
     ON tenancy_rollout_tenants (rollout_id, wave, position);
+-- Claims walk one status at a time in rollout order.
+CREATE INDEX IF NOT EXISTS tenancy_rollout_tenants_claim
+    ON tenancy_rollout_tenants (rollout_id, status, wave, position);
 ";
 
 /// Tenant rows inserted per statement (4 parameters each, under SQLite's limit).
 const INSERT_CHUNK: usize = 2000;
 
 /// The rollout state store in a SQLite file: the embedded default, for one runner
-/// at a time (claims take the write lock with `BEGIN IMMEDIATE`).
+/// at a time (each claim is one statement holding the write lock).
 ///
 /// ```no_run
 /// use tenant_migrate::SqliteRolloutStore;
@@ -160,7 +163,8 @@ rollout_store!(SqliteRolloutStore, SQLITE_STATEMENTS, {
         rollout_id: i64,
         request: &ClaimRequest<'_>,
     ) -> Result<Vec<ClaimedTenant>, RolloutError> {
-        let mut tx = self.begin_write().await?;
+        // One statement, atomic on its own: a writing statement takes SQLite's
+        // write lock before it reads, so two processes never claim one row.
         let rows: Vec<ClaimRow> = sqlx::query_as(self.sql().claim(request.phase))
             .bind(rollout_id)
             .bind(request.owner)
@@ -168,9 +172,8 @@ rollout_store!(SqliteRolloutStore, SQLITE_STATEMENTS, {
             .bind(i64::from(request.limit))
             .bind(request.lease.as_secs_f64())
             .bind(claim_status(request.phase))
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.pool)
             .await?;
-        tx.commit().await?;
         rows.into_iter().map(claim_from_row).collect()
     }
 });
