@@ -89,7 +89,13 @@ impl SqliteRolloutStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // 256 KiB of page cache (SQLite's default is 2 MiB): claims walk the
+            // front of one index and outcomes update by primary key, so a small
+            // cache costs no speed, and the runner's memory stops following the
+            // size of the state file (rollout_bench: +1.1 MiB from 1,000 to 5,000
+            // tenants instead of +1.9 MiB, none from 5,000 to 10,000).
+            .pragma("cache_size", "-256");
         // One connection: this process's writes queue in memory instead of meeting
         // SQLite's busy handler (which sleeps), and `:memory:` stays one database.
         let pool = SqlitePoolOptions::new()
