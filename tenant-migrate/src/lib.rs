@@ -8,6 +8,10 @@
 //!   several operations); results are a [`MigrationOutcome`] or a typed
 //!   [`MigrateError`] (`is_retryable()`, `is_locked()`).
 //! - **Status**: [`MigrationStatus`], one query per tenant.
+//! - **Round trips**: on PostgreSQL, applying takes one request to lock and read the
+//!   history under the lock (none after [`MigrationSession::lock_status`]), then one
+//!   per pending migration: its transaction with its history row, the unlock riding
+//!   with the last.
 //! - **Linting**: [`lint`] returns [`Finding`]s (rule, [`Severity`], line, fix hint).
 //! - **Fleet rollouts**: [`Rollout`] takes a migration set to every tenant of a
 //!   `TenantDirectory` with a [`Strategy`] (all at once, waves, canary), resumable state
