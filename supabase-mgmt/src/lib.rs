@@ -101,7 +101,6 @@ mod password;
 mod provisioner;
 mod rate_limit;
 mod readiness;
-mod string_enum;
 mod transport;
 
 pub use admin_user::{AdminUserMode, SupabaseAdminUserCreator, DEFAULT_PROJECT_URL_TEMPLATE};

@@ -53,6 +53,7 @@ mod local;
 mod migrator;
 mod notifier;
 mod onboarding;
+mod open_enum;
 mod provisioner;
 mod retry;
 mod secret;
@@ -85,3 +86,9 @@ pub use retry::{RetryDecision, RetryPolicy};
 pub use secret::{Secret, SecretString, REDACTED};
 pub use tenant::{validate_tag, NewTenant, OnboardingStep, Tenant, TenantError, TenantStatus};
 pub use tenant_id::{TenantId, TenantIdError};
+
+/// What [`open_enum!`] expands to needs; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}

@@ -6,7 +6,6 @@ use std::time::Duration;
 use tenancy_core::{BackendError, BoxError, RetryDecision};
 
 use super::retry::classify;
-use crate::event::stripe_enum;
 
 /// What went wrong building a [`StripeClient`](super::StripeClient).
 #[derive(Debug, thiserror::Error)]
@@ -164,18 +163,20 @@ impl From<StripeError> for BackendError {
     }
 }
 
-stripe_enum! {
+tenancy_core::open_enum! {
     /// The `type` of a Stripe error object.
-    ApiErrorType {
+    pub enum ApiErrorType {
         /// `api_error`: a problem on Stripe's side (rare).
-        Api = "api_error",
+        Api => "api_error",
         /// `card_error`: the card cannot be charged; `decline_code` says why.
-        Card = "card_error",
+        Card => "card_error",
         /// `idempotency_error`: a key was reused with different parameters or another endpoint.
-        Idempotency = "idempotency_error",
+        Idempotency => "idempotency_error",
         /// `invalid_request_error`: invalid parameters, or the key has no access.
-        InvalidRequest = "invalid_request_error",
+        InvalidRequest => "invalid_request_error",
     }
+    /// A value this version of the crate does not know, kept as sent.
+    other Unknown
 }
 
 /// Stripe's error object (`{"error": {…}}`) with the answer's status and headers.

@@ -1,42 +1,48 @@
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::common::{expandable_id_opt, null_as_default, stripe_enum, Metadata};
+use super::common::{expandable_id_opt, null_as_default, Metadata};
 
-stripe_enum! {
+tenancy_core::open_enum! {
     /// A Checkout session's `mode`.
-    CheckoutMode {
+    pub enum CheckoutMode {
         /// A one-time payment.
-        Payment = "payment",
+        Payment => "payment",
         /// Saving payment details for later.
-        Setup = "setup",
+        Setup => "setup",
         /// Starting a subscription.
-        Subscription = "subscription",
+        Subscription => "subscription",
     }
+    /// A value this version of the crate does not know, kept as sent.
+    other Unknown
 }
 
-stripe_enum! {
+tenancy_core::open_enum! {
     /// A Checkout session's `status`.
-    CheckoutSessionStatus {
+    pub enum CheckoutSessionStatus {
         /// In progress.
-        Open = "open",
+        Open => "open",
         /// Completed by the customer.
-        Complete = "complete",
+        Complete => "complete",
         /// Expired without completing.
-        Expired = "expired",
+        Expired => "expired",
     }
+    /// A value this version of the crate does not know, kept as sent.
+    other Unknown
 }
 
-stripe_enum! {
+tenancy_core::open_enum! {
     /// A Checkout session's `payment_status`.
-    PaymentStatus {
+    pub enum PaymentStatus {
         /// The payment succeeded.
-        Paid = "paid",
+        Paid => "paid",
         /// The payment has not succeeded (yet).
-        Unpaid = "unpaid",
+        Unpaid => "unpaid",
         /// Nothing to pay now (a trial, or a zero amount).
-        NoPaymentRequired = "no_payment_required",
+        NoPaymentRequired => "no_payment_required",
     }
+    /// A value this version of the crate does not know, kept as sent.
+    other Unknown
 }
 
 /// The customer details collected by Checkout (`customer_details`).

@@ -5,63 +5,6 @@ use serde::{Deserialize, Deserializer};
 /// A Stripe object's `metadata`: string keys and values set by the integration.
 pub type Metadata = HashMap<String, String>;
 
-/// Declares an enum mirroring a Stripe string enum: `#[non_exhaustive]`, with an
-/// `Unknown(String)` case that keeps values this crate does not know yet.
-macro_rules! stripe_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:literal,)* }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)*
-            /// A value this version of the crate does not know, kept as sent.
-            Unknown(String),
-        }
-
-        impl $name {
-            /// Every value this version of the crate names, as Stripe spells them.
-            pub const NAMED: &'static [&'static str] = &[$($value,)*];
-
-            /// The value as Stripe spells it.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $(Self::$variant => $value,)*
-                    Self::Unknown(other) => other,
-                }
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(value: &str) -> Self {
-                match value {
-                    $($value => Self::$variant,)*
-                    other => Self::Unknown(other.to_owned()),
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let value = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                Ok(Self::from(value.as_ref()))
-            }
-        }
-    };
-}
-pub(crate) use stripe_enum;
-
 /// A Stripe list object (`{"object": "list", "data": […], "has_more": …}`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[non_exhaustive]
@@ -82,18 +25,20 @@ impl<T> Default for List<T> {
     }
 }
 
-stripe_enum! {
+tenancy_core::open_enum! {
     /// How often a recurring price bills (`recurring.interval`).
-    PriceInterval {
+    pub enum PriceInterval {
         /// Daily.
-        Day = "day",
+        Day => "day",
         /// Weekly.
-        Week = "week",
+        Week => "week",
         /// Monthly.
-        Month = "month",
+        Month => "month",
         /// Yearly.
-        Year = "year",
+        Year => "year",
     }
+    /// A value this version of the crate does not know, kept as sent.
+    other Unknown
 }
 
 /// The recurring part of a price (`price.recurring`).

@@ -3,31 +3,32 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::common::stripe_enum;
 use super::{CheckoutSession, Invoice, Subscription};
 use crate::{WebhookError, TENANT_ID_METADATA_KEY};
 
-stripe_enum! {
+tenancy_core::open_enum! {
     /// An event's `type`. The types a billing integration subscribes to are named;
     /// every other type is kept in `Unknown` (and its object in [`EventObject::Other`]).
-    EventType {
+    pub enum EventType {
         /// A Checkout session completed.
-        CheckoutSessionCompleted = "checkout.session.completed",
+        CheckoutSessionCompleted => "checkout.session.completed",
         /// A subscription was created.
-        CustomerSubscriptionCreated = "customer.subscription.created",
+        CustomerSubscriptionCreated => "customer.subscription.created",
         /// A subscription changed (status, plan, trial …).
-        CustomerSubscriptionUpdated = "customer.subscription.updated",
+        CustomerSubscriptionUpdated => "customer.subscription.updated",
         /// A subscription ended.
-        CustomerSubscriptionDeleted = "customer.subscription.deleted",
+        CustomerSubscriptionDeleted => "customer.subscription.deleted",
         /// A trial ends in three days.
-        CustomerSubscriptionTrialWillEnd = "customer.subscription.trial_will_end",
+        CustomerSubscriptionTrialWillEnd => "customer.subscription.trial_will_end",
         /// An invoice payment succeeded.
-        InvoicePaymentSucceeded = "invoice.payment_succeeded",
+        InvoicePaymentSucceeded => "invoice.payment_succeeded",
         /// An invoice payment failed.
-        InvoicePaymentFailed = "invoice.payment_failed",
+        InvoicePaymentFailed => "invoice.payment_failed",
         /// An invoice was paid (also when paid out of band).
-        InvoicePaid = "invoice.paid",
+        InvoicePaid => "invoice.paid",
     }
+    /// A value this version of the crate does not know, kept as sent.
+    other Unknown
 }
 
 /// The object an event is about (`data.object`), typed for the known event types.

@@ -1,22 +1,24 @@
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::common::{expandable_id_opt, null_as_default, stripe_enum, Metadata};
+use super::common::{expandable_id_opt, null_as_default, Metadata};
 
-stripe_enum! {
+tenancy_core::open_enum! {
     /// An invoice's `status`.
-    InvoiceStatus {
+    pub enum InvoiceStatus {
         /// Being prepared.
-        Draft = "draft",
+        Draft => "draft",
         /// Finalized, awaiting payment.
-        Open = "open",
+        Open => "open",
         /// Paid.
-        Paid = "paid",
+        Paid => "paid",
         /// Written off as uncollectible.
-        Uncollectible = "uncollectible",
+        Uncollectible => "uncollectible",
         /// Voided.
-        Void = "void",
+        Void => "void",
     }
+    /// A value this version of the crate does not know, kept as sent.
+    other Unknown
 }
 
 /// When an invoice changed status (`status_transitions`).

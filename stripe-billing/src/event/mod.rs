@@ -10,7 +10,6 @@ mod subscription;
 pub use checkout::{
     CheckoutMode, CheckoutSession, CheckoutSessionStatus, CustomerDetails, PaymentStatus,
 };
-pub(crate) use common::stripe_enum;
 pub use common::{List, Metadata, Price, PriceInterval, Recurring};
 pub use customer::Customer;
 pub use envelope::{Event, EventData, EventObject, EventType};

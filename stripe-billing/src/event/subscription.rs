@@ -1,30 +1,30 @@
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::common::{
-    expandable_id, expandable_id_opt, null_as_default, stripe_enum, List, Metadata, Price,
-};
+use super::common::{expandable_id, expandable_id_opt, null_as_default, List, Metadata, Price};
 
-stripe_enum! {
+tenancy_core::open_enum! {
     /// A subscription's `status`.
-    SubscriptionStatus {
+    pub enum SubscriptionStatus {
         /// In a free trial.
-        Trialing = "trialing",
+        Trialing => "trialing",
         /// Paid and in good standing.
-        Active = "active",
+        Active => "active",
         /// The latest payment failed; Stripe is retrying.
-        PastDue = "past_due",
+        PastDue => "past_due",
         /// Cancelled (terminal).
-        Canceled = "canceled",
+        Canceled => "canceled",
         /// Payment retries are exhausted and the invoice stays unpaid.
-        Unpaid = "unpaid",
+        Unpaid => "unpaid",
         /// The first payment has not succeeded yet.
-        Incomplete = "incomplete",
+        Incomplete => "incomplete",
         /// The first payment never succeeded within 23 hours (terminal).
-        IncompleteExpired = "incomplete_expired",
+        IncompleteExpired => "incomplete_expired",
         /// Paused (a trial ended without a payment method).
-        Paused = "paused",
+        Paused => "paused",
     }
+    /// A value this version of the crate does not know, kept as sent.
+    other Unknown
 }
 
 /// A Stripe subscription (`object: "subscription"`).

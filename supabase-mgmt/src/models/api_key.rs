@@ -1,9 +1,7 @@
 use serde::{Deserialize, Serialize};
 use tenancy_core::SecretString;
 
-use crate::string_enum::api_enum;
-
-api_enum! {
+tenancy_core::open_enum! {
     /// The kind of an API key (`ApiKeyResponse.type`).
     pub enum ApiKeyType {
         /// `legacy`: a JWT key (`anon`, `service_role`).

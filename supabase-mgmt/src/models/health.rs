@@ -1,8 +1,6 @@
 use serde::Deserialize;
 
-use crate::string_enum::api_enum;
-
-api_enum! {
+tenancy_core::open_enum! {
     /// A service whose health the API reports (`V1ServiceHealthResponse.name`, and the
     /// `services` query parameter of `GET /v1/projects/{ref}/health`).
     pub enum ServiceName {
@@ -27,7 +25,7 @@ api_enum! {
     other Unknown
 }
 
-api_enum! {
+tenancy_core::open_enum! {
     /// A service's health (`V1ServiceHealthResponse.status`).
     pub enum HealthStatus {
         /// `COMING_UP`.

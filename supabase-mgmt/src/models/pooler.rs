@@ -1,8 +1,6 @@
 use serde::Deserialize;
 
-use crate::string_enum::api_enum;
-
-api_enum! {
+tenancy_core::open_enum! {
     /// Which database a pooler serves (`SupavisorConfigResponse.database_type`).
     pub enum PoolerDatabaseType {
         /// `PRIMARY`.
@@ -14,7 +12,7 @@ api_enum! {
     other Unknown
 }
 
-api_enum! {
+tenancy_core::open_enum! {
     /// The pooling mode (`SupavisorConfigResponse.pool_mode`).
     pub enum PoolMode {
         /// `transaction`: a server connection per transaction (port 6543 on Supabase).

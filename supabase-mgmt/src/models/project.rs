@@ -2,9 +2,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use tenancy_core::SecretString;
 
 use super::region::{Region, RegionSelection};
-use crate::string_enum::api_enum;
 
-api_enum! {
+tenancy_core::open_enum! {
     /// The lifecycle status of a project (`V1ProjectWithDatabaseResponse.status`).
     ///
     /// The spec has a value spelled `UNKNOWN`, so the catch-all for values this crate
@@ -83,7 +82,7 @@ impl ProjectStatus {
     }
 }
 
-api_enum! {
+tenancy_core::open_enum! {
     /// The compute size of a project (`desired_instance_size`).
     pub enum InstanceSize {
         /// `nano`.

@@ -1,8 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::string_enum::api_enum;
-
-api_enum! {
+tenancy_core::open_enum! {
     /// A specific region code (`region_selection.code` of type `specific`, `RegionsInfo`).
     ///
     /// The spec warns that the codes are not a stable API; fetch the current list with
@@ -49,7 +47,7 @@ api_enum! {
     other Unknown
 }
 
-api_enum! {
+tenancy_core::open_enum! {
     /// A smart region group (`region_selection.code` of type `smartGroup`).
     pub enum SmartGroup {
         /// `americas`.
@@ -63,7 +61,7 @@ api_enum! {
     other Unknown
 }
 
-api_enum! {
+tenancy_core::open_enum! {
     /// The cloud provider of a region (`RegionsInfo…provider`).
     pub enum RegionProvider {
         /// `AWS`.
@@ -79,7 +77,7 @@ api_enum! {
     other Unknown
 }
 
-api_enum! {
+tenancy_core::open_enum! {
     /// Why a region is flagged (`RegionsInfo…status`).
     pub enum RegionCapacity {
         /// `capacity`: the region is short of capacity.
@@ -91,7 +89,7 @@ api_enum! {
     other Unknown
 }
 
-api_enum! {
+tenancy_core::open_enum! {
     /// A continent code for region recommendations (`continent` query parameter).
     pub enum Continent {
         /// North America.
