@@ -8,11 +8,15 @@
 //! Run: `cargo bench -p tenant-migrate --bench rollout_overhead` (the PostgreSQL
 //! store needs `DATABASE_URL` or the local server; `-- 1000 10000` picks sizes).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use support::TempSqlite;
 use tenancy_core::testing::TestDatabase;
 use tenancy_core::{
     BackendError, DatabaseTarget, DatabaseUrl, MemoryTenantDirectory, MigrationReport, NewTenant,
@@ -125,27 +129,8 @@ async fn rollout(
     elapsed
 }
 
-/// A fresh SQLite state file; removed when dropped.
-struct SqliteFile(std::path::PathBuf);
-
-impl SqliteFile {
-    fn new(n: usize) -> Self {
-        let name = format!("rollout-overhead-{}-{n}.db", std::process::id());
-        Self(std::env::temp_dir().join(name))
-    }
-
-    async fn store(&self) -> Arc<dyn RolloutStore> {
-        let url = format!("sqlite:{}", self.0.display());
-        Arc::new(SqliteRolloutStore::open(&url).await.unwrap())
-    }
-}
-
-impl Drop for SqliteFile {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
+async fn sqlite_store(file: &TempSqlite) -> Arc<dyn RolloutStore> {
+    Arc::new(SqliteRolloutStore::open(&file.url()).await.unwrap())
 }
 
 async fn postgres_store() -> (TestDatabase, Arc<dyn RolloutStore>) {
@@ -173,8 +158,8 @@ fn main() {
         let mut baseline: Option<(f64, f64)> = None;
         for &n in &sizes {
             let tenants = directory(n).await;
-            let file = SqliteFile::new(n);
-            let sqlite = rollout(&tenants, n, file.store().await).await;
+            let file = TempSqlite::new();
+            let sqlite = rollout(&tenants, n, sqlite_store(&file).await).await;
             let (_db, store) = postgres_store().await;
             let postgres = rollout(&tenants, n, store).await;
             let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;

@@ -1,10 +1,10 @@
 //! What the migration engine needs from one database connection.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::history::{HistorySnapshot, DELETE_ROW, INSERT_ROW};
+use crate::history::HistorySnapshot;
 use crate::{MigrateError, MigrateOptions, Migration};
 
 /// Which way a migration runs.
@@ -78,34 +78,4 @@ pub(crate) trait Backend: Send {
         step: Step<'_>,
         options: &MigrateOptions,
     ) -> Result<Duration, MigrateError>;
-}
-
-/// Runs a step's SQL, then inserts or deletes its history row, on `conn` (a
-/// transaction or the bare connection). Returns how long the SQL itself took.
-pub(crate) async fn execute_and_record<DB>(
-    conn: &mut DB::Connection,
-    step: &Step<'_>,
-) -> Result<Duration, sqlx::Error>
-where
-    DB: sqlx::Database,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-{
-    let started = Instant::now();
-    sqlx::Executor::execute(&mut *conn, step.sql()).await?;
-    let elapsed = started.elapsed();
-    let migration = step.migration;
-    let record = match step.direction {
-        Direction::Up => sqlx::query::<DB>(INSERT_ROW)
-            .bind(migration.version())
-            .bind(migration.description())
-            .bind(migration.checksum())
-            .bind(i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)),
-        Direction::Down => sqlx::query::<DB>(DELETE_ROW).bind(migration.version()),
-    };
-    sqlx::Executor::execute(conn, record).await?;
-    Ok(elapsed)
 }

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS _sqlx_migrations (
 );
 "#;
 
-/// Records an applied migration (PostgreSQL and SQLite both take `$n` parameters).
+/// Records an applied migration on SQLite (PostgreSQL inlines its values).
 pub(crate) const INSERT_ROW: &str = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES ($1, $2, TRUE, $3, $4)";
 
 /// Forgets a reverted migration.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgDatabaseError, PgErrorPosition, PgRow};
 use sqlx::{Connection, PgConnection, Row};
 
-use crate::backend::{execute_and_record, Backend, Direction, Step};
+use crate::backend::{Backend, Direction, Step};
 use crate::error::is_connection_failure;
 use crate::history::{HistoryRow, HistorySnapshot, POSTGRES_DDL};
 use crate::lock::{advisory_lock_key, lock_sql, try_lock_within, unlock, unlock_sql};
@@ -228,16 +228,24 @@ fn line_of_position(sql: &str, position: usize) -> u32 {
 }
 
 /// The statement that records `step` in `_sqlx_migrations`, with its values
-/// inline so that it rides in the step's own round trip (parameters would need a
-/// prepare of their own on every fresh connection). `execution_time` is measured
-/// by the server: the time since it received the step's text.
-fn record_sql(step: &Step<'_>) -> String {
+/// inline so that it can ride in the step's own request (parameters would need a
+/// prepare of their own on every fresh connection). `execution_time` is `measured`,
+/// or else measured by the server: the time since it received the request.
+fn record_sql(step: &Step<'_>, measured: Option<Duration>) -> String {
     let migration = step.migration;
+    let execution_time = match measured {
+        Some(elapsed) => i64::try_from(elapsed.as_nanos())
+            .unwrap_or(i64::MAX)
+            .to_string(),
+        None => {
+            "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000000)::bigint"
+                .to_owned()
+        }
+    };
     match step.direction {
         Direction::Up => format!(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-             VALUES ({}, {}, TRUE, decode('{}', 'hex'), \
-             (extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000000)::bigint)",
+             VALUES ({}, {}, TRUE, decode('{}', 'hex'), {execution_time})",
             migration.version(),
             quote_text(migration.description()),
             hex::encode(migration.checksum()),
@@ -284,7 +292,7 @@ impl TransactionText {
     /// `unlock`: the key of the lock to release after `COMMIT`, in the same request.
     fn new(step: &Step<'_>, options: &MigrateOptions, unlock: Option<i64>) -> Self {
         let prefix = format!("BEGIN; {}\n", options.timeout_sql("LOCAL "));
-        let record = record_sql(step);
+        let record = record_sql(step, None);
         let start = prefix.chars().count();
         let end = start + step.sql().chars().count();
         let record_start = end + "\n;\n".len();
@@ -395,9 +403,7 @@ impl PgBackend<'_> {
         options: &MigrateOptions,
     ) -> Result<Duration, RunError> {
         let previous = self.swap_timeouts(options).await?;
-        let result = execute_and_record::<sqlx::Postgres>(self.conn, step)
-            .await
-            .map_err(RunError::step);
+        let result = self.execute_then_record(step).await;
         let restored = match previous {
             Some((lock, statement)) => sqlx::query(RESTORE_TIMEOUTS)
                 .bind(lock)
@@ -409,6 +415,19 @@ impl PgBackend<'_> {
         };
         let elapsed = result?;
         restored.map_err(|e| RunError::Bookkeeping("restore the session's timeouts", e))?;
+        Ok(elapsed)
+    }
+
+    /// A `-- no-transaction` step, then its history row (after it, on success only).
+    async fn execute_then_record(&mut self, step: &Step<'_>) -> Result<Duration, RunError> {
+        let started = Instant::now();
+        sqlx::Executor::execute(&mut *self.conn, step.sql())
+            .await
+            .map_err(RunError::step)?;
+        let elapsed = started.elapsed();
+        sqlx::Executor::execute(&mut *self.conn, record_sql(step, Some(elapsed)).as_str())
+            .await
+            .map_err(|e| RunError::Bookkeeping("record the migration in _sqlx_migrations", e))?;
         Ok(elapsed)
     }
 

@@ -3,14 +3,14 @@
 //! a time) that first checks the history again: a step another migrator did while
 //! this one waited ends in [`MigrateError::Locked`], never in running it twice.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sqlx::{Connection, Row, SqliteConnection};
 
-use crate::backend::{execute_and_record, Backend, Direction, Step};
+use crate::backend::{Backend, Direction, Step};
 use crate::error::is_connection_failure;
-use crate::history::{HistoryRow, HistorySnapshot, SQLITE_DDL};
+use crate::history::{HistoryRow, HistorySnapshot, DELETE_ROW, INSERT_ROW, SQLITE_DDL};
 use crate::{MigrateError, MigrateOptions};
 
 const READ_HISTORY: &str =
@@ -107,7 +107,7 @@ async fn run_in_transaction(
         .await
         .map_err(|e| RunError::Bookkeeping("read the migration history", e))?;
     if recorded != (step.direction == Direction::Up) {
-        let elapsed = execute_and_record::<sqlx::Sqlite>(&mut tx, step)
+        let elapsed = execute_and_record(&mut tx, step)
             .await
             .map_err(RunError::Step)?;
         return tx.commit().await.map(|()| elapsed).map_err(RunError::Step);
@@ -169,11 +169,11 @@ impl Backend for SqliteBackend<'_> {
         _options: &MigrateOptions,
     ) -> Result<Duration, MigrateError> {
         if step.no_tx() {
-            return execute_and_record::<sqlx::Sqlite>(self.conn, &step)
+            return execute_and_record(self.conn, &step)
                 .await
                 .map_err(|e| self.step_error(&step, e));
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         run_in_transaction(self.conn, &step)
             .await
             .map_err(|error| match error {
@@ -187,4 +187,26 @@ impl Backend for SqliteBackend<'_> {
                 },
             })
     }
+}
+
+/// Runs a step's SQL, then inserts or deletes its history row, on `conn` (a
+/// transaction or the bare connection). Returns how long the SQL itself took.
+async fn execute_and_record(
+    conn: &mut SqliteConnection,
+    step: &Step<'_>,
+) -> Result<Duration, sqlx::Error> {
+    let started = Instant::now();
+    sqlx::Executor::execute(&mut *conn, step.sql()).await?;
+    let elapsed = started.elapsed();
+    let migration = step.migration;
+    let record = match step.direction {
+        Direction::Up => sqlx::query(INSERT_ROW)
+            .bind(migration.version())
+            .bind(migration.description())
+            .bind(migration.checksum())
+            .bind(i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)),
+        Direction::Down => sqlx::query(DELETE_ROW).bind(migration.version()),
+    };
+    sqlx::Executor::execute(conn, record).await?;
+    Ok(elapsed)
 }
