@@ -1,17 +1,17 @@
 //! Assembly code shared by the example binaries of **tenancy-kit**: how a service wires
 //! `tenancy-core`, `supabase-mgmt`, `tenant-migrate` and `stripe-billing` together.
 //!
-//! - [`config`]: environment variables (the seed's names), validated at start.
+//! - [`config`]: environment variables (the service's names), validated at start.
 //! - [`control_plane`]: the stores behind `--state` (SQLite by default, PostgreSQL
 //!   accepted) and the tenant database provider (Supabase, a PostgreSQL server, or
 //!   SQLite files).
 //! - [`assembly`]: onboarding, billing and migrations wired to one control plane.
 //! - [`migrations`]: the application's migrations, base plus those added at run time.
-//! - [`plans`]: the seed's plan catalog (Starter, Professional).
+//! - [`plans`]: the example plan catalog (Starter, Professional).
 //! - [`parked_events`]: verified Stripe events waiting for their tenant.
 //! - [`rollout_json`]: rollout reports as JSON (`migrate --json`, the admin API).
 //! - [`demo_rollout`]: the demo's canary rollout.
-//! - [`server`]: the HTTP service with the seed's routes.
+//! - [`server`]: the HTTP service with the service's routes.
 //! - [`telemetry`]: logging and shutdown signals.
 //!
 //! The binaries live in `src/bin/`: `demo`, `onboard`, `migrate`, `server` and

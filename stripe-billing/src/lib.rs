@@ -77,7 +77,7 @@
 //! | `testing` | `testing`: Stripe's example objects as signed webhook events, for tests | no |
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
-// --- webhooks, events, state machine, plans, processor (issue 5) ---
+// --- webhooks, events, state machine, plans, processor ---
 mod event;
 mod lifecycle;
 mod plans;
@@ -114,7 +114,7 @@ pub use webhook::{
 #[cfg(feature = "testing")]
 pub mod testing;
 
-// --- Stripe API client (issue 7) ---
+// --- Stripe API client ---
 mod client;
 
 pub use client::{

@@ -1,4 +1,4 @@
-//! Benchmark of `migrate run --strategy all` against its floor and the seed's
+//! Benchmark of `migrate run --strategy all` against its floor and the
 //! sequential loop, over real tenant databases.
 //!
 //! Creates `--tenants N` databases (`tk_bench_t00000`, …) on the local PostgreSQL
@@ -13,7 +13,7 @@
 //! 3. the floor: the same SQL through a fresh connection per tenant, at the same
 //!    concurrency, with no bookkeeping at all;
 //!
-//! and once, the seed's approach: the same SQL, one tenant after another.
+//! and once, the naive approach: the same SQL, one tenant after another.
 //!
 //! Each phase starts after a `CHECKPOINT` and is timed by the wall clock and by
 //! the machine's CPU time (from `/proc/stat`: this process, `migrate` and the

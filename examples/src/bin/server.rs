@@ -1,4 +1,4 @@
-//! `server --listen ADDR --state URL`: the seed's HTTP service.
+//! `server --listen ADDR --state URL`: the HTTP service of a database-per-tenant SaaS.
 //!
 //! Environment: `STRIPE_WEBHOOK_SECRET` (comma-separated while rolling a secret),
 //! `STRIPE_SECRET_KEY` (optional), `ADMIN_TOKEN` (admin routes answer 503 without it),

@@ -1,4 +1,4 @@
-//! The HTTP service with the seed's routes (axum).
+//! The HTTP service with the service's routes (axum).
 //!
 //! | route | what it does |
 //! |---|---|
