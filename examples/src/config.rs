@@ -1,8 +1,9 @@
-//! Configuration from the environment, with the seed's variable names, validated at
+//! Configuration from the environment, with the service's variable names, validated at
 //! start with messages that name the variable to fix.
 
 use std::time::Duration;
 
+use supabase_mgmt::{InstanceSize, RegionSelection};
 use tenancy_core::SecretString;
 
 /// A configuration problem, naming the variable to fix.
@@ -57,10 +58,14 @@ impl<const N: usize> Env for [(&str, &str); N] {
 pub struct SupabaseConfig {
     /// `SUPABASE_ACCESS_TOKEN`: a personal access token (`sbp_…`).
     pub access_token: SecretString,
-    /// `SUPABASE_ORGANIZATION_SLUG`, or the seed's `SUPABASE_ORGANIZATION_ID`.
+    /// `SUPABASE_ORGANIZATION_SLUG`, or the older `SUPABASE_ORGANIZATION_ID`.
     pub organization_slug: String,
-    /// `SUPABASE_REGION` (default `us-east-1`).
-    pub region: String,
+    /// `SUPABASE_REGION`: a region code (`eu-central-1`) or smart group (`emea`);
+    /// unset, the smart group Supabase recommends for the organization.
+    pub region: Option<RegionSelection>,
+    /// `SUPABASE_PLAN`: the compute size of new projects (`micro`, `small`, …);
+    /// unset, the smallest.
+    pub instance_size: Option<InstanceSize>,
     /// `SUPABASE_API_URL`: the Management API's base URL (default `https://api.supabase.com`).
     pub api_url: Option<String>,
     /// `SUPABASE_PROJECT_URL_TEMPLATE` (default `https://{ref}.supabase.co`).
@@ -81,7 +86,7 @@ impl SupabaseConfig {
             .or_else(|| env.var("SUPABASE_ORGANIZATION_ID"))
             .ok_or(ConfigError::Missing {
                 var: "SUPABASE_ORGANIZATION_SLUG",
-                hint: "set it (or the seed's SUPABASE_ORGANIZATION_ID) to your organization's slug from the Supabase dashboard URL",
+                hint: "set it (or the older SUPABASE_ORGANIZATION_ID) to your organization's slug from the Supabase dashboard URL",
             })?;
         if let Some(template) = env.var("SUPABASE_PROJECT_URL_TEMPLATE") {
             if !template.contains("{ref}") {
@@ -103,11 +108,28 @@ impl SupabaseConfig {
             organization_slug,
             region: env
                 .var("SUPABASE_REGION")
-                .unwrap_or_else(|| "us-east-1".to_owned()),
+                .and_then(|code| code.parse().ok()),
+            instance_size: env
+                .var("SUPABASE_PLAN")
+                .map(|plan| instance_size(&plan))
+                .transpose()?,
             api_url: env.var("SUPABASE_API_URL"),
             project_url_template: env.var("SUPABASE_PROJECT_URL_TEMPLATE"),
         }))
     }
+}
+
+/// `SUPABASE_PLAN` names a compute size; a billing plan (`free`, `pro`) is no longer
+/// set per project, so it is refused with what to write instead.
+fn instance_size(plan: &str) -> Result<InstanceSize, ConfigError> {
+    InstanceSize::parse_known(plan).ok_or_else(|| ConfigError::Invalid {
+        var: "SUPABASE_PLAN",
+        reason: format!(
+            "`{plan}` is not a compute size; the billing plan (free, pro, …) is set on the organization in the Supabase dashboard, not per project. \
+             Set SUPABASE_PLAN to a compute size ({}) or leave it unset for the smallest",
+            InstanceSize::NAMED.join(", ")
+        ),
+    })
 }
 
 /// Stripe settings.
@@ -219,7 +241,8 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(seed.organization_slug, "acme-org");
-        assert_eq!(seed.region, "us-east-1");
+        assert_eq!(seed.region, None, "unset: Supabase's recommendation");
+        assert_eq!(seed.instance_size, None);
         assert!(!format!("{seed:?}").contains("sbp_secret"));
         let bad = SupabaseConfig::from_env(&[
             ("SUPABASE_ACCESS_TOKEN", "sbp_x"),
@@ -228,6 +251,30 @@ mod tests {
         ])
         .unwrap_err();
         assert!(bad.to_string().contains("SUPABASE_PROJECT_URL_TEMPLATE"));
+    }
+
+    #[test]
+    fn supabase_region_and_plan_are_read_or_refused() {
+        let base = [
+            ("SUPABASE_ACCESS_TOKEN", "sbp_x"),
+            ("SUPABASE_ORGANIZATION_SLUG", "acme-org"),
+            ("SUPABASE_REGION", "emea"),
+            ("SUPABASE_PLAN", "small"),
+        ];
+        let config = SupabaseConfig::from_env(&base).unwrap().unwrap();
+        assert_eq!(
+            config.region,
+            Some(RegionSelection::SmartGroup(supabase_mgmt::SmartGroup::Emea))
+        );
+        assert_eq!(config.instance_size, Some(InstanceSize::Small));
+        let mut billing_plan = base;
+        billing_plan[3] = ("SUPABASE_PLAN", "pro");
+        let error = SupabaseConfig::from_env(&billing_plan).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("SUPABASE_PLAN") && message.contains("micro"),
+            "{message}"
+        );
     }
 
     #[test]

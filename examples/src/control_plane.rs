@@ -10,8 +10,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use stripe_billing::{BillingStore, PostgresBillingStore, SqliteBillingStore};
 use supabase_mgmt::{
-    DatabasePasswords, ManagementClient, Region, RegionSelection, SupabaseAdminUserCreator,
-    SupabaseProvisioner, WaitOptions,
+    DatabasePasswords, ManagementClient, SupabaseAdminUserCreator, SupabaseProvisioner, WaitOptions,
 };
 use tenancy_core::{
     AdminUserCreator, DatabaseKind, DatabaseProvisioner, DatabaseUrl, LocalAdminUserCreator,
@@ -254,14 +253,16 @@ pub fn supabase_databases(
     if let Some(progress) = progress {
         wait = wait.on_progress(move |p| progress(p));
     }
-    let provisioner =
+    let mut provisioner =
         SupabaseProvisioner::builder(client.clone(), &config.organization_slug, passwords)
-            .region(RegionSelection::Specific(Region::from(
-                config.region.as_str(),
-            )))
-            .wait(wait)
-            .build()
-            .map_err(error)?;
+            .wait(wait);
+    if let Some(region) = &config.region {
+        provisioner = provisioner.region(region.clone());
+    }
+    if let Some(size) = &config.instance_size {
+        provisioner = provisioner.instance_size(size.clone());
+    }
+    let provisioner = provisioner.build().map_err(error)?;
     let mut admins = SupabaseAdminUserCreator::new(client);
     if let Some(template) = &config.project_url_template {
         admins = admins

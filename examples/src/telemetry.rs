@@ -1,11 +1,20 @@
 //! Logging set-up shared by the binaries.
 
+use std::io::IsTerminal;
+
 /// Logs to stderr at `info` (or as `RUST_LOG` says).
 pub fn init_logging() {
+    init_with_default("info,sqlx=warn");
+}
+
+/// Logs to stderr at `default_filter` unless `RUST_LOG` says otherwise; colour only
+/// when stderr is a terminal, so that files and log collectors get plain text.
+fn init_with_default(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -48,10 +57,5 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 
 /// Logs only warnings (or as `RUST_LOG` says): for binaries that narrate on stdout.
 pub fn init_quiet_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_with_default("warn");
 }

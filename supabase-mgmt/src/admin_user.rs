@@ -213,15 +213,15 @@ impl SupabaseAdminUserCreator {
     }
 }
 
-/// A revealed secret key first, else the legacy `service_role` JWT.
+/// The revealed secret key whose role is `service_role`, else the legacy
+/// `service_role` JWT (as the Supabase CLI chooses). Secret keys of other roles
+/// are never used: they cannot create users.
 fn pick_service_key(keys: Vec<ApiKey>) -> Option<ApiKey> {
     let mut usable: Vec<ApiKey> = keys
         .into_iter()
         .filter(|k| k.is_service_key() && k.api_key.as_ref().is_some_and(|s| !s.is_blank()))
         .collect();
-    let secret = usable
-        .iter()
-        .position(|k| k.key_type == Some(ApiKeyType::Secret));
+    let secret = usable.iter().position(ApiKey::is_service_role_secret);
     match secret {
         Some(index) => Some(usable.swap_remove(index)),
         None => usable.into_iter().next(),

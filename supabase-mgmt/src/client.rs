@@ -11,9 +11,57 @@ use crate::rate_limit::Pacer;
 use crate::transport::{sensitive_header, ApiRequest, Idempotency};
 use crate::{
     ApiKey, AvailableRegions, Continent, CreateApiKeyRequest, CreateProjectRequest, DeletedProject,
-    ManagementError, Organization, Pacing, Project, RateLimitHeaders, RunQueryRequest,
-    ServiceHealth, ServiceName, SupavisorConfig,
+    ManagementError, Organization, OrganizationProject, OrganizationProjectsPage, Pacing,
+    Pagination, Project, ProjectQuery, RateLimitHeaders, RunQueryRequest, ServiceHealth,
+    ServiceName, SupavisorConfig,
 };
+
+/// How many pages of 100 [`ManagementClient::projects_named`] reads at most (a bound
+/// against an answer whose `pagination.count` never stops growing).
+const MAX_PROJECT_PAGES: usize = 1_000;
+
+/// A page whose projects are not decoded yet.
+#[derive(serde::Deserialize)]
+struct RawProjectsPage {
+    projects: Vec<serde_json::Value>,
+    pagination: Pagination,
+}
+
+/// Decodes one listed project, naming its place in the page if it does not fit.
+fn decode_listed(
+    organization_slug: &str,
+    index: usize,
+    project: serde_json::Value,
+) -> Result<OrganizationProject, ManagementError> {
+    serde_json::from_value(project).map_err(|e| ManagementError::Decode {
+        endpoint: format!("GET /v1/organizations/{organization_slug}/projects"),
+        path: format!("projects[{index}]"),
+        message: e.to_string(),
+    })
+}
+
+fn paging_error(organization_slug: &str, message: String) -> ManagementError {
+    ManagementError::Decode {
+        endpoint: format!("GET /v1/organizations/{organization_slug}/projects"),
+        path: "pagination".into(),
+        message,
+    }
+}
+
+/// An organization slug, as the API's pattern `^[\w-]+$` allows.
+pub(crate) fn validate_slug(slug: &str) -> Result<(), ManagementError> {
+    if !slug.is_empty()
+        && slug
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    {
+        Ok(())
+    } else {
+        Err(ManagementError::InvalidInput(format!(
+            "`{slug}` is not an organization slug; copy it from the organization's settings (letters, digits, _ and -)"
+        )))
+    }
+}
 
 /// The Management API's public address.
 pub const DEFAULT_BASE_URL: &str = "https://api.supabase.com";
@@ -218,39 +266,129 @@ impl ManagementClient {
             .await
     }
 
-    /// `GET /v1/projects`: every project the token can see.
+    /// `GET /v1/projects`: every project of every organization the token can see, in
+    /// one unpaged answer. For lookups prefer the organization-scoped
+    /// [`list_organization_projects`](Self::list_organization_projects).
     pub async fn list_projects(&self) -> Result<Vec<Project>, ManagementError> {
         self.call(ApiRequest::get(self.url(&["v1", "projects"])))
             .await
     }
 
+    /// `GET /v1/organizations/{slug}/projects?search=…&offset=…&limit=…&sort=…`: one
+    /// page of an organization's projects.
+    pub async fn list_organization_projects(
+        &self,
+        organization_slug: &str,
+        query: &ProjectQuery,
+    ) -> Result<OrganizationProjectsPage, ManagementError> {
+        let page: RawProjectsPage = self
+            .call(ApiRequest::get(
+                self.organization_projects_url(organization_slug, query)?,
+            ))
+            .await?;
+        let projects = page
+            .projects
+            .into_iter()
+            .enumerate()
+            .map(|(index, project)| decode_listed(organization_slug, index, project))
+            .collect::<Result<_, _>>()?;
+        Ok(OrganizationProjectsPage {
+            projects,
+            pagination: page.pagination,
+        })
+    }
+
+    /// The projects of `organization_slug` named exactly `name` that are not removed,
+    /// going down or branches, oldest first: searched by name and paged until the answer's
+    /// `pagination.count` is covered. Other projects are not decoded at all, so a
+    /// project this crate does not understand never fails the look-up.
+    pub async fn projects_named(
+        &self,
+        organization_slug: &str,
+        name: &str,
+    ) -> Result<Vec<OrganizationProject>, ManagementError> {
+        let mut query = ProjectQuery::new().search(name);
+        let mut named: Vec<OrganizationProject> = Vec::new();
+        for _ in 0..MAX_PROJECT_PAGES {
+            let url = self.organization_projects_url(organization_slug, &query)?;
+            let page: RawProjectsPage = self.call(ApiRequest::get(url)).await?;
+            if page.pagination.offset != query.offset {
+                return Err(paging_error(
+                    organization_slug,
+                    format!(
+                        "asked for offset {} and got the page at offset {}",
+                        query.offset, page.pagination.offset
+                    ),
+                ));
+            }
+            let served = page.projects.len() as u64;
+            for (index, project) in page.projects.into_iter().enumerate() {
+                if project.get("name").and_then(|n| n.as_str()) != Some(name) {
+                    continue;
+                }
+                let project = decode_listed(organization_slug, index, project)?;
+                let seen = named.iter().any(|p| p.project_ref == project.project_ref);
+                if !seen && !project.status.is_removed() && !project.is_branch {
+                    named.push(project);
+                }
+            }
+            query.offset += served;
+            if served == 0 || query.offset >= page.pagination.count {
+                named.sort_by(|a, b| a.inserted_at.cmp(&b.inserted_at));
+                return Ok(named);
+            }
+        }
+        Err(paging_error(
+            organization_slug,
+            format!("more than {MAX_PROJECT_PAGES} pages match `{name}`"),
+        ))
+    }
+
     /// The live project named `name` (not removed or going down) in the organization
-    /// `organization_slug`, if any. Projects of other organizations the token can see
-    /// are ignored, even with the same name. When several share the name, the oldest
-    /// is returned.
+    /// `organization_slug`, if any; the oldest when several share the name.
     pub async fn find_project_by_name(
         &self,
         organization_slug: &str,
         name: &str,
     ) -> Result<Option<Project>, ManagementError> {
-        let mut matches: Vec<Project> = self
-            .list_projects()
-            .await?
-            .into_iter()
-            .filter(|p| {
-                p.name == name && p.organization_slug == organization_slug && !p.status.is_removed()
-            })
-            .collect();
-        if matches.len() > 1 {
+        let named = self.projects_named(organization_slug, name).await?;
+        if named.len() > 1 {
             tracing::warn!(
                 organization_slug,
                 name,
-                count = matches.len(),
+                count = named.len(),
                 "several projects share this name; using the oldest"
             );
         }
-        matches.sort_by(|a, b| a.created_at.cmp(&b.created_at));
-        Ok(matches.into_iter().next())
+        match named.first() {
+            Some(project) => self.get_project(&project.project_ref).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn organization_projects_url(
+        &self,
+        organization_slug: &str,
+        query: &ProjectQuery,
+    ) -> Result<Url, ManagementError> {
+        validate_slug(organization_slug)?;
+        let mut url = self.url(&["v1", "organizations", organization_slug, "projects"]);
+        {
+            let mut pairs = url.query_pairs_mut();
+            if let Some(search) = &query.search {
+                pairs.append_pair("search", search);
+            }
+            pairs
+                .append_pair("offset", &query.offset.to_string())
+                .append_pair(
+                    "limit",
+                    &query.limit.clamp(1, ProjectQuery::MAX_LIMIT).to_string(),
+                );
+            if query.oldest_first {
+                pairs.append_pair("sort", "created_asc");
+            }
+        }
+        Ok(url)
     }
 
     /// `POST /v1/projects`: starts creating a project; it is `COMING_UP` for a few

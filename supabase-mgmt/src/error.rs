@@ -47,7 +47,7 @@ pub enum ManagementError {
         last_status: String,
     },
     /// The project is in a state it will not leave by itself.
-    #[error("project {project_ref} is {status}, which it will not leave by itself; restore or delete it in the Supabase dashboard, then try again")]
+    #[error("project {project_ref} is {status}, which it will not leave by itself; provisioning the tenant again replaces a failed project and restores a paused one, otherwise act on it in the Supabase dashboard")]
     ProjectFailed {
         /// The project ref.
         project_ref: String,
@@ -86,7 +86,7 @@ pub enum ManagementError {
         project_ref: String,
     },
     /// The project has no key that may create users.
-    #[error("project {project_ref} has no secret or service_role API key; create a secret key (ManagementClient::create_api_key) and try again")]
+    #[error("project {project_ref} has neither a secret API key whose secret_jwt_template.role is `service_role` nor the legacy `service_role` key; create such a secret key (dashboard: Project Settings > API Keys) and try again")]
     NoServiceKey {
         /// The project ref.
         project_ref: String,
@@ -113,7 +113,8 @@ fn api_hint(status: u16) -> &'static str {
 
 impl ManagementError {
     /// Whether trying again later may help (rate limits, timeouts, 5xx, transport
-    /// errors, a project still coming up).
+    /// errors, a project still coming up, and a project that provisioning again
+    /// repairs: `INIT_FAILED` or `RESTORE_FAILED`, replaced, and `INACTIVE`, restored).
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Api { status, .. } => *status == 408 || *status >= 500,
@@ -121,6 +122,10 @@ impl ManagementError {
             | Self::Timeout { .. }
             | Self::Transport { .. }
             | Self::NotReady { .. } => true,
+            // The next provisioning attempt replaces or restores such a project.
+            Self::ProjectFailed { status, .. } => {
+                status.needs_replacing() || *status == ProjectStatus::Inactive
+            }
             _ => false,
         }
     }

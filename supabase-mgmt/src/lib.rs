@@ -9,10 +9,12 @@
 //! # Contents
 //!
 //! - **Client**: [`ManagementClient`] (built with [`ManagementClientBuilder`]):
-//!   organizations, projects (create, get, list, delete, pause, restore), health, API
-//!   keys, SQL queries, pooler config, available regions, database password.
-//! - **Models**: [`Project`], [`ProjectStatus`], [`CreateProjectRequest`],
-//!   [`RegionSelection`], [`ServiceHealth`], [`ApiKey`], [`SupavisorConfig`],
+//!   organizations, projects (create, get, list, list an organization's page by page,
+//!   find by name, delete, pause, restore), health, API keys, SQL queries, pooler
+//!   config, available regions, database password.
+//! - **Models**: [`Project`], [`OrganizationProject`], [`ProjectStatus`],
+//!   [`CreateProjectRequest`] (with a required [`ProjectRegion`]), [`RegionSelection`],
+//!   [`ServiceHealth`], [`ApiKey`], [`SupavisorConfig`],
 //!   [`AvailableRegions`], … Enums mirroring the API are `#[non_exhaustive]` and keep
 //!   values they do not know (`Unknown(String)`, `ProjectStatus::Other(String)`).
 //! - **Readiness**: [`ManagementClient::wait_until_ready`] and
@@ -20,6 +22,8 @@
 //! - **Rate limits**: [`Pacing`] (client-side, shared by clones) and
 //!   [`RateLimitHeaders`]; 429s are retried after `Retry-After` / `X-RateLimit-Reset`.
 //! - **Errors**: [`ManagementError`].
+//! - **Connections**: [`SessionConnection`] (session pooler or direct host for
+//!   migrations); see [Which URL is for what](#which-url-is-for-what).
 //! - **tenancy-core integration**: [`SupabaseProvisioner`] (a
 //!   [`DatabaseProvisioner`](tenancy_core::DatabaseProvisioner); passwords from
 //!   [`DatabasePasswords`]) and [`SupabaseAdminUserCreator`] (an
@@ -32,7 +36,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use supabase_mgmt::{
-//!     DatabasePasswords, ManagementClient, Region, RegionSelection, SupabaseAdminUserCreator,
+//!     DatabasePasswords, ManagementClient, Region, SessionConnection, SupabaseAdminUserCreator,
 //!     SupabaseProvisioner, WaitOptions,
 //! };
 //! use tenancy_core::{EmailAddress, TenantId};
@@ -41,14 +45,18 @@
 //! let client = ManagementClient::builder(std::env::var("SUPABASE_ACCESS_TOKEN")?.into()).build()?;
 //! let passwords = DatabasePasswords::derived(std::env::var("DB_PASSWORD_SECRET")?.into())?;
 //! let provisioner = SupabaseProvisioner::builder(client.clone(), "my-org-slug", passwords)
+//!     .region(Region::EuCentral1) // or a smart group; unset: the recommended one
+//!     .session_connection(SessionConnection::SessionPooler) // the default: IPv4-safe
 //!     .name_prefix("tenant-")
-//!     .region(RegionSelection::Specific(Region::EuCentral1))
 //!     .wait(WaitOptions::new(Duration::from_secs(600)).on_progress(|p| eprintln!("{p}")))
 //!     .build()?;
 //!
 //! let tenant = TenantId::try_from("acme-pharmacy")?;
 //! let database = provisioner.provision_tenant(&tenant).await?;
 //! println!("migrate with {}", database.url); // the password prints as [redacted]
+//! if let Some(app) = &database.transaction_pooler_url {
+//!     println!("serve requests through {app} with prepared statements off");
+//! }
 //!
 //! let project_ref = database.external_ref.as_deref().unwrap_or_default();
 //! let admin = SupabaseAdminUserCreator::new(client)
@@ -73,6 +81,22 @@
 //! for idempotent requests. A project create is never retried blindly:
 //! [`SupabaseProvisioner`] looks the project up by name before creating it again.
 //!
+//! # Which URL is for what
+//!
+//! A provisioned tenant's [`DatabaseTarget`](tenancy_core::DatabaseTarget) carries two URLs:
+//!
+//! | field | where it points | use it for |
+//! |---|---|---|
+//! | `url` | the **session pooler** (pooler host, port 5432, user `postgres.<ref>`), or with [`SessionConnection::Direct`] the direct host `db.<ref>.supabase.co:5432` | migrations, advisory locks, anything that needs a session |
+//! | `transaction_pooler_url` | the **transaction pooler** (same pooler host, port 6543) | the application's short requests, with prepared statements **off** |
+//!
+//! The direct host is served over IPv6 only unless the project buys the IPv4 add-on,
+//! so hosts without IPv6 (GitHub Actions, Vercel, Render) cannot reach it; the
+//! session pooler works everywhere. Transaction mode hands each transaction to any
+//! server connection, so named prepared statements (which sqlx uses by default)
+//! fail there with `prepared statement "sqlx_s_1" does not exist`. Both URLs are
+//! the pooler config's `connection_string` with the password filled in.
+//!
 //! # Database passwords
 //!
 //! Supabase never returns a project's database password, so a provisioner that adopts
@@ -90,28 +114,35 @@
 //!
 //! # Feature flags
 //!
-//! This crate has no feature flags.
+//! | Name | Description | Default? |
+//! |---|---|---|
+//! | `testing` | [`testing`]: a strict stand-in of the Management and Auth APIs for wiremock, optionally backed by local PostgreSQL databases | no |
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_user;
 mod client;
+mod connection;
 mod error;
 mod models;
 mod password;
 mod provisioner;
 mod rate_limit;
 mod readiness;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod transport;
 
 pub use admin_user::{AdminUserMode, SupabaseAdminUserCreator, DEFAULT_PROJECT_URL_TEMPLATE};
 pub use client::{ManagementClient, ManagementClientBuilder, DEFAULT_BASE_URL};
+pub use connection::{SessionConnection, SESSION_PORT, TRANSACTION_PORT};
 pub use error::ManagementError;
 pub use models::{
     ApiKey, ApiKeyType, AvailableRegions, Continent, CreateApiKeyRequest, CreateProjectRequest,
-    DeletedProject, HealthStatus, InstanceSize, NewApiKeyType, Organization, PoolMode,
-    PoolerDatabaseType, Project, ProjectDatabase, ProjectStatus, Readiness, Region, RegionCapacity,
-    RegionList, RegionProvider, RegionRecommendations, RegionSelection, RunQueryRequest,
-    ServiceHealth, ServiceName, SmartGroup, SmartGroupRegion, SpecificRegion, SupavisorConfig,
+    DeletedProject, HealthStatus, InstanceSize, NewApiKeyType, Organization, OrganizationProject,
+    OrganizationProjectsPage, Pagination, PoolMode, PoolerDatabaseType, Project, ProjectDatabase,
+    ProjectQuery, ProjectRegion, ProjectStatus, Readiness, Region, RegionCapacity, RegionList,
+    RegionProvider, RegionRecommendations, RegionSelection, RunQueryRequest, ServiceHealth,
+    ServiceName, SmartGroup, SmartGroupRegion, SpecificRegion, SupavisorConfig,
 };
 pub use password::DatabasePasswords;
 pub use provisioner::{SupabaseProvisioner, SupabaseProvisionerBuilder};

@@ -1,38 +1,45 @@
 //! `SupabaseProvisioner`: one Supabase project per tenant, created idempotently.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tenancy_core::{
-    BackendError, DatabaseProvisioner, DatabaseTarget, DatabaseUrl, RetryDecision, RetryPolicy,
-    SecretString, Tenant, TenantId,
+    BackendError, DatabaseProvisioner, DatabaseTarget, SecretString, Tenant, TenantId,
 };
-use url::Url;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
+use crate::client::validate_slug;
+use crate::connection::database_target;
 use crate::{
     CreateProjectRequest, DatabasePasswords, InstanceSize, ManagementClient, ManagementError,
-    PoolMode, PoolerDatabaseType, Project, Readiness, RegionSelection, SupavisorConfig,
-    WaitOptions,
+    OrganizationProject, Project, ProjectRegion, ProjectStatus, Readiness, RegionSelection,
+    SessionConnection, WaitOptions,
 };
-
-/// The direct database port of a Supabase project.
-const DIRECT_PORT: u16 = 5432;
-/// The database and user of a new Supabase project.
-const POSTGRES: &str = "postgres";
 
 /// A [`DatabaseProvisioner`] that gives every tenant its own Supabase project.
 ///
 /// - **Deterministic name**: the project is named `<prefix><tenant id>` (prefix empty
-///   by default), so it can always be found again.
-/// - **Idempotent**: `provision` first looks the name up and adopts a live project;
-///   after an ambiguous create (timeout, reset connection, any 5xx) it looks
-///   again before any new create, so a tenant never gets two (billed) projects.
-///   The look-up waits the backoff of the [create retry
-///   policy](SupabaseProvisionerBuilder::create_retry_policy) first (5 s by default)
-///   so that a project whose create did happen has time to appear in the list.
+///   by default), so it can always be found again. Look-ups go through the
+///   organization-scoped list, searched by that name and paged.
+/// - **Idempotent**: `provision` first looks the name up and adopts a live project.
+///   After an ambiguous create (timeout, reset connection, any 5xx) it keeps looking
+///   for the project for the [adoption window](SupabaseProvisionerBuilder::adoption_window)
+///   (90 s by default) before any new create, so a tenant never gets two (billed)
+///   projects.
+/// - **Repairs**: a project under the tenant's name that ended `INIT_FAILED` or
+///   `RESTORE_FAILED` is deleted and replaced; a paused (`INACTIVE`) one is restored
+///   and waited for. Each repair is logged and noted in the returned
+///   [`DatabaseTarget::provisioning_notes`], which the onboarding pipeline keeps on
+///   the tenant's record.
+/// - **Region**: the one [configured](SupabaseProvisionerBuilder::region), else the
+///   smart group `GET /v1/projects/available-regions` recommends for the
+///   organization (asked once per provisioner).
 /// - **Waits** until the project is `ACTIVE_HEALTHY` and its `db` and `pooler` are
-///   healthy, then returns the direct URL (`db.<ref>.supabase.co:5432`, for
-///   migrations) and the pooled URL (from the Supavisor config), password hidden.
+///   healthy, then returns the session URL (the session pooler by default, which
+///   IPv4-only hosts can reach; see [`SessionConnection`]) for migrations, and the
+///   transaction pooler's URL for the application, passwords hidden.
 /// - **Passwords** come from [`DatabasePasswords`]; see there how an adopted
 ///   project's password is recovered.
 ///
@@ -41,14 +48,18 @@ const POSTGRES: &str = "postgres";
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use supabase_mgmt::{DatabasePasswords, ManagementClient, SupabaseProvisioner};
+/// use supabase_mgmt::{DatabasePasswords, ManagementClient, Region, SupabaseProvisioner};
 /// use tenancy_core::DatabaseProvisioner;
 ///
 /// # fn run() -> Result<(), supabase_mgmt::ManagementError> {
 /// let client = ManagementClient::builder(std::env::var("SUPABASE_ACCESS_TOKEN").unwrap_or_default().into()).build()?;
 /// let passwords = DatabasePasswords::derived(std::env::var("DB_PASSWORD_SECRET").unwrap_or_default().into())?;
-/// let provisioner: Arc<dyn DatabaseProvisioner> =
-///     Arc::new(SupabaseProvisioner::builder(client, "my-org-slug", passwords).name_prefix("tenant-").build()?);
+/// let provisioner: Arc<dyn DatabaseProvisioner> = Arc::new(
+///     SupabaseProvisioner::builder(client, "my-org-slug", passwords)
+///         .region(Region::EuCentral1)
+///         .name_prefix("tenant-")
+///         .build()?,
+/// );
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -56,11 +67,15 @@ pub struct SupabaseProvisioner {
     client: ManagementClient,
     organization_slug: String,
     name_prefix: String,
-    region: Option<RegionSelection>,
+    region: Option<ProjectRegion>,
+    recommended_region: Arc<OnceCell<ProjectRegion>>,
     instance_size: Option<InstanceSize>,
+    session: SessionConnection,
     passwords: DatabasePasswords,
     wait: WaitOptions,
-    create_retry: RetryPolicy,
+    adoption_window: Duration,
+    lookup_interval: Duration,
+    max_creates: u32,
 }
 
 /// Configures a [`SupabaseProvisioner`]; reached through [`SupabaseProvisioner::builder`].
@@ -77,9 +92,12 @@ impl SupabaseProvisionerBuilder {
         self
     }
 
-    /// Where projects run (default: the API's choice).
-    pub fn region(mut self, region: RegionSelection) -> Self {
-        self.provisioner.region = Some(region);
+    /// Where projects run: a [`Region`](crate::Region), a
+    /// [`RegionSelection`](crate::RegionSelection) or a [`ProjectRegion`]. Without
+    /// one, the smart group that `GET /v1/projects/available-regions` recommends for
+    /// the organization is used.
+    pub fn region(mut self, region: impl Into<ProjectRegion>) -> Self {
+        self.provisioner.region = Some(region.into());
         self
     }
 
@@ -89,42 +107,67 @@ impl SupabaseProvisionerBuilder {
         self
     }
 
+    /// How migrations reach the database (default [`SessionConnection::SessionPooler`]).
+    pub fn session_connection(mut self, session: SessionConnection) -> Self {
+        self.provisioner.session = session;
+        self
+    }
+
     /// How to wait for a new project (default: 10 minutes, `db` and `pooler`).
     pub fn wait(mut self, wait: WaitOptions) -> Self {
         self.provisioner.wait = wait;
         self
     }
 
-    /// How to retry a create whose outcome is unknown, looking the project up before
-    /// each new attempt (default: 5 attempts, from 5 s apart, within 5 minutes).
-    pub fn create_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.provisioner.create_retry = policy;
+    /// How long to keep looking for the project of a create whose outcome is unknown
+    /// (timeout, 5xx) before creating it again (default 90 s). A new project can take
+    /// a while to show in the list; creating again too early makes a second, billed
+    /// project.
+    pub fn adoption_window(mut self, window: Duration) -> Self {
+        self.provisioner.adoption_window = window;
+        self
+    }
+
+    /// How often to look within the adoption window (default every 5 s).
+    pub fn lookup_interval(mut self, interval: Duration) -> Self {
+        self.provisioner.lookup_interval = interval;
+        self
+    }
+
+    /// How many creates to send for one tenant, each after an ambiguous failure and
+    /// a whole adoption window without the project appearing (default 3).
+    pub fn max_creates(mut self, creates: u32) -> Self {
+        self.provisioner.max_creates = creates.max(1);
         self
     }
 
     /// Builds the provisioner.
     pub fn build(self) -> Result<SupabaseProvisioner, ManagementError> {
         let p = &self.provisioner;
-        let slug_ok = !p.organization_slug.is_empty()
-            && p.organization_slug
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-        if !slug_ok {
-            return Err(ManagementError::Config(format!(
-                "organization slug `{}` is invalid; copy it from the organization's settings (letters, digits, _ and -)",
-                p.organization_slug
-            )));
-        }
+        validate_slug(&p.organization_slug).map_err(|error| match error {
+            ManagementError::InvalidInput(message) => ManagementError::Config(message),
+            other => other,
+        })?;
         if p.name_prefix.chars().count() > 100 || p.name_prefix.chars().any(char::is_control) {
             return Err(ManagementError::Config(
                 "the project name prefix must be at most 100 printable characters".into(),
             ));
+        }
+        if p.lookup_interval.is_zero() || p.lookup_interval > p.adoption_window {
+            return Err(ManagementError::Config(format!(
+                "the lookup interval ({:?}) must be above zero and within the adoption window ({:?})",
+                p.lookup_interval, p.adoption_window
+            )));
         }
         Ok(self.provisioner)
     }
 }
 
 impl SupabaseProvisioner {
+    /// How long a provisioner keeps looking for the project of an ambiguous create
+    /// before creating again, unless [configured](SupabaseProvisionerBuilder::adoption_window).
+    pub const DEFAULT_ADOPTION_WINDOW: Duration = Duration::from_secs(90);
+
     /// Starts configuring a provisioner creating projects in `organization_slug`.
     pub fn builder(
         client: ManagementClient,
@@ -137,12 +180,14 @@ impl SupabaseProvisioner {
                 organization_slug: organization_slug.into(),
                 name_prefix: String::new(),
                 region: None,
+                recommended_region: Arc::new(OnceCell::new()),
                 instance_size: None,
+                session: SessionConnection::default(),
                 passwords,
                 wait: WaitOptions::new(Duration::from_secs(600)),
-                create_retry: RetryPolicy::default()
-                    .with_initial_delay(Duration::from_secs(5))
-                    .with_max_elapsed(Some(Duration::from_secs(300))),
+                adoption_window: Self::DEFAULT_ADOPTION_WINDOW,
+                lookup_interval: Duration::from_secs(5),
+                max_creates: 3,
             },
         }
     }
@@ -157,17 +202,26 @@ impl SupabaseProvisioner {
         &self.client
     }
 
-    /// Creates (or adopts) `tenant`'s project, waits until it is ready and returns
-    /// its connection details; [`DatabaseProvisioner::provision`] with a typed error.
+    /// Creates (or adopts, restores, replaces) `tenant`'s project, waits until it is
+    /// ready and returns its connection details; [`DatabaseProvisioner::provision`]
+    /// with a typed error.
     pub async fn provision_tenant(
         &self,
         tenant: &TenantId,
     ) -> Result<DatabaseTarget, ManagementError> {
         let name = self.project_name(tenant);
-        let (project_ref, known_password) = match self.find_project(&name).await? {
-            Some(existing) => {
-                tracing::info!(%tenant, project_ref = %existing.project_ref, status = %existing.status, "adopting the tenant's existing project");
-                (existing.project_ref, None)
+        let mut notes = Vec::new();
+        let existing = self.live_project(tenant, &name, &mut notes).await?;
+        let mut wait = self.wait.clone();
+        let (project_ref, known_password) = match existing {
+            Some(project) if project.status == ProjectStatus::Inactive => {
+                self.restore(tenant, &project, &mut notes).await?;
+                wait = wait.restoring(true);
+                (project.project_ref, None)
+            }
+            Some(project) => {
+                tracing::info!(%tenant, project_ref = %project.project_ref, status = %project.status, "adopting the tenant's existing project");
+                (project.project_ref, None)
             }
             None => {
                 let (created, password) = self.create(&name).await?;
@@ -176,19 +230,22 @@ impl SupabaseProvisioner {
         };
         let project = self
             .client
-            .wait_until_ready_with(&project_ref, &self.wait)
+            .wait_until_ready_with(&project_ref, &wait)
             .await?;
         let password = match known_password {
             Some(password) => password,
             None => self.recover_password(&project).await?,
         };
-        self.target(&project, &password).await
+        let mut target = self.target(&project, &password).await?;
+        target.provisioning_notes = notes;
+        Ok(target)
     }
 
-    /// `tenant`'s project if it exists and is up; a project still coming up is
-    /// reported as absent so that [`provision_tenant`](Self::provision_tenant)
-    /// adopts it and waits. With [`DatabasePasswords::random`] this resets the
-    /// project's password (it cannot be read back).
+    /// `tenant`'s project if it exists and is up. A project still coming up, paused,
+    /// or failed is reported as absent, so that
+    /// [`provision_tenant`](Self::provision_tenant) adopts, restores or replaces it.
+    /// With [`DatabasePasswords::random`] this resets the project's password (it
+    /// cannot be read back).
     pub async fn find_tenant(
         &self,
         tenant: &TenantId,
@@ -196,17 +253,12 @@ impl SupabaseProvisioner {
         let Some(project) = self.find_project(&self.project_name(tenant)).await? else {
             return Ok(None);
         };
-        match project.status.readiness() {
-            Readiness::Failed => Err(ManagementError::ProjectFailed {
-                project_ref: project.project_ref,
-                status: project.status,
-            }),
-            Readiness::Ready => {
-                let password = self.recover_password(&project).await?;
-                self.target(&project, &password).await.map(Some)
-            }
-            _ => Ok(None),
+        if project.status.readiness() != Readiness::Ready {
+            tracing::info!(%tenant, project_ref = %project.project_ref, status = %project.status, "the tenant's project is not up; provisioning will take it from here");
+            return Ok(None);
         }
+        let password = self.recover_password(&project).await?;
+        self.target(&project, &password).await.map(Some)
     }
 
     /// Deletes `tenant`'s project; returns whether there was one.
@@ -214,14 +266,11 @@ impl SupabaseProvisioner {
         let Some(project) = self.find_project(&self.project_name(tenant)).await? else {
             return Ok(false);
         };
-        match self.client.delete_project(&project.project_ref).await {
-            Ok(_) => {
-                tracing::info!(%tenant, project_ref = %project.project_ref, "deleted the tenant's project");
-                Ok(true)
-            }
-            Err(ManagementError::Api { status: 404, .. }) => Ok(false),
-            Err(error) => Err(error),
+        let deleted = self.delete_project(&project.project_ref).await?;
+        if deleted {
+            tracing::info!(%tenant, project_ref = %project.project_ref, "deleted the tenant's project");
         }
+        Ok(deleted)
     }
 
     /// The live project named `name` in this provisioner's organization.
@@ -231,43 +280,139 @@ impl SupabaseProvisioner {
             .await
     }
 
-    /// Creates the project; after an ambiguous failure, looks it up by name and
-    /// adopts it before trying to create it again.
-    async fn create(&self, name: &str) -> Result<(Project, SecretString), ManagementError> {
-        let password = self.passwords.for_project(name)?;
-        let mut request =
-            CreateProjectRequest::new(name, &self.organization_slug, password.clone());
-        request.region_selection = self.region.clone();
-        request.desired_instance_size = self.instance_size.clone();
-        let project = self
-            .create_retry
-            .run(
-                |attempt| self.create_or_adopt(&request, attempt),
-                |error| {
-                    if error.is_ambiguous() {
-                        RetryDecision::Retry
-                    } else {
-                        RetryDecision::GiveUp
-                    }
-                },
-            )
-            .await?;
-        Ok((project, password))
-    }
-
-    async fn create_or_adopt(
+    /// The oldest usable project named `name`, after deleting every one under that
+    /// name that only a new project repairs.
+    async fn live_project(
         &self,
-        request: &CreateProjectRequest,
-        attempt: u32,
-    ) -> Result<Project, ManagementError> {
-        if attempt > 1 {
-            if let Some(existing) = self.find_project(&request.name).await? {
-                tracing::info!(name = %request.name, project_ref = %existing.project_ref, "the ambiguous create did happen; adopting its project");
-                return Ok(existing);
+        tenant: &TenantId,
+        name: &str,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<OrganizationProject>, ManagementError> {
+        let named = self
+            .client
+            .projects_named(&self.organization_slug, name)
+            .await?;
+        let mut usable = Vec::new();
+        for listed in named {
+            if !listed.status.needs_replacing() {
+                usable.push(listed);
+                continue;
+            }
+            // The list may be stale: delete only what the project itself still says.
+            let project = self.client.get_project(&listed.project_ref).await?;
+            let (project_ref, status) = (&project.project_ref, &project.status);
+            if !status.needs_replacing() {
+                tracing::info!(%tenant, %project_ref, %status, "the listed failed project has recovered; keeping it");
+                usable.push(OrganizationProject {
+                    status: status.clone(),
+                    ..listed
+                });
+                continue;
+            }
+            tracing::warn!(%tenant, %project_ref, %status, "deleting the tenant's failed project to replace it");
+            if self.delete_project(project_ref).await? {
+                notes.push(format!(
+                    "deleted project {project_ref}, which had ended {status}, to provision a replacement"
+                ));
             }
         }
-        tracing::info!(name = %request.name, attempt, "creating a Supabase project");
-        self.client.create_project(request).await
+        Ok(usable.into_iter().next())
+    }
+
+    /// Deletes a project; `false` when it was already gone.
+    async fn delete_project(&self, project_ref: &str) -> Result<bool, ManagementError> {
+        match self.client.delete_project(project_ref).await {
+            Ok(_) => Ok(true),
+            Err(ManagementError::Api { status: 404, .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Asks Supabase to restore a paused project.
+    async fn restore(
+        &self,
+        tenant: &TenantId,
+        project: &OrganizationProject,
+        notes: &mut Vec<String>,
+    ) -> Result<(), ManagementError> {
+        let project_ref = &project.project_ref;
+        tracing::warn!(%tenant, %project_ref, "the tenant's project is paused; restoring it");
+        self.client.restore_project(project_ref).await?;
+        notes.push(format!("restored project {project_ref}, which was paused"));
+        Ok(())
+    }
+
+    /// Creates the project; after an ambiguous failure, looks for it during the
+    /// adoption window and adopts it before trying to create it again.
+    async fn create(&self, name: &str) -> Result<(Project, SecretString), ManagementError> {
+        let password = self.passwords.for_project(name)?;
+        let mut request = CreateProjectRequest::new(
+            name,
+            &self.organization_slug,
+            password.clone(),
+            self.region().await?,
+        );
+        request.desired_instance_size = self.instance_size.clone();
+        let mut creates = 0;
+        loop {
+            creates += 1;
+            tracing::info!(name, attempt = creates, "creating a Supabase project");
+            let error = match self.client.create_project(&request).await {
+                Ok(project) => return Ok((project, password)),
+                Err(error) if error.is_ambiguous() => error,
+                Err(error) => return Err(error),
+            };
+            // Even after the last create: a caller that retries must not find the
+            // list still behind and create once more.
+            tracing::warn!(name, %error, window = ?self.adoption_window, "the create's outcome is unknown; looking for its project before anything else");
+            if let Some(project) = self.look_for_created(name).await? {
+                tracing::info!(name, project_ref = %project.project_ref, "the ambiguous create did happen; adopting its project");
+                return Ok((project, password));
+            }
+            if creates >= self.max_creates {
+                return Err(error);
+            }
+        }
+    }
+
+    /// Looks for the project named `name` every lookup interval until the adoption
+    /// window has passed.
+    async fn look_for_created(&self, name: &str) -> Result<Option<Project>, ManagementError> {
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(self.lookup_interval).await;
+            match self.find_project(name).await {
+                Ok(Some(project)) => return Ok(Some(project)),
+                Ok(None) => {}
+                Err(error) if error.is_retryable() => {
+                    tracing::warn!(name, %error, "looking for the project failed; looking again");
+                }
+                Err(error) => return Err(error),
+            }
+            if started.elapsed() >= self.adoption_window {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The configured region, else the organization's recommended smart group.
+    async fn region(&self) -> Result<ProjectRegion, ManagementError> {
+        if let Some(region) = &self.region {
+            return Ok(region.clone());
+        }
+        let recommended = self
+            .recommended_region
+            .get_or_try_init(|| async {
+                let regions = self
+                    .client
+                    .available_regions(&self.organization_slug, None)
+                    .await?;
+                let group = regions.recommendations.smart_group.code;
+                tracing::info!(%group, "no region configured; using the smart group Supabase recommends");
+                Ok::<_, ManagementError>(ProjectRegion::from(RegionSelection::SmartGroup(group)))
+            })
+            .await?;
+        Ok(recommended.clone())
     }
 
     /// The password of a project we did not create in this call.
@@ -287,69 +432,8 @@ impl SupabaseProvisioner {
         project: &Project,
         password: &SecretString,
     ) -> Result<DatabaseTarget, ManagementError> {
-        let project_ref = &project.project_ref;
-        let host = project.database.as_ref().map_or_else(
-            || format!("db.{project_ref}.supabase.co"),
-            |db| db.host.clone(),
-        );
-        let direct = postgres_url(POSTGRES, password, &host, DIRECT_PORT, POSTGRES)
-            .map_err(|message| decode_error(project_ref, "database.host", message))?;
-        let mut target = DatabaseTarget::new(direct).with_external_ref(project_ref.clone());
-        if let Some(pooler) = primary_pooler(self.client.pooler_config(project_ref).await?) {
-            let pooled = postgres_url(
-                &pooler.db_user,
-                password,
-                &pooler.db_host,
-                pooler.db_port,
-                &pooler.db_name,
-            )
-            .map_err(|message| decode_error(project_ref, "[].db_host", message))?;
-            target = target.with_pooled_url(pooled);
-        }
-        Ok(target)
-    }
-}
-
-/// The primary database's pooler, transaction mode preferred.
-fn primary_pooler(configs: Vec<SupavisorConfig>) -> Option<SupavisorConfig> {
-    let mut primaries: Vec<SupavisorConfig> = configs
-        .into_iter()
-        .filter(|c| c.database_type == PoolerDatabaseType::Primary)
-        .collect();
-    let transaction = primaries
-        .iter()
-        .position(|c| c.pool_mode == PoolMode::Transaction);
-    match transaction {
-        Some(index) => Some(primaries.swap_remove(index)),
-        None => primaries.into_iter().next(),
-    }
-}
-
-fn postgres_url(
-    user: &str,
-    password: &SecretString,
-    host: &str,
-    port: u16,
-    database: &str,
-) -> Result<DatabaseUrl, String> {
-    let mut url = Url::parse("postgres://localhost").map_err(|e| e.to_string())?;
-    url.set_host(Some(host))
-        .map_err(|e| format!("host `{host}` is invalid: {e}"))?;
-    let credentials_set = url.set_port(Some(port)).is_ok()
-        && url.set_username(user).is_ok()
-        && url.set_password(Some(password.expose_str())).is_ok();
-    if !credentials_set {
-        return Err(format!("cannot build a connection URL for host `{host}`"));
-    }
-    url.set_path(&format!("/{database}"));
-    DatabaseUrl::parse(url.as_str()).map_err(|e| e.to_string())
-}
-
-fn decode_error(project_ref: &str, path: &str, message: String) -> ManagementError {
-    ManagementError::Decode {
-        endpoint: format!("project {project_ref}"),
-        path: path.to_owned(),
-        message,
+        let poolers = self.client.pooler_config(&project.project_ref).await?;
+        database_target(project, &poolers, password, self.session)
     }
 }
 

@@ -32,6 +32,7 @@ pub struct WaitOptions {
     services: Vec<ServiceName>,
     poll: Option<RetryPolicy>,
     progress: Option<ProgressCallback>,
+    restoring: bool,
 }
 
 impl fmt::Debug for WaitOptions {
@@ -41,6 +42,7 @@ impl fmt::Debug for WaitOptions {
             .field("services", &self.services)
             .field("poll", &self.poll)
             .field("progress", &self.progress.is_some())
+            .field("restoring", &self.restoring)
             .finish()
     }
 }
@@ -53,7 +55,16 @@ impl WaitOptions {
             services: vec![ServiceName::Db, ServiceName::Pooler],
             poll: None,
             progress: None,
+            restoring: false,
         }
+    }
+
+    /// Keeps waiting while the project is still `INACTIVE`: for a wait that follows
+    /// [`ManagementClient::restore_project`], whose effect on the status takes a
+    /// moment to show.
+    pub fn restoring(mut self, restoring: bool) -> Self {
+        self.restoring = restoring;
+        self
     }
 
     /// The services that must be `ACTIVE_HEALTHY` (none: the project status suffices).
@@ -161,8 +172,8 @@ impl ManagementClient {
     /// `RESTARTING`, `RESIZING`, `UNKNOWN` (and on statuses this crate does not know),
     /// on a health answer of 404 and on retryable errors; fails at once with
     /// [`ManagementError::ProjectFailed`] on `INIT_FAILED`, `GOING_DOWN`, `REMOVED`,
-    /// `INACTIVE`, `PAUSE_FAILED` and `RESTORE_FAILED`, and with
-    /// [`ManagementError::NotReady`] when the timeout passes.
+    /// `INACTIVE` (unless [`WaitOptions::restoring`]), `PAUSE_FAILED` and
+    /// `RESTORE_FAILED`, and with [`ManagementError::NotReady`] when the timeout passes.
     pub async fn wait_until_ready_with(
         &self,
         project_ref: &str,
@@ -192,13 +203,15 @@ impl ManagementClient {
         let mut poll = 0;
         loop {
             poll += 1;
-            let outcome = self.poll_once(project_ref, &options.services).await;
+            let outcome = self.poll_once(project_ref, options).await;
             let stage = match outcome {
                 Ok(Poll::Ready(project)) => {
                     report(options, project_ref, poll, started, ReadinessStage::Ready);
                     return Ok(*project);
                 }
                 Ok(Poll::Waiting(stage)) => stage,
+                // Waiting longer never helps such a project (provisioning again may).
+                Err(error @ ManagementError::ProjectFailed { .. }) => return Err(error),
                 Err(error) if error.is_retryable() => ReadinessStage::PollFailed(error.to_string()),
                 Err(error) => return Err(error),
             };
@@ -211,10 +224,15 @@ impl ManagementClient {
     async fn poll_once(
         &self,
         project_ref: &str,
-        services: &[ServiceName],
+        options: &WaitOptions,
     ) -> Result<Poll, ManagementError> {
+        let services = options.services.as_slice();
         let project = self.get_project(project_ref).await?;
+        let still_paused = options.restoring && project.status == ProjectStatus::Inactive;
         match project.status.readiness() {
+            Readiness::Failed if still_paused => {
+                return Ok(Poll::Waiting(ReadinessStage::Project(project.status)))
+            }
             Readiness::Failed => {
                 return Err(ManagementError::ProjectFailed {
                     project_ref: project_ref.to_owned(),

@@ -46,7 +46,9 @@ async fn creates_the_user_with_the_secret_key() {
         create.url.path(),
         format!("/project/{r}/auth/v1/admin/users")
     );
+    // The first secret key listed acts as another role; the service one is chosen.
     assert_eq!(create.headers["apikey"], SECRET_KEY);
+    assert_eq!(fake.admin_creations()[0].api_key, SECRET_KEY);
     assert!(
         create.headers.get("authorization").is_none(),
         "a new-style secret key is not a bearer JWT"
@@ -152,11 +154,15 @@ async fn a_project_without_a_service_key_is_a_clear_error() {
     Mock::given(method("GET"))
         .and(path(format!("/v1/projects/{r}/api-keys")))
         .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!([fixtures::api_key_json(
-                "anon",
-                "legacy",
-                "eyJhbGciOiJIUzI1NiJ9.YW5vbg.fixture"
-            )])),
+            // A secret key of another role cannot create users: it is no service key.
+            ResponseTemplate::new(200).set_body_json(json!([
+                fixtures::secret_key_json(
+                    "ci_reader",
+                    fixtures::OTHER_ROLE_SECRET_KEY,
+                    "authenticated"
+                ),
+                fixtures::api_key_json("anon", "legacy", "eyJhbGciOiJIUzI1NiJ9.YW5vbg.fixture"),
+            ])),
         )
         .mount(&server)
         .await;
@@ -168,7 +174,12 @@ async fn a_project_without_a_service_key_is_a_clear_error() {
         matches!(&error, ManagementError::NoServiceKey { project_ref } if *project_ref == r),
         "{error:?}"
     );
-    assert!(error.to_string().contains("create a secret key"));
+    let message = error.to_string();
+    assert!(
+        message.contains("secret_jwt_template.role is `service_role`")
+            && message.contains("legacy `service_role` key"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@ use fixtures::{project_json, project_ref, ORG, TOKEN};
 use serde_json::json;
 use supabase_mgmt::{
     ApiKeyType, Continent, CreateApiKeyRequest, CreateProjectRequest, HealthStatus, InstanceSize,
-    ManagementClient, ManagementError, NewApiKeyType, PoolMode, ProjectStatus, Region,
-    RegionSelection, RunQueryRequest, ServiceName, SmartGroup,
+    ManagementClient, ManagementError, NewApiKeyType, PoolMode, ProjectRegion, ProjectStatus,
+    Region, RegionSelection, RunQueryRequest, ServiceName, SmartGroup,
 };
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -66,7 +66,7 @@ async fn lists_organizations_and_projects_with_the_bearer_token() {
     assert_eq!(projects[0].status, ProjectStatus::ActiveHealthy);
     assert_eq!(
         projects[0].database.as_ref().unwrap().host,
-        format!("db.{r}.supabase.co")
+        fixtures::direct_host(&r)
     );
 }
 
@@ -90,9 +90,13 @@ async fn creates_a_project_with_the_spec_body() {
         .expect(1)
         .mount(&server)
         .await;
-    let request = CreateProjectRequest::new("acme", ORG, "correct-horse-battery-staple".into())
-        .with_region_selection(RegionSelection::SmartGroup(SmartGroup::Emea))
-        .with_instance_size(InstanceSize::Micro);
+    let request = CreateProjectRequest::new(
+        "acme",
+        ORG,
+        "correct-horse-battery-staple".into(),
+        RegionSelection::SmartGroup(SmartGroup::Emea),
+    )
+    .with_instance_size(InstanceSize::Micro);
     let project = fixtures::client(&server)
         .create_project(&request)
         .await
@@ -100,7 +104,8 @@ async fn creates_a_project_with_the_spec_body() {
     assert_eq!(project.status, ProjectStatus::ComingUp);
     assert_eq!(project.database, None);
 
-    let legacy = request.clone().with_legacy_region(Region::UsEast1);
+    let mut legacy = request.clone();
+    legacy.region = ProjectRegion::Legacy(Region::UsEast1);
     let body = serde_json::to_value(&legacy).unwrap();
     assert_eq!(body["region"], "us-east-1");
     assert!(
@@ -170,10 +175,11 @@ async fn reads_and_creates_api_keys_keeping_them_secret() {
     let client = fixtures::client(&server);
 
     let keys = client.api_keys(&r, true).await.unwrap();
-    let secret = keys
-        .iter()
-        .find(|k| k.key_type == Some(ApiKeyType::Secret))
-        .unwrap();
+    let secret = keys.iter().find(|k| k.is_service_role_secret()).unwrap();
+    assert_eq!(secret.role(), Some("service_role"));
+    assert_eq!(keys[0].key_type, Some(ApiKeyType::Secret));
+    assert_eq!(keys[0].role(), Some("authenticated"));
+    assert!(!keys[0].is_service_key(), "a secret key of another role");
     assert_eq!(
         secret.api_key.as_ref().unwrap().expose_str(),
         fixtures::SECRET_KEY
@@ -211,7 +217,14 @@ async fn runs_sql_and_reads_pooler_and_regions() {
         .await;
     Mock::given(method("GET"))
         .and(path(format!("/v1/projects/{r}/config/database/pooler")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixtures::pooler_json(&r)))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixtures::pooler_json(
+                &r,
+                "pooler.example",
+                6543,
+                "postgres",
+            )),
+        )
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -235,7 +248,7 @@ async fn runs_sql_and_reads_pooler_and_regions() {
 
     let poolers = client.pooler_config(&r).await.unwrap();
     assert_eq!(
-        (poolers[1].db_port, &poolers[1].pool_mode),
+        (poolers[0].db_port, &poolers[0].pool_mode),
         (6543, &PoolMode::Transaction)
     );
 
@@ -419,5 +432,28 @@ async fn a_base_url_with_a_path_prefix_is_kept() {
         .pacing(None)
         .build()
         .unwrap();
-    assert_eq!(client.list_organizations().await.unwrap().len(), 1);
+    assert_eq!(client.list_organizations().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_list_that_ignores_the_offset_is_an_error_not_a_loop() {
+    let server = MockServer::start().await;
+    let page = json!({
+        "projects": [fixtures::organization_project_json(&project_ref(9), "acme", "ACTIVE_HEALTHY", "2026-11-26T02:00:00Z")],
+        "pagination": {"count": 250, "limit": 100, "offset": 0}
+    });
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/organizations/{ORG}/projects")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page))
+        .mount(&server)
+        .await;
+    let error = fixtures::client(&server)
+        .projects_named(ORG, "acme")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, ManagementError::Decode { path, .. } if path == "pagination"),
+        "{error:?}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use fixtures::{project_json, project_ref, FakeConfig, FakeSupabase, ORG};
 use serde_json::json;
-use supabase_mgmt::{CreateProjectRequest, ManagementError};
+use supabase_mgmt::{CreateProjectRequest, ManagementError, Region};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -156,7 +156,8 @@ async fn a_500_is_retried_for_reads_but_not_for_a_create() {
 
     assert!(client.list_projects().await.unwrap().is_empty());
 
-    let request = CreateProjectRequest::new("acme", ORG, "pw-0123456789".into());
+    let request =
+        CreateProjectRequest::new("acme", ORG, "pw-0123456789".into(), Region::EuCentral1);
     let error = client.create_project(&request).await.unwrap_err();
     assert!(
         matches!(error, ManagementError::Api { status: 500, .. }),
@@ -185,7 +186,8 @@ async fn a_429_on_create_is_retried_because_nothing_was_created() {
         ResponseTemplate::new(201).set_body_json(fixtures::created_project_json(&r, "acme")),
     )
     .await;
-    let request = CreateProjectRequest::new("acme", ORG, "pw-0123456789".into());
+    let request =
+        CreateProjectRequest::new("acme", ORG, "pw-0123456789".into(), Region::EuCentral1);
     let project = fixtures::client(&server)
         .create_project(&request)
         .await
@@ -211,7 +213,7 @@ async fn a_timeout_is_retried_for_reads() {
         .timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    assert_eq!(client.list_organizations().await.unwrap().len(), 1);
+    assert_eq!(client.list_organizations().await.unwrap().len(), 2);
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
 
     let timeout_only = MockServer::start().await;

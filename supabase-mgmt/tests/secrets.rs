@@ -11,7 +11,7 @@ use fixtures::{
     TOKEN,
 };
 use supabase_mgmt::{
-    CreateProjectRequest, DatabasePasswords, ManagementClient, SupabaseAdminUserCreator,
+    CreateProjectRequest, DatabasePasswords, ManagementClient, Region, SupabaseAdminUserCreator,
     SupabaseProvisioner,
 };
 use tenancy_core::{EmailAddress, TenantId};
@@ -52,7 +52,8 @@ async fn debug_output_of_every_type_holding_a_secret_is_redacted() {
     let provisioner = SupabaseProvisioner::builder(client.clone(), ORG, passwords.clone())
         .build()
         .unwrap();
-    let request = CreateProjectRequest::new("acme", ORG, "db-password-123456".into());
+    let request =
+        CreateProjectRequest::new("acme", ORG, "db-password-123456".into(), Region::EuCentral1);
     let admins = SupabaseAdminUserCreator::new(client.clone());
     let keys = fixtures::client(&server)
         .api_keys(&fixtures::project_ref(1), true)

@@ -11,8 +11,8 @@ use fixtures::{project_ref, ORG};
 use serde_json::Value;
 use supabase_mgmt::{
     ApiKeyType, Continent, CreateApiKeyRequest, CreateProjectRequest, HealthStatus, InstanceSize,
-    NewApiKeyType, PoolMode, PoolerDatabaseType, ProjectStatus, Region, RegionProvider,
-    RegionSelection, RunQueryRequest, ServiceName, SmartGroup,
+    NewApiKeyType, PoolMode, PoolerDatabaseType, ProjectQuery, ProjectRegion, ProjectStatus,
+    Region, RegionProvider, RegionSelection, RunQueryRequest, ServiceName, SmartGroup,
 };
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -108,7 +108,19 @@ fn fixtures_have_the_fields_of_the_spec_schemas() {
             "ApiKeyResponse",
         );
     }
-    for pooler in fixtures::pooler_json(&r).as_array().unwrap() {
+    let listed =
+        fixtures::organization_project_json(&r, "acme", "INACTIVE", "2026-11-26T02:00:00Z");
+    let item = &schema(&spec, "OrganizationProjectsResponse")["properties"]["projects"]["items"];
+    assert_matches_schema(
+        &spec,
+        item,
+        &listed,
+        "OrganizationProjectsResponse.projects[]",
+    );
+    for pooler in fixtures::pooler_json(&r, "127.0.0.1", 6543, "postgres")
+        .as_array()
+        .unwrap()
+    {
         assert_matches_schema(
             &spec,
             schema(&spec, "SupavisorConfigResponse"),
@@ -165,14 +177,26 @@ async fn every_request_the_client_sends_is_in_the_spec() {
         .await;
     let client = fixtures::client(&server);
     let r = project_ref(3);
-    let create = CreateProjectRequest::new("acme", ORG, "pw-0123456789".into())
-        .with_region_selection(RegionSelection::SmartGroup(SmartGroup::Emea))
-        .with_instance_size(InstanceSize::Small);
-    let legacy = create.clone().with_legacy_region(Region::EuWest1);
+    let create = CreateProjectRequest::new(
+        "acme",
+        ORG,
+        "pw-0123456789".into(),
+        RegionSelection::SmartGroup(SmartGroup::Emea),
+    )
+    .with_instance_size(InstanceSize::Small);
+    let legacy = CreateProjectRequest::new(
+        "acme",
+        ORG,
+        "pw-0123456789".into(),
+        ProjectRegion::Legacy(Region::EuWest1),
+    );
 
     // The answers do not decode ({}); only the requests matter here.
     let _ = client.list_organizations().await;
     let _ = client.list_projects().await;
+    let _ = client
+        .list_organization_projects(ORG, &ProjectQuery::new().search("acme").offset(100))
+        .await;
     let _ = client.create_project(&create).await;
     let _ = client.create_project(&legacy).await;
     let _ = client.get_project(&r).await;
@@ -227,7 +251,7 @@ async fn every_request_the_client_sends_is_in_the_spec() {
             assert_body_matches(&spec, body_schema, &body, template);
         }
     }
-    assert_eq!(covered.len(), 14, "{covered:#?}");
+    assert_eq!(covered.len(), 15, "{covered:#?}");
 }
 
 /// Request bodies: every field is a property; `oneOf`s are matched by any branch.

@@ -190,28 +190,49 @@ impl FromStr for DatabaseUrl {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DatabaseTarget {
-    /// The direct connection, used for migrations (DDL needs a session, not a pooler).
+    /// The session connection, used for migrations and for anything that needs a
+    /// session of its own (advisory locks, prepared statements, `SET`): a direct
+    /// connection or a session-mode pooler, never a transaction-mode pooler.
     pub url: DatabaseUrl,
-    /// A pooled connection for the application, when the provider offers one.
-    pub pooled_url: Option<DatabaseUrl>,
+    /// A transaction-mode pooled connection for the application's short requests
+    /// (Supavisor or PgBouncer in transaction mode), when the provider offers one.
+    ///
+    /// Each transaction may run on another server connection, so nothing that lives
+    /// in a session survives: turn named prepared statements off (with sqlx,
+    /// `PgConnectOptions::statement_cache_capacity(0)`), or you get errors such as
+    /// `prepared statement "sqlx_s_1" does not exist`. Never migrate through it.
+    pub transaction_pooler_url: Option<DatabaseUrl>,
     /// The provider's own reference for the database (a Supabase project ref, a
     /// database name, a file path), used to find it again.
     pub external_ref: Option<String>,
+    /// What the provider had to repair to hand this database over (a failed project
+    /// replaced, a paused one restored), oldest first. Kept on the tenant's record
+    /// so that such repairs are never silent.
+    pub provisioning_notes: Vec<String>,
 }
 
 impl DatabaseTarget {
-    /// A target with only a direct URL.
+    /// A target with only a session URL.
     pub fn new(url: DatabaseUrl) -> Self {
         Self {
             url,
-            pooled_url: None,
+            transaction_pooler_url: None,
             external_ref: None,
+            provisioning_notes: Vec::new(),
         }
     }
 
-    /// Sets the pooled URL.
-    pub fn with_pooled_url(mut self, pooled_url: DatabaseUrl) -> Self {
-        self.pooled_url = Some(pooled_url);
+    /// Sets the transaction-mode pooled URL (see
+    /// [`transaction_pooler_url`](Self::transaction_pooler_url)).
+    pub fn with_transaction_pooler_url(mut self, url: DatabaseUrl) -> Self {
+        self.transaction_pooler_url = Some(url);
+        self
+    }
+
+    /// Adds a note on what the provider repaired (see
+    /// [`provisioning_notes`](Self::provisioning_notes)).
+    pub fn with_provisioning_note(mut self, note: impl Into<String>) -> Self {
+        self.provisioning_notes.push(note.into());
         self
     }
 
@@ -221,7 +242,7 @@ impl DatabaseTarget {
         self
     }
 
-    /// The database engine of the direct URL.
+    /// The database engine of the session URL.
     pub fn kind(&self) -> DatabaseKind {
         self.url.kind()
     }

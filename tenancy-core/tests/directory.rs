@@ -42,8 +42,11 @@ async fn conformance(dir: &dyn TenantDirectory) {
     };
     acme.database = Some(
         DatabaseTarget::new(DatabaseUrl::parse("postgres://u:secret@h:5432/acme").unwrap())
-            .with_pooled_url(DatabaseUrl::parse("postgres://u:secret@pool:6543/acme").unwrap())
-            .with_external_ref("abcd1234"),
+            .with_transaction_pooler_url(
+                DatabaseUrl::parse("postgres://u:secret@pool:6543/acme").unwrap(),
+            )
+            .with_external_ref("abcd1234")
+            .with_provisioning_note("replaced project zyxw, which had ended INIT_FAILED"),
     );
     acme.tags = BTreeSet::from(["beta".to_owned()]);
     acme.updated_at = datetime!(2026-01-02 0:00 UTC);
@@ -184,4 +187,65 @@ async fn corrupt_rows_are_reported_not_panicked_on() {
     let err = dir.get(&id("acme")).await.unwrap_err();
     assert!(matches!(err, DirectoryError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("acme"));
+}
+
+/// `tenancy_tenants` as the first release created it, before `provisioning_notes`.
+const FIRST_RELEASE_TABLE: &str = "CREATE TABLE tenancy_tenants (
+    id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, admin_email TEXT NOT NULL,
+    status TEXT NOT NULL, status_detail TEXT NOT NULL, database_url TEXT, pooled_url TEXT,
+    external_ref TEXT, tags TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL, revision INTEGER NOT NULL)";
+
+fn with_note(mut tenant: Tenant) -> Tenant {
+    tenant.database = Some(
+        DatabaseTarget::new(DatabaseUrl::parse("postgres://u@h:5432/acme").unwrap())
+            .with_provisioning_note("restored paused project abcd"),
+    );
+    tenant
+}
+
+#[tokio::test]
+async fn sqlite_directory_upgrades_a_first_release_table() {
+    let folder = std::env::temp_dir().join(format!("tk-dir-up-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let url = format!("sqlite:{}?mode=rwc", folder.join("tenants.db").display());
+    let old = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::raw_sql(FIRST_RELEASE_TABLE)
+        .execute(&old)
+        .await
+        .unwrap();
+    old.close().await;
+
+    let dir = SqliteTenantDirectory::connect(&url).await.unwrap();
+    let acme = dir.insert(&with_note(tenant("Acme", &[]))).await.unwrap();
+    assert_eq!(dir.get(&acme.id).await.unwrap().unwrap(), acme);
+    dir.pool().close().await;
+    // Opening again finds the column and leaves it be.
+    let again = SqliteTenantDirectory::connect(&url).await.unwrap();
+    assert_eq!(again.get(&acme.id).await.unwrap().unwrap(), acme);
+    again.pool().close().await;
+    std::fs::remove_dir_all(folder).unwrap();
+}
+
+#[tokio::test]
+async fn postgres_directory_upgrades_a_first_release_table() {
+    let db = TestDatabase::create().await.unwrap();
+    let old = sqlx::PgPool::connect(db.url().expose()).await.unwrap();
+    let table = FIRST_RELEASE_TABLE
+        .replace(
+            "tags TEXT NOT NULL DEFAULT '[]'",
+            "tags TEXT[] NOT NULL DEFAULT '{}'",
+        )
+        .replace("created_at TEXT", "created_at TIMESTAMPTZ")
+        .replace("updated_at TEXT", "updated_at TIMESTAMPTZ")
+        .replace("revision INTEGER", "revision BIGINT");
+    sqlx::raw_sql(&table).execute(&old).await.unwrap();
+    old.close().await;
+
+    let dir = PostgresTenantDirectory::connect(db.url().expose())
+        .await
+        .unwrap();
+    let acme = dir.insert(&with_note(tenant("Acme", &[]))).await.unwrap();
+    assert_eq!(dir.get(&acme.id).await.unwrap().unwrap(), acme);
+    dir.pool().close().await;
 }

@@ -1,7 +1,7 @@
 //! `onboard --company NAME --email EMAIL`: one signup through the resumable pipeline.
 //!
 //! Uses Supabase when `SUPABASE_ACCESS_TOKEN` is set (`SUPABASE_ORGANIZATION_SLUG` or
-//! the seed's `SUPABASE_ORGANIZATION_ID`, `SUPABASE_REGION`, `SUPABASE_API_URL`,
+//! the older `SUPABASE_ORGANIZATION_ID`, `SUPABASE_REGION`, `SUPABASE_PLAN`, `SUPABASE_API_URL`,
 //! `SUPABASE_PROJECT_URL_TEMPLATE`), otherwise a local provider: one database per
 //! tenant on the `--state` PostgreSQL server, or one SQLite file per tenant beside a
 //! SQLite state. Running it again for the same company resumes where it stopped.

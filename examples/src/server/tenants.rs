@@ -66,8 +66,9 @@ fn tenant_json(tenant: &Tenant) -> Value {
         "status": tenant.status,
         "database": tenant.database.as_ref().map(|db| json!({
             "url": db.url.to_string(),
-            "pooled_url": db.pooled_url.as_ref().map(ToString::to_string),
+            "transaction_pooler_url": db.transaction_pooler_url.as_ref().map(ToString::to_string),
             "external_ref": db.external_ref,
+            "provisioning_notes": db.provisioning_notes,
         })),
         "tags": tenant.tags,
         "created_at": rfc3339(tenant.created_at),

@@ -37,6 +37,10 @@ pub struct ApiKey {
     /// The key's description.
     #[serde(default)]
     pub description: Option<String>,
+    /// The claims of the JWT a new-style secret key stands for; its `role` says
+    /// which Postgres role the key acts as (`service_role` for the service key).
+    #[serde(default)]
+    pub secret_jwt_template: Option<serde_json::Map<String, serde_json::Value>>,
     /// When it was created.
     #[serde(default)]
     pub inserted_at: Option<String>,
@@ -46,14 +50,29 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
-    /// Whether this key can act as the project's service role: a new-style secret key
-    /// or the legacy `service_role` JWT.
+    /// The role of a new-style secret key (`secret_jwt_template.role`).
+    pub fn role(&self) -> Option<&str> {
+        self.secret_jwt_template.as_ref()?.get("role")?.as_str()
+    }
+
+    /// Whether this is a new-style secret key acting as `service_role`, the one the
+    /// Supabase CLI uses for admin calls (a secret key may stand for another role).
+    pub fn is_service_role_secret(&self) -> bool {
+        self.key_type == Some(ApiKeyType::Secret)
+            && self
+                .role()
+                .is_some_and(|role| role.eq_ignore_ascii_case("service_role"))
+    }
+
+    /// Whether this is the legacy `service_role` JWT.
+    pub fn is_legacy_service_role(&self) -> bool {
+        matches!(self.key_type, Some(ApiKeyType::Legacy) | None) && self.name == "service_role"
+    }
+
+    /// Whether this key can act as the project's service role: a secret key whose
+    /// role is `service_role`, or the legacy `service_role` JWT.
     pub fn is_service_key(&self) -> bool {
-        match &self.key_type {
-            Some(ApiKeyType::Secret) => true,
-            Some(ApiKeyType::Legacy) | None => self.name == "service_role",
-            _ => false,
-        }
+        self.is_service_role_secret() || self.is_legacy_service_role()
     }
 }
 

@@ -13,8 +13,9 @@ pub use health::{HealthStatus, ServiceHealth, ServiceName};
 pub use organization::Organization;
 pub use pooler::{PoolMode, PoolerDatabaseType, SupavisorConfig};
 pub use project::{
-    CreateProjectRequest, DeletedProject, InstanceSize, Project, ProjectDatabase, ProjectStatus,
-    Readiness,
+    CreateProjectRequest, DeletedProject, InstanceSize, OrganizationProject,
+    OrganizationProjectsPage, Pagination, Project, ProjectDatabase, ProjectQuery, ProjectRegion,
+    ProjectStatus, Readiness,
 };
 pub use query::RunQueryRequest;
 pub use region::{

@@ -80,6 +80,12 @@ impl ProjectStatus {
     pub fn is_removed(&self) -> bool {
         matches!(self, Self::Removed | Self::GoingDown)
     }
+
+    /// Whether the project failed in a way only a new project repairs
+    /// (`INIT_FAILED`, `RESTORE_FAILED`).
+    pub fn needs_replacing(&self) -> bool {
+        matches!(self, Self::InitFailed | Self::RestoreFailed)
+    }
 }
 
 tenancy_core::open_enum! {
@@ -126,6 +132,26 @@ tenancy_core::open_enum! {
     }
     /// A size this version of the crate does not know, kept as sent.
     other Unknown
+}
+
+impl InstanceSize {
+    /// The size named `name` (`micro`, `2xlarge`, …), if this crate knows it; unlike
+    /// `From<&str>`, which keeps any value, this refuses what is not a size, such as
+    /// a billing plan name (`free`, `pro`).
+    ///
+    /// ```
+    /// use supabase_mgmt::InstanceSize;
+    ///
+    /// assert_eq!(InstanceSize::parse_known("small"), Some(InstanceSize::Small));
+    /// assert_eq!(InstanceSize::parse_known("pro"), None);
+    /// ```
+    pub fn parse_known(name: &str) -> Option<Self> {
+        let name = name.trim();
+        Self::known()
+            .iter()
+            .find(|size| size.as_str() == name)
+            .cloned()
+    }
 }
 
 /// A project as the API describes it: `V1ProjectWithDatabaseResponse` (get, list) or
@@ -178,17 +204,46 @@ pub struct DeletedProject {
     pub name: String,
 }
 
+/// Where a new project runs: exactly one of the create body's `region_selection` or
+/// deprecated `region`, as the API requires ("Either region or region_selection must
+/// be defined, but not both"). Being one enum, a request cannot carry both or neither.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum ProjectRegion {
+    /// `region_selection`: a specific region or a smart group (recommended).
+    #[serde(rename = "region_selection")]
+    Selection(RegionSelection),
+    /// The deprecated `region` code.
+    #[serde(rename = "region")]
+    Legacy(Region),
+}
+
+impl From<RegionSelection> for ProjectRegion {
+    fn from(selection: RegionSelection) -> Self {
+        Self::Selection(selection)
+    }
+}
+
+impl From<Region> for ProjectRegion {
+    /// A specific region, sent as `region_selection`.
+    fn from(region: Region) -> Self {
+        Self::Selection(RegionSelection::Specific(region))
+    }
+}
+
 /// The body of `POST /v1/projects` (`V1CreateProjectBody`).
 ///
-/// The region is either a `region_selection` (specific region or smart group) or the
-/// deprecated `region`; setting one clears the other, as the API accepts only one.
+/// The region is required, as the API requires it: see [`ProjectRegion`].
 ///
 /// ```
-/// use supabase_mgmt::{CreateProjectRequest, Region, RegionSelection};
+/// use supabase_mgmt::{CreateProjectRequest, Region};
 ///
-/// let request = CreateProjectRequest::new("acme", "my-org", "a-strong-password".into())
-///     .with_region_selection(RegionSelection::Specific(Region::EuCentral1));
+/// let request = CreateProjectRequest::new("acme", "my-org", "a-strong-password".into(), Region::EuCentral1);
+/// let body = serde_json::to_value(&request)?;
+/// assert_eq!(body["region_selection"]["code"], "eu-central-1");
+/// assert!(body.get("region").is_none());
 /// assert!(!format!("{request:?}").contains("a-strong-password"));
+/// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -200,52 +255,160 @@ pub struct CreateProjectRequest {
     /// The database password (never printed).
     #[serde(serialize_with = "expose_secret")]
     pub db_pass: SecretString,
-    /// The region selection.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region_selection: Option<RegionSelection>,
-    /// The deprecated region code; prefer `region_selection`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<Region>,
+    /// Where the project runs.
+    #[serde(flatten)]
+    pub region: ProjectRegion,
     /// The compute size; omitted means the smallest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub desired_instance_size: Option<InstanceSize>,
 }
 
 impl CreateProjectRequest {
-    /// A request with the required fields; the API picks the region.
+    /// A request with the required fields.
     pub fn new(
         name: impl Into<String>,
         organization_slug: impl Into<String>,
         db_pass: SecretString,
+        region: impl Into<ProjectRegion>,
     ) -> Self {
         Self {
             name: name.into(),
             organization_slug: organization_slug.into(),
             db_pass,
-            region_selection: None,
-            region: None,
+            region: region.into(),
             desired_instance_size: None,
         }
-    }
-
-    /// Chooses a region or smart group (clears the deprecated `region`).
-    pub fn with_region_selection(mut self, selection: RegionSelection) -> Self {
-        self.region_selection = Some(selection);
-        self.region = None;
-        self
-    }
-
-    /// Uses the deprecated `region` field (clears `region_selection`).
-    pub fn with_legacy_region(mut self, region: Region) -> Self {
-        self.region = Some(region);
-        self.region_selection = None;
-        self
     }
 
     /// Sets the compute size.
     pub fn with_instance_size(mut self, size: InstanceSize) -> Self {
         self.desired_instance_size = Some(size);
         self
+    }
+}
+
+/// A project as `GET /v1/organizations/{slug}/projects` lists it
+/// (`OrganizationProjectsResponse.projects[]`).
+///
+/// Only `ref` and `name` are required when decoding, so that a project this crate
+/// does not fully understand (a status it has never seen, a field missing) still
+/// lists; fetch the whole project with [`ManagementClient::get_project`](crate::ManagementClient::get_project).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct OrganizationProject {
+    /// The project ref.
+    #[serde(rename = "ref")]
+    pub project_ref: String,
+    /// The project's name.
+    pub name: String,
+    /// Its lifecycle status (`UNKNOWN` when absent).
+    #[serde(default = "unknown_status")]
+    pub status: ProjectStatus,
+    /// When it was created (as the API formats it).
+    #[serde(default)]
+    pub inserted_at: Option<String>,
+    /// The region code it runs in.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The cloud provider.
+    #[serde(default)]
+    pub cloud_provider: Option<String>,
+    /// Whether it is a branch of another project.
+    #[serde(default)]
+    pub is_branch: bool,
+}
+
+fn unknown_status() -> ProjectStatus {
+    ProjectStatus::Unknown
+}
+
+/// One page of `GET /v1/organizations/{slug}/projects`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct OrganizationProjectsPage {
+    /// The projects of this page.
+    pub projects: Vec<OrganizationProject>,
+    /// Where this page stands.
+    pub pagination: Pagination,
+}
+
+/// `OrganizationProjectsResponse.pagination`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct Pagination {
+    /// How many projects match in all.
+    #[serde(deserialize_with = "whole_number")]
+    pub count: u64,
+    /// The page size.
+    #[serde(deserialize_with = "whole_number")]
+    pub limit: u64,
+    /// How many projects this page skipped.
+    #[serde(deserialize_with = "whole_number")]
+    pub offset: u64,
+}
+
+/// The spec types the pagination fields as `number`: accept `120` and `120.0`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let value = f64::deserialize(deserializer)?;
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= u64::MAX as f64 {
+        Ok(value as u64)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{value} is not a whole, non-negative number"
+        )))
+    }
+}
+
+/// The query of [`ManagementClient::list_organization_projects`](crate::ManagementClient::list_organization_projects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProjectQuery {
+    /// `search`: projects whose name contains this.
+    pub search: Option<String>,
+    /// `offset`: how many to skip.
+    pub offset: u64,
+    /// `limit`: the page size, 1 to [`ProjectQuery::MAX_LIMIT`].
+    pub limit: u32,
+    /// `sort`: `created_asc` lists the oldest first.
+    pub oldest_first: bool,
+}
+
+impl ProjectQuery {
+    /// The largest page the API serves.
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// The first page of the largest size, oldest first.
+    pub fn new() -> Self {
+        Self {
+            search: None,
+            offset: 0,
+            limit: Self::MAX_LIMIT,
+            oldest_first: true,
+        }
+    }
+
+    /// Only projects whose name contains `search`.
+    pub fn search(mut self, search: impl Into<String>) -> Self {
+        self.search = Some(search.into());
+        self
+    }
+
+    /// Skips `offset` projects.
+    pub fn offset(mut self, offset: u64) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Pages of `limit` projects (clamped to 1 ..= [`MAX_LIMIT`](Self::MAX_LIMIT)).
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = limit.clamp(1, Self::MAX_LIMIT);
+        self
+    }
+}
+
+impl Default for ProjectQuery {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

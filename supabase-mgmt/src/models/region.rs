@@ -124,6 +124,27 @@ pub enum RegionSelection {
     SmartGroup(SmartGroup),
 }
 
+impl std::str::FromStr for RegionSelection {
+    type Err = std::convert::Infallible;
+
+    /// A smart group code (`americas`, `emea`, `apac`) selects the group; any other
+    /// code a specific region (kept even when this crate does not know it).
+    ///
+    /// ```
+    /// use supabase_mgmt::{Region, RegionSelection, SmartGroup};
+    ///
+    /// assert_eq!("emea".parse(), Ok(RegionSelection::SmartGroup(SmartGroup::Emea)));
+    /// assert_eq!("eu-west-2".parse(), Ok(RegionSelection::Specific(Region::EuWest2)));
+    /// ```
+    fn from_str(code: &str) -> Result<Self, Self::Err> {
+        let code = code.trim();
+        Ok(match SmartGroup::from(code) {
+            SmartGroup::Unknown(_) => Self::Specific(Region::from(code)),
+            group => Self::SmartGroup(group),
+        })
+    }
+}
+
 /// The answer of `GET /v1/projects/available-regions` (`RegionsInfo`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]

@@ -19,6 +19,8 @@ pub(crate) struct TenantRow {
     pub(crate) database_url: Option<String>,
     pub(crate) pooled_url: Option<String>,
     pub(crate) external_ref: Option<String>,
+    /// The database's provisioning notes as a JSON array; `NULL` when there are none.
+    pub(crate) provisioning_notes: Option<String>,
     pub(crate) tags: Vec<String>,
     pub(crate) created_at: OffsetDateTime,
     pub(crate) updated_at: OffsetDateTime,
@@ -42,9 +44,17 @@ impl TenantRow {
             status_detail,
             database_url: db.map(|d| d.url.expose().to_owned()),
             pooled_url: db
-                .and_then(|d| d.pooled_url.as_ref())
+                .and_then(|d| d.transaction_pooler_url.as_ref())
                 .map(|u| u.expose().to_owned()),
             external_ref: db.and_then(|d| d.external_ref.clone()),
+            provisioning_notes: db
+                .filter(|d| !d.provisioning_notes.is_empty())
+                .map(|d| serde_json::to_string(&d.provisioning_notes))
+                .transpose()
+                .map_err(|e| DirectoryError::Corrupt {
+                    id: tenant.id.to_string(),
+                    reason: e.to_string(),
+                })?,
             tags: tenant.tags.iter().cloned().collect(),
             created_at: tenant.created_at,
             updated_at: tenant.updated_at,
@@ -68,10 +78,14 @@ impl TenantRow {
             Some(raw) => {
                 let mut target = DatabaseTarget::new(parse_url(raw)?);
                 if let Some(pooled) = &self.pooled_url {
-                    target = target.with_pooled_url(parse_url(pooled)?);
+                    target = target.with_transaction_pooler_url(parse_url(pooled)?);
                 }
                 if let Some(external) = &self.external_ref {
                     target = target.with_external_ref(external.clone());
+                }
+                if let Some(notes) = &self.provisioning_notes {
+                    target.provisioning_notes = serde_json::from_str(notes)
+                        .map_err(|e| corrupt(format!("provisioning_notes: {e}")))?;
                 }
                 Some(target)
             }
@@ -90,7 +104,7 @@ impl TenantRow {
     }
 }
 
-/// Binds a [`TenantRow`]'s columns in `COLUMNS` order (`$1`/`?1` … `$12`/`?12`), with
+/// Binds a [`TenantRow`]'s columns in `COLUMNS` order (`$1`/`?1` … `$13`/`?13`), with
 /// `$tags` as the store encodes tags (an array in PostgreSQL, JSON text in SQLite).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 macro_rules! bind_tenant_row {
@@ -108,6 +122,7 @@ macro_rules! bind_tenant_row {
             .bind($row.created_at)
             .bind($row.updated_at)
             .bind($row.revision)
+            .bind(&$row.provisioning_notes)
     };
 }
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -132,4 +147,5 @@ pub(crate) async fn missed_update(
 /// The columns of `tenancy_tenants`, in the order [`bind_tenant_row`] binds them.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) const COLUMNS: &str = "id, name, admin_email, status, status_detail, database_url, \
-                                  pooled_url, external_ref, tags, created_at, updated_at, revision";
+                                  pooled_url, external_ref, tags, created_at, updated_at, revision, \
+                                  provisioning_notes";
