@@ -15,7 +15,7 @@ mod fixtures;
 use std::time::{Duration, Instant};
 
 use fixtures::{FakeConfig, FakeSupabase, ORG, TOKEN};
-use supabase_mgmt::{ManagementClient, Pacing, SupabaseProvisioner, WaitOptions};
+use supabase_mgmt::{ManagementClient, Pacing, Region, SupabaseProvisioner, WaitOptions};
 use tenancy_core::{RetryPolicy, TenantId};
 
 const TENANTS: usize = 100;
@@ -55,6 +55,8 @@ async fn run(pacing: Option<Pacing>) -> Outcome {
         .poll_policy(policy.with_initial_delay(Duration::from_millis(100)));
     let provisioner = SupabaseProvisioner::builder(client, ORG, fixtures::passwords())
         .name_prefix("bench-")
+        // A fixed region: the recommended one would cost one more request per run.
+        .region(Region::EuCentral1)
         .wait(wait)
         .build()
         .expect("provisioner");
