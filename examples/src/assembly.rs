@@ -9,7 +9,6 @@ use tenancy_core::{Clock, Onboarding};
 use crate::config::{Env, SupabaseConfig};
 use crate::control_plane::{ControlPlane, ControlPlaneError, TenantDatabases};
 use crate::migrations::{AppMigrations, MigrationsError};
-use crate::parked_events::ParkedEvents;
 use crate::plans::seed_lifecycle;
 
 /// Why the service could not be assembled.
@@ -38,10 +37,9 @@ pub struct Assembly {
     pub migrations: AppMigrations,
     /// The onboarding pipeline.
     pub onboarding: Onboarding,
-    /// The billing processor.
+    /// The billing processor (it also keeps verified Stripe events waiting for their
+    /// tenant).
     pub billing: BillingProcessor,
-    /// Verified Stripe events waiting for their tenant.
-    pub parked: ParkedEvents,
 }
 
 impl std::fmt::Debug for Assembly {
@@ -89,11 +87,7 @@ impl Assembly {
         )
         .with_clock(clock);
         let billing = BillingProcessor::new(plane.billing.clone(), seed_lifecycle(env)?);
-        let parked = ParkedEvents::open(&plane)
-            .await
-            .map_err(MigrationsError::Storage)?;
         Ok(Self {
-            parked,
             plane,
             databases,
             migrations,

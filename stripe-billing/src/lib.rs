@@ -20,7 +20,10 @@
 //!   [`tick`](BillingProcessor::tick)s trials and grace periods; stores:
 //!   [`MemoryBillingStore`], `SqliteBillingStore` (feature `sqlite`),
 //!   `PostgresBillingStore` (feature `postgres`). A [`SubscriptionSource`] lets it re-read
-//!   subscriptions from Stripe.
+//!   subscriptions from Stripe. [`process_webhook`](BillingProcessor::process_webhook)
+//!   parks an event that arrives before its tenant is known ([`ParkedEvent`], in the
+//!   same store) and applies it when the tenant appears; an event leaves the parking
+//!   only in the transaction that applies it, or after [`PARKING_LIMIT`].
 //! - **API client**: [`StripeClient`] creates customers, Checkout sessions (answered
 //!   with the same [`CheckoutSession`] type the events carry) and billing-portal
 //!   sessions, reads subscriptions and customers, and cancels at period end; errors
@@ -37,8 +40,9 @@
 //!     let Ok(event) = verifier.verify(body, signature) else {
 //!         return 400; // forged, replayed or not an event
 //!     };
-//!     match processor.process(&event).await {
-//!         Ok(ProcessOutcome::UnknownTenant { .. }) => 404, // nothing recorded; Stripe retries
+//!     let now = time::OffsetDateTime::now_utc();
+//!     match processor.process_webhook(&event, body, now).await {
+//!         Ok(ProcessOutcome::UnknownTenant { .. }) => 200, // parked until its tenant is known
 //!         Ok(_) => 200, // applied, unchanged, already processed or ignored
 //!         Err(ProcessError::InvalidTenantReference { .. }) => 200, // log it; a retry cannot help
 //!         Err(_) => 500, // the store failed; nothing changed, Stripe retries
@@ -102,9 +106,9 @@ pub use processor::PostgresBillingStore;
 #[cfg(feature = "sqlite")]
 pub use processor::SqliteBillingStore;
 pub use processor::{
-    BillingProcessor, BillingStore, MemoryBillingStore, PendingEffect, ProcessError,
-    ProcessOutcome, StateChange, StateUpdate, StoreError, SubscriptionSource, TickOutcome,
-    TickReport, Transacted,
+    BillingProcessor, BillingStore, MemoryBillingStore, ParkedEvent, PendingEffect, ProcessError,
+    ProcessOutcome, ReplayReport, StateChange, StateUpdate, StoreError, SubscriptionSource,
+    TickOutcome, TickReport, Transacted, PARKING_LIMIT,
 };
 pub use webhook::{
     sign, HeaderError, SignatureHeader, WebhookError, WebhookVerifier, WebhookVerifierBuilder,

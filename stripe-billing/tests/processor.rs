@@ -13,9 +13,9 @@ use common::{
 };
 use serde_json::Value;
 use stripe_billing::{
-    BillingNotice, BillingProcessor, BillingStore, Effect, EventType, MemoryBillingStore, Phase,
-    PostgresBillingStore, ProcessError, ProcessOutcome, SqliteBillingStore, StoreError,
-    Subscription, SubscriptionSource, SuspendReason,
+    BillingNotice, BillingProcessor, BillingStore, Effect, EventType, MemoryBillingStore,
+    ParkedEvent, Phase, PostgresBillingStore, ProcessError, ProcessOutcome, SqliteBillingStore,
+    StoreError, Subscription, SubscriptionSource, SuspendReason,
 };
 use tenancy_core::testing::TestDatabase;
 use tenancy_core::{BackendError, TenantId};
@@ -461,6 +461,169 @@ async fn subscription_metadata_names_the_tenant(backend: Backend) {
     ));
 }
 
+// ---- parked events ----
+
+/// A store that fails every `transact` while `failing` is set (a database hiccup).
+#[derive(Debug)]
+struct Flaky {
+    inner: Arc<dyn BillingStore>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl BillingStore for Flaky {
+    async fn load(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<stripe_billing::BillingState>, StoreError> {
+        self.inner.load(tenant).await
+    }
+    async fn tenant_for_customer(&self, customer: &str) -> Result<Option<TenantId>, StoreError> {
+        self.inner.tenant_for_customer(customer).await
+    }
+    async fn due(&self, now: time::OffsetDateTime) -> Result<Vec<TenantId>, StoreError> {
+        self.inner.due(now).await
+    }
+    async fn transact(
+        &self,
+        tenant: &TenantId,
+        event_id: Option<&str>,
+        change: &mut stripe_billing::StateChange<'_>,
+    ) -> Result<stripe_billing::Transacted, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Database("connection reset by peer".into()));
+        }
+        self.inner.transact(tenant, event_id, change).await
+    }
+    async fn park(&self, event: &ParkedEvent) -> Result<bool, StoreError> {
+        self.inner.park(event).await
+    }
+    async fn parked(
+        &self,
+        customer: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ParkedEvent>, StoreError> {
+        self.inner.parked(customer, limit).await
+    }
+    async fn unpark(&self, event_id: &str) -> Result<(), StoreError> {
+        self.inner.unpark(event_id).await
+    }
+    async fn pending_effects(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<stripe_billing::PendingEffect>, StoreError> {
+        self.inner.pending_effects(limit).await
+    }
+    async fn ack_effects(&self, ids: &[i64]) -> Result<(), StoreError> {
+        self.inner.ack_effects(ids).await
+    }
+}
+
+/// The raw body of `event`, as the webhook route receives it.
+fn body(event: &Value) -> Vec<u8> {
+    event.to_string().into_bytes()
+}
+
+async fn parked_ids(store: &dyn BillingStore) -> Vec<String> {
+    let parked = store.parked(None, 100).await.unwrap();
+    parked.into_iter().map(|p| p.event_id).collect()
+}
+
+/// An invoice failure that arrives before the Checkout naming its tenant is parked
+/// (once, however often Stripe delivers it), and applied when the Checkout arrives.
+async fn an_early_event_is_parked_then_applied_with_its_customer(backend: Backend) {
+    let processor = processor(&backend);
+    let failed = invoice_event("invoice.payment_failed", T0 + DAY);
+    for _ in 0..2 {
+        let outcome = processor
+            .process_webhook(&decode(&failed), &body(&failed), at(T0 + DAY))
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, ProcessOutcome::UnknownTenant { .. }),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(
+        parked_ids(backend.store.as_ref()).await,
+        [failed["id"].as_str().unwrap()]
+    );
+    let for_customer = backend.store.parked(Some(CUSTOMER), 10).await.unwrap();
+    assert_eq!(for_customer.len(), 1);
+    assert!(backend
+        .store
+        .parked(Some("cus_other"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let checkout = paid_checkout(T0);
+    processor
+        .process_webhook(&decode(&checkout), &body(&checkout), at(T0 + DAY))
+        .await
+        .unwrap();
+
+    assert!(parked_ids(backend.store.as_ref()).await.is_empty());
+    assert!(matches!(phase(&processor).await, Phase::PastDue { .. }));
+}
+
+/// A database hiccup while replaying loses nothing: the event stays parked, and the
+/// next replay, once the store is back, applies it.
+async fn a_store_failure_during_replay_leaves_the_event_parked(backend: Backend) {
+    let flaky = Arc::new(Flaky {
+        inner: backend.store.clone(),
+        failing: false.into(),
+    });
+    let processor = BillingProcessor::new(flaky.clone(), config());
+    let failed = invoice_event("invoice.payment_failed", T0 + DAY);
+    processor
+        .process_webhook(&decode(&failed), &body(&failed), at(T0 + DAY))
+        .await
+        .unwrap();
+    // The tenant becomes known through an event applied without a replay.
+    process(&processor, &paid_checkout(T0)).await;
+
+    flaky.failing.store(true, Ordering::SeqCst);
+    let error = processor
+        .replay_parked(None, at(T0 + DAY))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ProcessError::Store(StoreError::Database(_))),
+        "{error:?}"
+    );
+    assert_eq!(parked_ids(flaky.as_ref()).await.len(), 1, "still parked");
+    assert_eq!(phase(&processor).await, Phase::Active);
+
+    flaky.failing.store(false, Ordering::SeqCst);
+    let report = processor.replay_parked(None, at(T0 + DAY)).await.unwrap();
+    assert_eq!(report.applied, 1, "{report:?}");
+    assert!(parked_ids(flaky.as_ref()).await.is_empty());
+    assert!(matches!(phase(&processor).await, Phase::PastDue { .. }));
+}
+
+/// An event whose tenant never appears waits for Stripe's retry window, then goes.
+async fn parked_events_expire_after_the_parking_limit(backend: Backend) {
+    let processor = processor(&backend);
+    let failed = invoice_event("invoice.payment_failed", T0);
+    processor
+        .process_webhook(&decode(&failed), &body(&failed), at(T0))
+        .await
+        .unwrap();
+    let report = processor
+        .replay_parked(None, at(T0 + 2 * DAY))
+        .await
+        .unwrap();
+    assert_eq!((report.waiting, report.dropped), (1, 0));
+    assert_eq!(parked_ids(backend.store.as_ref()).await.len(), 1);
+    let report = processor
+        .replay_parked(None, at(T0 + 4 * DAY))
+        .await
+        .unwrap();
+    assert_eq!((report.waiting, report.dropped), (0, 1));
+    assert!(parked_ids(backend.store.as_ref()).await.is_empty());
+}
+
 macro_rules! conformance {
     ($($scenario:ident),* $(,)?) => {
         mod memory_store {
@@ -488,6 +651,9 @@ conformance!(
     events_outside_the_lifecycle_are_ignored,
     an_invalid_tenant_reference_is_an_error_and_changes_nothing,
     subscription_metadata_names_the_tenant,
+    an_early_event_is_parked_then_applied_with_its_customer,
+    a_store_failure_during_replay_leaves_the_event_parked,
+    parked_events_expire_after_the_parking_limit,
 );
 
 // ---- concurrency (PostgreSQL, several connections) ----

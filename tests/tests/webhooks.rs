@@ -240,15 +240,8 @@ async fn an_event_for_a_customer_not_yet_known_is_parked_then_applied() {
     let service = Service::start().await;
     let id = ready_tenant(&service).await;
     let parked = || async {
-        let tenancy_examples::control_plane::StatePool::Postgres(pool) =
-            &service.assembly.plane.pool
-        else {
-            unreachable!("the e2e control plane is PostgreSQL")
-        };
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tenancy_parked_events")
-            .fetch_one(pool)
-            .await
-            .unwrap()
+        let store = service.assembly.billing.store();
+        store.parked(None, 100).await.unwrap().len()
     };
 
     // The payment failure (which names only the customer) overtakes the checkout.

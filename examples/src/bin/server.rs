@@ -71,7 +71,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         assembly.billing.clone(),
         migrations,
     )
-    .parked_events(Some(assembly.parked.clone()))
     .verifier(verifier)
     .admin_token(admin_token)
     .tick_interval(tick)

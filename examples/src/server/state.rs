@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::MigrationAdmin;
-use crate::parked_events::ParkedEvents;
 
 /// Everything the handlers and background tasks share. Cheap to clone.
 #[derive(Clone)]
@@ -24,7 +23,6 @@ struct Inner {
     onboarding: Onboarding,
     onboarding_retry: RetryPolicy,
     billing: BillingProcessor,
-    parked: Option<ParkedEvents>,
     verifier: Option<WebhookVerifier>,
     admin_token: Option<SecretString>,
     notifier: Arc<dyn Notifier>,
@@ -53,7 +51,6 @@ pub struct AppStateBuilder {
     onboarding: Onboarding,
     billing: BillingProcessor,
     migrations: MigrationAdmin,
-    parked: Option<ParkedEvents>,
     verifier: Option<WebhookVerifier>,
     admin_token: Option<SecretString>,
     notifier: Arc<dyn Notifier>,
@@ -73,13 +70,6 @@ impl AppStateBuilder {
     /// Verifies webhooks with `verifier` (without one, the webhook route answers 503).
     pub fn verifier(mut self, verifier: Option<WebhookVerifier>) -> Self {
         self.verifier = verifier;
-        self
-    }
-
-    /// Parks verified events that name no known tenant yet, and replays them later
-    /// (without it, such events are only logged).
-    pub fn parked_events(mut self, parked: Option<ParkedEvents>) -> Self {
-        self.parked = parked;
         self
     }
 
@@ -128,7 +118,6 @@ impl AppStateBuilder {
                 onboarding: self.onboarding,
                 onboarding_retry: self.onboarding_retry,
                 billing: self.billing,
-                parked: self.parked,
                 verifier: self.verifier,
                 admin_token: self.admin_token,
                 notifier: self.notifier,
@@ -157,7 +146,6 @@ impl AppState {
             onboarding,
             billing,
             migrations,
-            parked: None,
             verifier: None,
             admin_token: None,
             notifier: Arc::new(LoggingNotifier),
@@ -181,11 +169,6 @@ impl AppState {
     /// The billing processor.
     pub fn billing(&self) -> &BillingProcessor {
         &self.inner.billing
-    }
-
-    /// The parked events, when kept.
-    pub fn parked(&self) -> Option<&ParkedEvents> {
-        self.inner.parked.as_ref()
     }
 
     /// The webhook verifier, when a secret is configured.

@@ -27,20 +27,14 @@ pub(super) async fn receive(
         tracing::warn!(%error, "rejected a Stripe webhook");
         ApiError::bad_request(error)
     })?;
-    let outcome = state.billing().process(&event).await;
+    let now = state.clock().now();
+    let outcome = state.billing().process_webhook(&event, &body, now).await;
     let duplicate = match outcome {
         Ok(ProcessOutcome::AlreadyProcessed { .. }) => true,
-        Ok(ProcessOutcome::UnknownTenant { customer_id }) => {
-            park(&state, &event, &body).await?;
-            tracing::info!(event = %event.id, ?customer_id, "webhook for no known tenant yet: parked");
-            false
-        }
+        // Parked by the processor until its tenant is known.
+        Ok(ProcessOutcome::UnknownTenant { .. }) => false,
         Ok(other) => {
             tracing::info!(event = %event.id, ?other, "webhook processed");
-            if let (Some(parked), Some(customer)) = (state.parked(), event.customer_id()) {
-                let now = state.clock().now();
-                log_replay(parked.replay_customer(state.billing(), customer, now).await);
-            }
             state.wake_effects();
             false
         }
@@ -55,32 +49,19 @@ pub(super) async fn receive(
     Ok(Json(json!({ "received": true, "duplicate": duplicate })))
 }
 
-async fn park(
-    state: &AppState,
-    event: &stripe_billing::Event,
-    body: &[u8],
-) -> Result<(), ApiError> {
-    match state.parked() {
-        Some(parked) => parked
-            .park(event, body, state.clock().now())
-            .await
-            .map_err(ApiError::internal),
-        None => Ok(()),
-    }
-}
-
 /// On the billing clock: retries the oldest parked events, drops the expired ones.
 pub(super) async fn replay_parked(state: &AppState) {
-    if let Some(parked) = state.parked() {
-        log_replay(parked.replay(state.billing(), state.clock().now()).await);
-    }
-}
-
-fn log_replay(result: Result<usize, sqlx::Error>) {
-    match result {
-        Ok(0) => {}
-        Ok(resolved) => tracing::info!(resolved, "parked webhooks applied"),
-        Err(error) => tracing::error!(%error, "could not replay parked webhooks"),
+    match state
+        .billing()
+        .replay_parked(None, state.clock().now())
+        .await
+    {
+        Ok(report) if report.applied > 0 => {
+            tracing::info!(?report, "parked webhooks applied");
+            state.wake_effects();
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "could not replay parked webhooks; they stay parked"),
     }
 }
 

@@ -5,13 +5,14 @@ use async_trait::async_trait;
 use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
-use super::{BillingStore, PendingEffect, StateChange, StoreError, Transacted};
+use super::{BillingStore, ParkedEvent, PendingEffect, StateChange, StoreError, Transacted};
 use crate::BillingState;
 
 #[derive(Debug, Default)]
 struct Inner {
     tenants: HashMap<TenantId, (BillingState, Option<OffsetDateTime>)>,
     events: HashSet<String>,
+    parked: Vec<ParkedEvent>,
     outbox: Vec<PendingEffect>,
     next_effect_id: i64,
 }
@@ -74,8 +75,11 @@ impl BillingStore for MemoryBillingStore {
         change: &mut StateChange<'_>,
     ) -> Result<Transacted, StoreError> {
         let mut inner = self.lock();
-        if event_id.is_some_and(|id| inner.events.contains(id)) {
-            return Ok(Transacted::Duplicate);
+        if let Some(id) = event_id {
+            inner.parked.retain(|p| p.event_id != id);
+            if inner.events.contains(id) {
+                return Ok(Transacted::Duplicate);
+            }
         }
         let current = inner.tenants.get(tenant_id).map(|(state, _)| state.clone());
         if let Some(update) = change(current) {
@@ -96,6 +100,38 @@ impl BillingStore for MemoryBillingStore {
             inner.events.insert(id.to_owned());
         }
         Ok(Transacted::Committed)
+    }
+
+    async fn park(&self, event: &ParkedEvent) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if inner.parked.iter().any(|p| p.event_id == event.event_id) {
+            return Ok(false);
+        }
+        inner.parked.push(event.clone());
+        inner
+            .parked
+            .sort_by(|a, b| (a.parked_at, &a.event_id).cmp(&(b.parked_at, &b.event_id)));
+        Ok(true)
+    }
+
+    async fn parked(
+        &self,
+        customer_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ParkedEvent>, StoreError> {
+        Ok(self
+            .lock()
+            .parked
+            .iter()
+            .filter(|p| customer_id.is_none() || p.customer_id.as_deref() == customer_id)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn unpark(&self, event_id: &str) -> Result<(), StoreError> {
+        self.lock().parked.retain(|p| p.event_id != event_id);
+        Ok(())
     }
 
     async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {

@@ -2,6 +2,7 @@
 
 mod billing_processor;
 mod memory;
+mod parking;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod source;
@@ -13,9 +14,12 @@ pub use billing_processor::{
     BillingProcessor, ProcessError, ProcessOutcome, TickOutcome, TickReport,
 };
 pub use memory::MemoryBillingStore;
+pub use parking::{ReplayReport, PARKING_LIMIT};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBillingStore;
 pub use source::SubscriptionSource;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBillingStore;
-pub use store::{BillingStore, PendingEffect, StateChange, StateUpdate, StoreError, Transacted};
+pub use store::{
+    BillingStore, ParkedEvent, PendingEffect, StateChange, StateUpdate, StoreError, Transacted,
+};

@@ -5,7 +5,7 @@ use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
 use super::store::codec;
-use super::{BillingStore, PendingEffect, StateChange, StoreError, Transacted};
+use super::{BillingStore, ParkedEvent, PendingEffect, StateChange, StoreError, Transacted};
 use crate::BillingState;
 
 const SCHEMA: &str = "
@@ -24,6 +24,14 @@ CREATE TABLE IF NOT EXISTS billing_events (
     tenant_id    TEXT NOT NULL,
     processed_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS billing_parked_events (
+    event_id    TEXT PRIMARY KEY,
+    customer_id TEXT,
+    body        TEXT NOT NULL,
+    parked_at   BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS billing_parked_events_customer ON billing_parked_events (customer_id, parked_at);
+CREATE INDEX IF NOT EXISTS billing_parked_events_parked_at ON billing_parked_events (parked_at);
 CREATE TABLE IF NOT EXISTS billing_effects (
     id         BIGSERIAL PRIMARY KEY,
     tenant_id  TEXT NOT NULL,
@@ -33,7 +41,7 @@ CREATE TABLE IF NOT EXISTS billing_effects (
 ";
 
 /// A [`BillingStore`] in PostgreSQL (tables `billing_tenants`, `billing_events`,
-/// `billing_effects`), safe for several host processes at once: concurrent deliveries
+/// `billing_parked_events`, `billing_effects`), safe for several host processes at once: concurrent deliveries
 /// of one event apply it once, and a tenant's changes are serialised by a
 /// transaction-scoped advisory lock.
 ///
@@ -122,7 +130,13 @@ impl BillingStore for PostgresBillingStore {
             .bind(tenant_id.as_str())
             .execute(&mut *tx)
             .await?;
+            // Applied (or applied before): it is parked no longer.
+            sqlx::query(codec::UNPARK)
+                .bind(event_id)
+                .execute(&mut *tx)
+                .await?;
             if inserted.rows_affected() == 0 {
+                tx.commit().await?;
                 return Ok(Transacted::Duplicate);
             }
         }
@@ -158,6 +172,40 @@ impl BillingStore for PostgresBillingStore {
         }
         tx.commit().await?;
         Ok(Transacted::Committed)
+    }
+
+    async fn park(&self, event: &ParkedEvent) -> Result<bool, StoreError> {
+        let parked = sqlx::query(codec::PARK)
+            .bind(&event.event_id)
+            .bind(event.customer_id.as_deref())
+            .bind(&event.body)
+            .bind(event.parked_at.unix_timestamp())
+            .execute(&self.pool)
+            .await?;
+        Ok(parked.rows_affected() == 1)
+    }
+
+    async fn parked(
+        &self,
+        customer_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ParkedEvent>, StoreError> {
+        let rows = match customer_id {
+            Some(customer) => sqlx::query(codec::PARKED_FOR_CUSTOMER).bind(customer),
+            None => sqlx::query(codec::PARKED),
+        }
+        .bind(codec::limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(codec::parked_event).collect()
+    }
+
+    async fn unpark(&self, event_id: &str) -> Result<(), StoreError> {
+        sqlx::query(codec::UNPARK)
+            .bind(event_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {

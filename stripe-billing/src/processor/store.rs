@@ -82,12 +82,41 @@ pub struct PendingEffect {
     pub effect: Effect,
 }
 
-/// Where tenants' billing state, processed event ids and the effect outbox live.
+/// A verified Stripe event kept until its tenant is known: Stripe does not deliver in
+/// order, so an invoice event can arrive before the Checkout event that names the tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParkedEvent {
+    /// The event's id.
+    pub event_id: String,
+    /// The Stripe customer it concerns, if any: replays look events up by it.
+    pub customer_id: Option<String>,
+    /// The event's raw JSON, as Stripe sent it (already verified).
+    pub body: String,
+    /// When it was parked.
+    pub parked_at: OffsetDateTime,
+}
+
+impl ParkedEvent {
+    /// A parked copy of `event`, whose raw body is `body`.
+    pub fn new(event: &crate::Event, body: &[u8], parked_at: OffsetDateTime) -> Self {
+        Self {
+            event_id: event.id.clone(),
+            customer_id: event.customer_id().map(str::to_owned),
+            body: String::from_utf8_lossy(body).into_owned(),
+            parked_at,
+        }
+    }
+}
+
+/// Where tenants' billing state, processed event ids, parked events and the effect
+/// outbox live.
 ///
 /// Implementations must make [`transact`](Self::transact) atomic and serialised per
-/// tenant: record the event id (a duplicate ends the call with nothing changed), read the
-/// tenant's state, call the change, write its result and queue its effects, all in one
-/// transaction, so that concurrent deliveries of one event apply it exactly once.
+/// tenant: record the event id (a duplicate ends the call with nothing changed), remove
+/// the event from the parked events, read the tenant's state, call the change, write its
+/// result and queue its effects, all in one transaction, so that concurrent deliveries of
+/// one event apply it exactly once and a parked event leaves only when it is applied.
 #[async_trait]
 pub trait BillingStore: Send + Sync + fmt::Debug {
     /// A tenant's state.
@@ -107,6 +136,20 @@ pub trait BillingStore: Send + Sync + fmt::Debug {
         event_id: Option<&str>,
         change: &mut StateChange<'_>,
     ) -> Result<Transacted, StoreError>;
+
+    /// Parks `event` until its tenant is known; parking an event id again changes
+    /// nothing. Returns whether it was newly parked.
+    async fn park(&self, event: &ParkedEvent) -> Result<bool, StoreError>;
+
+    /// Up to `limit` parked events, oldest first: those of `customer_id`, or all.
+    async fn parked(
+        &self,
+        customer_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ParkedEvent>, StoreError>;
+
+    /// Removes a parked event without applying it (it expired, or it can never apply).
+    async fn unpark(&self, event_id: &str) -> Result<(), StoreError>;
 
     /// Up to `limit` queued effects, oldest first.
     async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError>;
@@ -185,5 +228,38 @@ pub(crate) mod codec {
 
     pub(crate) fn limit(limit: usize) -> i64 {
         i64::try_from(limit).unwrap_or(i64::MAX)
+    }
+
+    /// Parks an event once per id (`$1` … `$4`: id, customer, body, unix time).
+    pub(crate) const PARK: &str =
+        "INSERT INTO billing_parked_events (event_id, customer_id, body, parked_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING";
+    /// A customer's parked events, oldest first (`$1` customer, `$2` limit).
+    pub(crate) const PARKED_FOR_CUSTOMER: &str = "SELECT event_id, customer_id, body, parked_at \
+         FROM billing_parked_events WHERE customer_id = $1 ORDER BY parked_at, event_id LIMIT $2";
+    /// Every parked event, oldest first (`$1` limit).
+    pub(crate) const PARKED: &str = "SELECT event_id, customer_id, body, parked_at \
+         FROM billing_parked_events ORDER BY parked_at, event_id LIMIT $1";
+    /// Removes a parked event (`$1` id).
+    pub(crate) const UNPARK: &str = "DELETE FROM billing_parked_events WHERE event_id = $1";
+
+    /// A `billing_parked_events` row.
+    pub(crate) fn parked_event<R: Row>(row: &R) -> Result<super::ParkedEvent, StoreError>
+    where
+        for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+        for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+        for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+        &'static str: ColumnIndex<R>,
+    {
+        let event_id = text(row, "event_id")?;
+        let at: i64 = row.try_get("parked_at")?;
+        let parked_at = time::OffsetDateTime::from_unix_timestamp(at)
+            .map_err(|e| corrupt(&event_id, format_args!("parked event {event_id}: {e}")))?;
+        Ok(super::ParkedEvent {
+            customer_id: row.try_get("customer_id")?,
+            body: text(row, "body")?,
+            event_id,
+            parked_at,
+        })
     }
 }

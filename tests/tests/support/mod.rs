@@ -95,7 +95,6 @@ impl Service {
             assembly.billing.clone(),
             MigrationAdmin::new(&assembly),
         )
-        .parked_events(Some(assembly.parked.clone()))
         .verifier(Some(verifier))
         .admin_token(admin_token.map(Into::into))
         .clock(Arc::new(clock.clone()))
