@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use stripe_billing::{BillingProcessor, StripeClient};
-use tenancy_core::{Clock, Onboarding};
+use tenancy_core::{Clock, Notifier, Onboarding};
 
 use crate::config::{Env, SupabaseConfig};
 use crate::control_plane::{ControlPlane, ControlPlaneError, TenantDatabases};
@@ -52,6 +52,13 @@ impl std::fmt::Debug for Assembly {
 }
 
 impl Assembly {
+    /// Tells `notifier` when a tenant is ready (once `Ready` is saved; again on later
+    /// runs until it accepts the notice).
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.onboarding = self.onboarding.with_notifier(notifier);
+        self
+    }
+
     /// Re-reads subscriptions from Stripe through `client` when their events arrive, so
     /// that a late or out-of-order event is applied with Stripe's current copy.
     pub fn with_stripe(mut self, client: StripeClient) -> Self {
@@ -79,14 +86,15 @@ impl Assembly {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AssemblyError> {
         let migrations = AppMigrations::open(&plane).await?;
+        let billing = BillingProcessor::new(plane.billing.clone(), seed_lifecycle(env)?);
         let onboarding = Onboarding::new(
             plane.directory.clone(),
             databases.provisioner.clone(),
             Arc::new(migrations.clone()),
             databases.admins.clone(),
         )
+        .with_billing(Arc::new(billing.clone()))
         .with_clock(clock);
-        let billing = BillingProcessor::new(plane.billing.clone(), seed_lifecycle(env)?);
         Ok(Self {
             plane,
             databases,

@@ -59,6 +59,9 @@ fn onboard_reports_the_tenant_and_resumes_idempotently() {
     assert!(stdout.contains("tenant_id:   zed-labs"), "{stdout}");
     assert!(stdout.contains("state:       ready"), "{stdout}");
     assert!(dir.join("tenants/zed-labs.db").exists());
+    // Onboarding started the trial: the control plane holds a billing state.
+    let control = billing_states(&dir.join("control.db"), "zed-labs");
+    assert_eq!(control, 1, "a billing state for the onboarded tenant");
 
     assert_eq!(
         onboard("Zed Labs", "owner@zed.example").status.code(),
@@ -120,4 +123,23 @@ fn server_shuts_down_gracefully_on_sigterm() {
     assert!(killed.success());
     assert!(server.wait().unwrap().success());
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// How many billing states the control plane at `file` holds for `tenant`.
+fn billing_states(file: &std::path::Path, tenant: &str) -> i64 {
+    let url = format!("sqlite:{}", file.display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let count = sqlx::query_scalar("SELECT count(*) FROM billing_tenants WHERE tenant_id = ?")
+            .bind(tenant)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        count
+    })
 }

@@ -8,9 +8,11 @@
 //!   (a validated signup), [`EmailAddress`], [`DatabaseUrl`] and [`DatabaseTarget`],
 //!   [`Secret`] for anything that must never be logged.
 //! - **Traits** the other crates implement or consume: [`DatabaseProvisioner`],
-//!   [`SchemaMigrator`], [`AdminUserCreator`], [`TenantDirectory`], [`Clock`], [`Notifier`].
+//!   [`SchemaMigrator`], [`AdminUserCreator`], [`BillingStarter`], [`TenantDirectory`],
+//!   [`Clock`], [`Notifier`].
 //! - **Mechanisms**: [`RetryPolicy`] (the workspace's one backoff implementation) and
-//!   [`Onboarding`] (the resumable signup → provision → migrate → admin → ready pipeline).
+//!   [`Onboarding`] (the resumable signup → provision → migrate → admin → billing →
+//!   ready → ready notice pipeline).
 //! - **Stores**: [`MemoryTenantDirectory`], `SqliteTenantDirectory` (feature `sqlite`,
 //!   the embedded default), `PostgresTenantDirectory` (feature `postgres`).
 //! - **Local databases**: `SqliteFileProvisioner` (one file per tenant),
@@ -45,6 +47,7 @@
 
 mod admin_user;
 mod backend_error;
+mod billing;
 mod clock;
 mod database;
 mod directory;
@@ -64,6 +67,7 @@ pub mod testing;
 
 pub use admin_user::{AdminUser, AdminUserCreator};
 pub use backend_error::{BackendError, BoxError};
+pub use billing::BillingStarter;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use database::{DatabaseKind, DatabaseTarget, DatabaseUrl, DatabaseUrlError};
 #[cfg(feature = "postgres")]

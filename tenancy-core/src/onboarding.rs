@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::{
-    AdminUserCreator, BackendError, Clock, DatabaseProvisioner, DirectoryError, NewTenant,
-    Notification, NotificationKind, Notifier, OnboardingStep, RetryDecision, RetryPolicy,
-    SchemaMigrator, SystemClock, Tenant, TenantDirectory, TenantId, TenantStatus,
+    AdminUserCreator, BackendError, BillingStarter, Clock, DatabaseProvisioner, DirectoryError,
+    NewTenant, Notification, NotificationKind, Notifier, OnboardingStep, RetryDecision,
+    RetryPolicy, SchemaMigrator, SystemClock, Tenant, TenantDirectory, TenantId, TenantStatus,
 };
 
 /// Why onboarding stopped.
@@ -47,12 +47,16 @@ impl OnboardingError {
 /// Drives tenants through onboarding over the traits of this crate.
 ///
 /// Each step reads the tenant record, does its work idempotently, and writes the
-/// next status before the following step starts. A failure records
-/// `Failed { step, reason, attempts }`; running again resumes at that step. A
-/// database is never provisioned twice for one tenant: a recorded database is
-/// reused, and before provisioning the pipeline asks the provisioner whether one
-/// already exists (an earlier attempt may have created it and crashed before
-/// recording it).
+/// next status before the following step starts: provision, migrate, create the
+/// admin user, then (with [`with_billing`](Self::with_billing)) start billing. A
+/// failure records `Failed { step, reason, attempts }`; running again resumes at
+/// that step. A database is never provisioned twice for one tenant: a recorded
+/// database is reused, and provisioning itself is idempotent (an earlier attempt
+/// may have created the database and crashed before recording it).
+///
+/// Once `Ready` is saved, the [notifier](Self::with_notifier) is told; its
+/// confirmation is kept in [`Tenant::ready_notified_at`], so a notice lost to a
+/// crash or a failed delivery is sent by the next run for that tenant.
 ///
 /// ```no_run
 /// # use std::sync::Arc;
@@ -77,6 +81,7 @@ pub struct Onboarding {
     migrator: Arc<dyn SchemaMigrator>,
     admins: Arc<dyn AdminUserCreator>,
     clock: Arc<dyn Clock>,
+    billing: Option<Arc<dyn BillingStarter>>,
     notifier: Option<Arc<dyn Notifier>>,
 }
 
@@ -84,6 +89,7 @@ impl std::fmt::Debug for Onboarding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Onboarding")
             .field("clock", &self.clock)
+            .field("billing", &self.billing.is_some())
             .field("notifier", &self.notifier.is_some())
             .finish_non_exhaustive()
     }
@@ -103,8 +109,15 @@ impl Onboarding {
             migrator,
             admins,
             clock: Arc::new(SystemClock),
+            billing: None,
             notifier: None,
         }
+    }
+
+    /// Starts each tenant's billing (its trial) as the last step before `Ready`.
+    pub fn with_billing(mut self, billing: Arc<dyn BillingStarter>) -> Self {
+        self.billing = Some(billing);
+        self
     }
 
     /// Uses `clock` for the records' timestamps.
@@ -113,7 +126,8 @@ impl Onboarding {
         self
     }
 
-    /// Sends a [`NotificationKind::TenantReady`] notification when a tenant is ready.
+    /// Sends a [`NotificationKind::TenantReady`] notification once a tenant's `Ready`
+    /// status is saved (again on later runs until the notifier accepts it).
     pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifier = Some(notifier);
         self
@@ -148,7 +162,7 @@ impl Onboarding {
     }
 
     /// Runs (or resumes) onboarding of a signed-up tenant until it is ready or a
-    /// step fails.
+    /// step fails, then sends the ready notice if it has not been accepted yet.
     pub async fn run(&self, id: &TenantId) -> Result<Tenant, OnboardingError> {
         let mut tenant = self
             .directory
@@ -166,7 +180,7 @@ impl Onboarding {
                 }
             };
         }
-        Ok(tenant)
+        self.announce_ready(tenant).await
     }
 
     /// Like [`run`](Self::run), but runs again after retryable failures following
@@ -194,11 +208,12 @@ impl Onboarding {
         let mut next = tenant.clone();
         match step {
             OnboardingStep::Provision => {
-                let target = match self.provisioner.find(&tenant.id).await? {
-                    Some(existing) => existing,
-                    None => self.provisioner.provision(tenant).await?,
-                };
+                // Provisioning is idempotent: it finds a database an earlier attempt made.
+                let target = self.provisioner.provision(tenant).await?;
                 tracing::info!(tenant = %tenant.id, database = %target.url, "database provisioned");
+                for note in &target.provisioning_notes {
+                    tracing::warn!(tenant = %tenant.id, note = %note, "the provider repaired the tenant's database");
+                }
                 next.database = Some(target);
                 next.status = TenantStatus::Migrating;
             }
@@ -210,11 +225,40 @@ impl Onboarding {
             OnboardingStep::CreateAdmin => {
                 let admin = self.admins.create_admin(tenant, database(tenant)?).await?;
                 tracing::info!(tenant = %tenant.id, user = %admin.user_id, created = admin.created, "admin user ready");
+                next.status = match self.billing {
+                    Some(_) => TenantStatus::StartingBilling,
+                    None => TenantStatus::Ready,
+                };
+            }
+            OnboardingStep::StartBilling => {
+                if let Some(billing) = &self.billing {
+                    billing.start_billing(&tenant.id, self.clock.now()).await?;
+                    tracing::info!(tenant = %tenant.id, "billing started");
+                }
                 next.status = TenantStatus::Ready;
-                self.notify_ready(&tenant.id).await;
             }
         }
         Ok(next)
+    }
+
+    /// Tells the notifier that a ready tenant is ready, unless it already accepted
+    /// that notice; records its acceptance. A failed delivery is logged and tried
+    /// again by the next run.
+    async fn announce_ready(&self, tenant: Tenant) -> Result<Tenant, OnboardingError> {
+        let Some(notifier) = &self.notifier else {
+            return Ok(tenant);
+        };
+        if !tenant.status.is_ready() || tenant.ready_notified_at.is_some() {
+            return Ok(tenant);
+        }
+        let notification = Notification::new(tenant.id.clone(), NotificationKind::TenantReady);
+        if let Err(error) = notifier.notify(&notification).await {
+            tracing::warn!(tenant = %tenant.id, %error, "could not send the tenant-ready notice; the next onboarding run sends it");
+            return Ok(tenant);
+        }
+        let mut notified = tenant;
+        notified.ready_notified_at = Some(self.clock.now());
+        Ok(self.save(notified).await?)
     }
 
     /// Writes `status` before a step starts, so a crash is visible in the record.
@@ -253,15 +297,6 @@ impl Onboarding {
             source,
         })
     }
-
-    async fn notify_ready(&self, id: &TenantId) {
-        if let Some(notifier) = &self.notifier {
-            let notification = Notification::new(id.clone(), NotificationKind::TenantReady);
-            if let Err(error) = notifier.notify(&notification).await {
-                tracing::warn!(tenant = %id, %error, "could not send the tenant-ready notification");
-            }
-        }
-    }
 }
 
 fn next_step(tenant: &Tenant) -> Option<OnboardingStep> {
@@ -270,6 +305,7 @@ fn next_step(tenant: &Tenant) -> Option<OnboardingStep> {
         TenantStatus::Pending | TenantStatus::Provisioning => OnboardingStep::Provision,
         TenantStatus::Migrating => OnboardingStep::Migrate,
         TenantStatus::CreatingAdmin => OnboardingStep::CreateAdmin,
+        TenantStatus::StartingBilling => OnboardingStep::StartBilling,
         TenantStatus::Failed { step, .. } => *step,
     };
     // A record without a database cannot be past provisioning, whatever it says.

@@ -17,6 +17,9 @@ pub enum OnboardingStep {
     Migrate,
     /// Creating the tenant's first admin user.
     CreateAdmin,
+    /// Starting the tenant's billing (its trial), when onboarding has a
+    /// [`BillingStarter`](crate::BillingStarter).
+    StartBilling,
 }
 
 impl OnboardingStep {
@@ -26,6 +29,7 @@ impl OnboardingStep {
             Self::Provision => "provision",
             Self::Migrate => "migrate",
             Self::CreateAdmin => "create_admin",
+            Self::StartBilling => "start_billing",
         }
     }
 
@@ -35,6 +39,7 @@ impl OnboardingStep {
             Self::Provision => TenantStatus::Provisioning,
             Self::Migrate => TenantStatus::Migrating,
             Self::CreateAdmin => TenantStatus::CreatingAdmin,
+            Self::StartBilling => TenantStatus::StartingBilling,
         }
     }
 }
@@ -47,8 +52,9 @@ impl fmt::Display for OnboardingStep {
 
 /// Where a tenant is in its lifecycle.
 ///
-/// `Pending → Provisioning → Migrating → CreatingAdmin → Ready`, or `Failed` with
-/// the step that failed; onboarding resumes a failed tenant at that step.
+/// `Pending → Provisioning → Migrating → CreatingAdmin → StartingBilling → Ready`
+/// (`StartingBilling` only when onboarding starts billing), or `Failed` with the step
+/// that failed; onboarding resumes a failed tenant at that step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -61,6 +67,8 @@ pub enum TenantStatus {
     Migrating,
     /// Its first admin user is being created.
     CreatingAdmin,
+    /// Its billing (the trial) is being started.
+    StartingBilling,
     /// Fully onboarded.
     Ready,
     /// A step failed; onboarding resumes at `step`.
@@ -82,6 +90,7 @@ impl TenantStatus {
             Self::Provisioning => "provisioning",
             Self::Migrating => "migrating",
             Self::CreatingAdmin => "creating_admin",
+            Self::StartingBilling => "starting_billing",
             Self::Ready => "ready",
             Self::Failed { .. } => "failed",
         }
@@ -128,6 +137,10 @@ pub struct Tenant {
     pub created_at: OffsetDateTime,
     /// When the record last changed.
     pub updated_at: OffsetDateTime,
+    /// When the onboarding pipeline's notifier confirmed the "tenant ready" notice;
+    /// `None` until then, so that a notice lost to a crash or a failed delivery is
+    /// sent by the next run of onboarding.
+    pub ready_notified_at: Option<OffsetDateTime>,
     /// Incremented by every update; a directory refuses an update made from a stale copy.
     pub revision: u64,
 }
@@ -215,6 +228,7 @@ impl NewTenant {
             tags: self.tags,
             created_at: now,
             updated_at: now,
+            ready_notified_at: None,
             revision: 0,
         }
     }

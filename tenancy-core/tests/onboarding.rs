@@ -34,6 +34,9 @@ struct FakeProvisioner {
     databases: Mutex<HashMap<TenantId, DatabaseTarget>>,
     created: AtomicU32,
     provision_calls: AtomicU32,
+    find_calls: AtomicU32,
+    /// When set, every provision waits here for the others: runs that really overlap.
+    rendezvous: std::sync::OnceLock<tokio::sync::Barrier>,
     fail_before_create: Faults,
     fail_after_create: Faults,
     hang_after_create: AtomicBool,
@@ -49,6 +52,11 @@ impl FakeProvisioner {
 impl DatabaseProvisioner for FakeProvisioner {
     async fn provision(&self, tenant: &Tenant) -> Result<DatabaseTarget, BackendError> {
         self.provision_calls.fetch_add(1, Ordering::SeqCst);
+        // Let a concurrent run interleave here, as a real provider's I/O would.
+        tokio::task::yield_now().await;
+        if let Some(rendezvous) = self.rendezvous.get() {
+            rendezvous.wait().await;
+        }
         if self.fail_before_create.trip() {
             return Err(BackendError::transient(std::io::Error::other(
                 "provider unavailable",
@@ -79,6 +87,7 @@ impl DatabaseProvisioner for FakeProvisioner {
     }
 
     async fn find(&self, tenant: &TenantId) -> Result<Option<DatabaseTarget>, BackendError> {
+        self.find_calls.fetch_add(1, Ordering::SeqCst);
         Ok(self.databases.lock().unwrap().get(tenant).cloned())
     }
 
@@ -102,6 +111,7 @@ impl SchemaMigrator for FakeMigrator {
         _: &DatabaseTarget,
     ) -> Result<MigrationReport, BackendError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
         if self.faults.trip() {
             return Err(BackendError::permanent(std::io::Error::other(
                 "syntax error at line 3",
@@ -215,8 +225,12 @@ async fn happy_path_reaches_ready_with_one_database() {
     assert_eq!(h.migrator.calls.load(Ordering::SeqCst), 1);
     assert_eq!(h.admins.calls.load(Ordering::SeqCst), 1);
     assert_eq!(h.notifier.sent().len(), 1);
-    // Running a ready tenant again does nothing.
+    assert!(tenant.ready_notified_at.is_some());
+    // Provisioning is one idempotent call: no separate look-up first.
+    assert_eq!(h.provisioner.find_calls.load(Ordering::SeqCst), 0);
+    // Running a ready tenant again does nothing, and sends no second notice.
     h.onboarding.run(&tenant.id).await.unwrap();
+    assert_eq!(h.notifier.sent().len(), 1);
     assert_eq!(h.provisioner.provision_calls.load(Ordering::SeqCst), 1);
     assert_eq!(h.migrator.calls.load(Ordering::SeqCst), 1);
 }
@@ -256,11 +270,12 @@ async fn ambiguous_provision_failure_adopts_the_database_it_made() {
     h.onboarding.run(&id).await.unwrap_err();
     assert_eq!(h.provisioner.count(), 1, "the provider did create it");
     h.onboarding.run(&id).await.unwrap();
-    assert_eq!(h.provisioner.created.load(Ordering::SeqCst), 1);
+    // Provisioning again is idempotent: it hands back what the first call made.
+    assert_eq!(h.provisioner.provision_calls.load(Ordering::SeqCst), 2);
     assert_eq!(
-        h.provisioner.provision_calls.load(Ordering::SeqCst),
+        h.provisioner.created.load(Ordering::SeqCst),
         1,
-        "found, not provisioned again"
+        "adopted, not made twice"
     );
 }
 
@@ -330,7 +345,7 @@ async fn crash_before_the_database_is_recorded_never_provisions_twice() {
     let tenant = h.onboarding.run(&id).await.unwrap();
     assert!(tenant.status.is_ready());
     assert_eq!(h.provisioner.created.load(Ordering::SeqCst), 1);
-    assert_eq!(h.provisioner.provision_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(h.provisioner.count(), 1);
 }
 
 #[tokio::test]
@@ -353,15 +368,40 @@ async fn process_killed_mid_provision_then_rerun_adopts() {
     assert_eq!(h.provisioner.count(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_runs_of_one_tenant_make_one_database() {
     let h = harness();
     let id = h.onboarding.signup(acme()).await.unwrap().id;
-    let (a, b) = tokio::join!(h.onboarding.run(&id), h.onboarding.run(&id));
-    // One run may lose the race on the record; the tenant still ends ready once.
+    // Both runs must be inside the provider at once before either goes on.
+    let _ = h.provisioner.rendezvous.set(tokio::sync::Barrier::new(2));
+    let (first, second) = (h.onboarding.clone(), h.onboarding.clone());
+    let (a, b) = (id.clone(), id.clone());
+    let both = async {
+        tokio::join!(
+            tokio::spawn(async move { first.run(&a).await }),
+            tokio::spawn(async move { second.run(&b).await })
+        )
+    };
+    let (a, b) = tokio::time::timeout(Duration::from_secs(10), both)
+        .await
+        .expect("both runs reach the provider together");
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // One may lose the race on the record (a conflict); the tenant still ends
+    // ready with one database.
+    assert_eq!(h.provisioner.provision_calls.load(Ordering::SeqCst), 2);
     assert!(a.is_ok() || b.is_ok());
+    for lost in [a, b].into_iter().filter_map(Result::err) {
+        assert!(
+            matches!(
+                lost,
+                OnboardingError::Directory(DirectoryError::Conflict { .. })
+            ),
+            "{lost:?}"
+        );
+    }
     h.onboarding.run(&id).await.unwrap();
     assert_eq!(h.provisioner.created.load(Ordering::SeqCst), 1);
+    assert!(status(&h, &id).await.is_ready());
 }
 
 #[tokio::test(start_paused = true)]
@@ -410,4 +450,139 @@ async fn unknown_tenant_is_a_typed_error() {
         err,
         OnboardingError::Directory(DirectoryError::NotFound(_))
     ));
+}
+
+/// Starts billing, failing the next `n` calls; records the status the directory held
+/// at each call.
+#[derive(Default)]
+struct FakeBilling {
+    directory: Option<Arc<FlakyDirectory>>,
+    seen: Mutex<Vec<TenantStatus>>,
+    faults: Faults,
+}
+
+#[async_trait]
+impl tenancy_core::BillingStarter for FakeBilling {
+    async fn start_billing(
+        &self,
+        tenant: &TenantId,
+        _now: time::OffsetDateTime,
+    ) -> Result<(), BackendError> {
+        if let Some(directory) = &self.directory {
+            let status = directory.get(tenant).await.unwrap().unwrap().status;
+            self.seen.lock().unwrap().push(status);
+        }
+        if self.faults.trip() {
+            return Err(BackendError::transient(std::io::Error::other(
+                "billing store unavailable",
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn billing_starts_as_a_recorded_step_and_resumes_after_a_failure() {
+    let h = harness();
+    let billing = Arc::new(FakeBilling {
+        directory: Some(h.directory.clone()),
+        ..FakeBilling::default()
+    });
+    billing.faults.set(1);
+    let onboarding = h.onboarding.clone().with_billing(billing.clone());
+
+    let error = onboarding.onboard(acme()).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            OnboardingError::Step {
+                step: OnboardingStep::StartBilling,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let id = TenantId::try_from("acme-pharmacy").unwrap();
+    assert!(matches!(
+        status(&h, &id).await,
+        TenantStatus::Failed {
+            step: OnboardingStep::StartBilling,
+            attempts: 1,
+            ..
+        }
+    ));
+    assert!(h.notifier.sent().is_empty(), "no notice before ready");
+
+    let tenant = onboarding.run(&id).await.unwrap();
+    assert!(tenant.status.is_ready());
+    // The step ran while the record said so, and only it was repeated.
+    assert_eq!(
+        billing.seen.lock().unwrap().as_slice(),
+        [TenantStatus::StartingBilling, TenantStatus::StartingBilling]
+    );
+    assert_eq!(h.provisioner.provision_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(h.admins.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(h.notifier.sent().len(), 1);
+}
+
+/// A notifier that fails the next `n` notices and records the tenant's status as
+/// the directory held it when told.
+struct CheckingNotifier {
+    directory: Arc<FlakyDirectory>,
+    seen: Mutex<Vec<(TenantStatus, bool)>>,
+    faults: Faults,
+}
+
+#[async_trait]
+impl tenancy_core::Notifier for CheckingNotifier {
+    async fn notify(&self, notification: &tenancy_core::Notification) -> Result<(), BackendError> {
+        let tenant = self
+            .directory
+            .get(&notification.tenant_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let failed = self.faults.trip();
+        self.seen.lock().unwrap().push((tenant.status, failed));
+        if failed {
+            return Err(BackendError::transient(std::io::Error::other("smtp down")));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_ready_notice_follows_the_saved_ready_and_is_sent_again_until_accepted() {
+    let h = harness();
+    let notifier = Arc::new(CheckingNotifier {
+        directory: h.directory.clone(),
+        seen: Mutex::new(Vec::new()),
+        faults: Faults::default(),
+    });
+    notifier.faults.set(1);
+    let onboarding = Onboarding::new(
+        h.directory.clone(),
+        h.provisioner.clone(),
+        h.migrator.clone(),
+        h.admins.clone(),
+    )
+    .with_notifier(notifier.clone());
+
+    let tenant = onboarding.onboard(acme()).await.unwrap();
+    assert!(
+        tenant.status.is_ready(),
+        "a failed notice does not fail onboarding"
+    );
+    assert_eq!(tenant.ready_notified_at, None);
+    let stored = h.directory.get(&tenant.id).await.unwrap().unwrap();
+    assert_eq!(stored.ready_notified_at, None);
+
+    let tenant = onboarding.run(&tenant.id).await.unwrap();
+    assert!(tenant.ready_notified_at.is_some());
+    onboarding.run(&tenant.id).await.unwrap();
+    assert_eq!(
+        notifier.seen.lock().unwrap().as_slice(),
+        [(TenantStatus::Ready, true), (TenantStatus::Ready, false)],
+        "told only once Ready was saved, again until accepted, then never"
+    );
 }

@@ -44,6 +44,25 @@ async fn signup_makes_a_ready_tenant_with_its_schema() {
         .await;
     assert_eq!(billing["status"], "trialing");
     assert_eq!(billing["trial_ends_at"], "2026-01-15T00:00:00Z");
+    // The ready notice went out once, after `Ready` was saved, and is recorded.
+    let ready: Vec<_> = service
+        .notifier
+        .sent()
+        .into_iter()
+        .filter(|n| n.kind == tenancy_core::NotificationKind::TenantReady)
+        .collect();
+    assert_eq!(ready.len(), 1, "{ready:?}");
+    assert_eq!(ready[0].tenant_id, id);
+    assert!(service
+        .assembly
+        .plane
+        .directory
+        .get(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .ready_notified_at
+        .is_some());
     service.stop().await;
 }
 

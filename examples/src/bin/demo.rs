@@ -67,7 +67,7 @@ async fn run(args: Args) -> DemoResult<()> {
     let env: [(&str, &str); 0] = [];
     let demo = Assembly::with_databases(plane, databases, &env, Arc::new(clock.clone())).await?;
 
-    let tenants = sign_up(&demo, &clock).await?;
+    let tenants = sign_up(&demo).await?;
     bill(&demo, &clock, &tenants).await?;
     println!("\n3. Rolling out 20240127000000_add_new_field: a canary tenant first, then the rest");
     demo_rollout::run(&demo).await?;
@@ -79,15 +79,16 @@ fn fresh_folder() -> PathBuf {
     std::env::temp_dir().join(format!("tenancy-demo-{}-{stamp}", std::process::id()))
 }
 
-async fn sign_up(demo: &Assembly, clock: &ManualClock) -> DemoResult<Vec<TenantId>> {
-    println!("1. Signing up three tenants (provision → migrate → admin user → ready), each with a 14-day trial");
+async fn sign_up(demo: &Assembly) -> DemoResult<Vec<TenantId>> {
+    println!(
+        "1. Signing up three tenants (provision → migrate → admin user → 14-day trial → ready)"
+    );
     let mut ids = Vec::new();
     for (company, email, tag) in SIGNUPS {
         let tenant = demo
             .onboarding
             .onboard(NewTenant::new(company, email)?.with_tag(tag)?)
             .await?;
-        demo.billing.start_trial(&tenant.id, clock.now()).await?;
         let database = tenant
             .database
             .as_ref()

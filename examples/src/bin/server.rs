@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use stripe_billing::{StripeClient, WebhookVerifier};
-use tenancy_core::SystemClock;
+use tenancy_core::{LoggingNotifier, Notifier, SystemClock};
 use tenancy_examples::assembly::Assembly;
 use tenancy_examples::config::{self, ProcessEnv, StripeConfig, SupabaseConfig};
 use tenancy_examples::server::{self, AppState, MigrationAdmin};
@@ -48,8 +48,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let stripe = StripeConfig::from_env(&env)?;
     let admin_token = config::admin_token(&env)?;
     let tick = config::billing_tick(&env)?;
-    let mut assembly =
-        Assembly::open(&args.state, supabase.as_ref(), &env, Arc::new(SystemClock)).await?;
+    let notifier: Arc<dyn Notifier> = Arc::new(LoggingNotifier);
+    let mut assembly = Assembly::open(&args.state, supabase.as_ref(), &env, Arc::new(SystemClock))
+        .await?
+        .with_notifier(notifier.clone());
     if let Some(key) = &stripe.secret_key {
         let mut client = StripeClient::builder(key.clone());
         if let Some(url) = &stripe.api_url {
@@ -72,6 +74,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         migrations,
     )
     .verifier(verifier)
+    .notifier(notifier)
     .admin_token(admin_token)
     .tick_interval(tick)
     .build();

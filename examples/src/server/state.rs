@@ -221,7 +221,8 @@ impl AppState {
         self.inner.effects_wake.notified().await;
     }
 
-    /// Onboards `tenant` in the background (with retries), then starts its trial.
+    /// Onboards `tenant` in the background (with retries; the pipeline starts its
+    /// trial and sends the ready notice).
     pub fn spawn_onboarding(&self, tenant: TenantId) {
         let state = self.clone();
         self.inner.tasks.spawn(async move {
@@ -234,16 +235,10 @@ impl AppState {
                 () = state.shutdown_token().cancelled() => return,
             };
             match result {
-                Ok(_) => state.start_trial(&tenant).await,
+                // The trial's effects wait in the billing outbox.
+                Ok(_) => state.wake_effects(),
                 Err(error) => tracing::warn!(%tenant, %error, "onboarding stopped; it resumes at the next start or signup"),
             }
         });
-    }
-
-    async fn start_trial(&self, tenant: &TenantId) {
-        match self.billing().start_trial(tenant, self.clock().now()).await {
-            Ok(_) => self.wake_effects(),
-            Err(error) => tracing::error!(%tenant, %error, "could not start the trial"),
-        }
     }
 }

@@ -300,6 +300,25 @@ impl BillingProcessor {
     }
 }
 
+/// Onboarding's billing step: starts the tenant's trial ([`BillingProcessor::start_trial`],
+/// which leaves a tenant that has a billing state as it is).
+#[async_trait::async_trait]
+impl tenancy_core::BillingStarter for BillingProcessor {
+    async fn start_billing(
+        &self,
+        tenant: &TenantId,
+        now: OffsetDateTime,
+    ) -> Result<(), tenancy_core::BackendError> {
+        match self.start_trial(tenant, now).await {
+            Ok(_) => Ok(()),
+            Err(error @ StoreError::Database(_)) => {
+                Err(tenancy_core::BackendError::transient(error))
+            }
+            Err(error) => Err(tenancy_core::BackendError::permanent(error)),
+        }
+    }
+}
+
 /// Runs the state machine on the tenant's state and returns the update to write, or
 /// `None` if nothing changed.
 fn apply(state: &BillingState, input: &Input, config: &LifecycleConfig) -> Option<StateUpdate> {

@@ -24,6 +24,7 @@ pub(crate) struct TenantRow {
     pub(crate) tags: Vec<String>,
     pub(crate) created_at: OffsetDateTime,
     pub(crate) updated_at: OffsetDateTime,
+    pub(crate) ready_notified_at: Option<OffsetDateTime>,
     pub(crate) revision: i64,
 }
 
@@ -58,6 +59,7 @@ impl TenantRow {
             tags: tenant.tags.iter().cloned().collect(),
             created_at: tenant.created_at,
             updated_at: tenant.updated_at,
+            ready_notified_at: tenant.ready_notified_at,
             revision: i64::try_from(tenant.revision).unwrap_or(i64::MAX),
         })
     }
@@ -99,12 +101,13 @@ impl TenantRow {
             tags: self.tags.into_iter().collect::<BTreeSet<_>>(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            ready_notified_at: self.ready_notified_at,
             revision: u64::try_from(self.revision).unwrap_or(0),
         })
     }
 }
 
-/// Binds a [`TenantRow`]'s columns in `COLUMNS` order (`$1`/`?1` … `$13`/`?13`), with
+/// Binds a [`TenantRow`]'s columns in `COLUMNS` order (`$1`/`?1` … `$14`/`?14`), with
 /// `$tags` as the store encodes tags (an array in PostgreSQL, JSON text in SQLite).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 macro_rules! bind_tenant_row {
@@ -123,6 +126,7 @@ macro_rules! bind_tenant_row {
             .bind($row.updated_at)
             .bind($row.revision)
             .bind(&$row.provisioning_notes)
+            .bind($row.ready_notified_at)
     };
 }
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -148,4 +152,4 @@ pub(crate) async fn missed_update(
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) const COLUMNS: &str = "id, name, admin_email, status, status_detail, database_url, \
                                   pooled_url, external_ref, tags, created_at, updated_at, revision, \
-                                  provisioning_notes";
+                                  provisioning_notes, ready_notified_at";

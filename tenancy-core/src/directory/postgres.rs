@@ -21,13 +21,18 @@ CREATE TABLE IF NOT EXISTS tenancy_tenants (
     updated_at    TIMESTAMPTZ NOT NULL,
     revision      BIGINT NOT NULL
 );
--- Added after the first release: reaches tables created before it (checked first,
--- so that an up-to-date table is not locked for an ALTER at every start).
+-- Columns added after the first release reach tables created before them (checked
+-- first, so that an up-to-date table is not locked for an ALTER at every start).
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM information_schema.columns
                    WHERE table_schema = current_schema() AND table_name = 'tenancy_tenants'
                      AND column_name = 'provisioning_notes') THEN
         ALTER TABLE tenancy_tenants ADD COLUMN provisioning_notes TEXT;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'tenancy_tenants'
+                     AND column_name = 'ready_notified_at') THEN
+        ALTER TABLE tenancy_tenants ADD COLUMN ready_notified_at TIMESTAMPTZ;
     END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS tenancy_tenants_status ON tenancy_tenants (status);
@@ -37,7 +42,7 @@ CREATE INDEX IF NOT EXISTS tenancy_tenants_tags ON tenancy_tenants USING GIN (ta
 /// An optimistic update: the row changes only if its revision is still the caller's.
 const UPDATE: &str = "UPDATE tenancy_tenants SET name = $2, admin_email = $3, status = $4, \
     status_detail = $5, database_url = $6, pooled_url = $7, external_ref = $8, tags = $9, \
-    updated_at = $11, provisioning_notes = $13, revision = revision + 1 WHERE id = $1 AND revision = $12";
+    updated_at = $11, provisioning_notes = $13, ready_notified_at = $14, revision = revision + 1 WHERE id = $1 AND revision = $12";
 
 /// A [`TenantDirectory`] in PostgreSQL (table `tenancy_tenants`): the control plane
 /// shared by several processes and machines.
@@ -91,6 +96,7 @@ fn read(row: &PgRow) -> Result<Tenant, DirectoryError> {
         pooled_url: row.try_get("pooled_url")?,
         external_ref: row.try_get("external_ref")?,
         provisioning_notes: row.try_get("provisioning_notes")?,
+        ready_notified_at: row.try_get("ready_notified_at")?,
         tags: row.try_get("tags")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -104,7 +110,7 @@ impl TenantDirectory for PostgresTenantDirectory {
     async fn insert(&self, tenant: &Tenant) -> Result<Tenant, DirectoryError> {
         let row = TenantRow::encode(tenant)?;
         let sql = format!(
-            "INSERT INTO tenancy_tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO tenancy_tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING"
         );
         let query = bind_tenant_row!(sqlx::query(&sql), row, &row.tags);
         if query.execute(&self.pool).await?.rows_affected() == 0 {

@@ -28,12 +28,15 @@ CREATE INDEX IF NOT EXISTS tenancy_tenants_status ON tenancy_tenants (status);
 
 /// Columns added after the first release, with their definitions: each reaches a
 /// table created before it (SQLite has no `ADD COLUMN IF NOT EXISTS`).
-const ADDED_COLUMNS: [(&str, &str); 1] = [("provisioning_notes", "TEXT")];
+const ADDED_COLUMNS: [(&str, &str); 2] = [
+    ("provisioning_notes", "TEXT"),
+    ("ready_notified_at", "TEXT"),
+];
 
 /// An optimistic update: the row changes only if its revision is still the caller's.
 const UPDATE: &str = "UPDATE tenancy_tenants SET name = ?2, admin_email = ?3, status = ?4, \
     status_detail = ?5, database_url = ?6, pooled_url = ?7, external_ref = ?8, tags = ?9, \
-    updated_at = ?11, provisioning_notes = ?13, revision = revision + 1 WHERE id = ?1 AND revision = ?12";
+    updated_at = ?11, provisioning_notes = ?13, ready_notified_at = ?14, revision = revision + 1 WHERE id = ?1 AND revision = ?12";
 
 /// A [`TenantDirectory`] in a SQLite database (table `tenancy_tenants`): the embedded
 /// default, for one process or a handful on one machine.
@@ -108,6 +111,7 @@ fn read(row: &SqliteRow) -> Result<Tenant, DirectoryError> {
         pooled_url: row.try_get("pooled_url")?,
         external_ref: row.try_get("external_ref")?,
         provisioning_notes: row.try_get("provisioning_notes")?,
+        ready_notified_at: row.try_get("ready_notified_at")?,
         tags: serde_json::from_str(&tags).unwrap_or_default(),
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -125,7 +129,7 @@ impl TenantDirectory for SqliteTenantDirectory {
     async fn insert(&self, tenant: &Tenant) -> Result<Tenant, DirectoryError> {
         let row = TenantRow::encode(tenant)?;
         let sql = format!(
-            "INSERT INTO tenancy_tenants ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO tenancy_tenants ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (id) DO NOTHING"
         );
         let query = bind_tenant_row!(
             sqlx::query(&sql),

@@ -71,10 +71,12 @@ impl Service {
         let databases = databases(provisioner.clone());
         let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
         let env: [(&str, &str); 0] = [];
+        let notifier = RecordingNotifier::new();
         let mut assembly =
             Assembly::with_databases(plane, databases, &env, Arc::new(clock.clone()))
                 .await
-                .unwrap();
+                .unwrap()
+                .with_notifier(Arc::new(notifier.clone()));
         if let Some(api) = stripe_api {
             let client = StripeClient::builder(STRIPE_KEY)
                 .base_url(api)
@@ -88,7 +90,6 @@ impl Service {
             .clock(Arc::new(clock.clone()))
             .build()
             .unwrap();
-        let notifier = RecordingNotifier::new();
         let state = AppState::builder(
             assembly.plane.directory.clone(),
             assembly.onboarding.clone(),
