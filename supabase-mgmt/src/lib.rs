@@ -116,7 +116,7 @@
 //!
 //! | Name | Description | Default? |
 //! |---|---|---|
-//! | `testing` | [`testing`]: a strict stand-in of the Management and Auth APIs for wiremock, optionally backed by local PostgreSQL databases | no |
+//! | `testing` | the `testing` module: a strict stand-in of the Management and Auth APIs for wiremock, optionally backed by local PostgreSQL databases | no |
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_user;

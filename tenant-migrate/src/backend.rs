@@ -22,7 +22,8 @@ pub(crate) struct Step<'a> {
     pub(crate) migration: &'a Migration,
     pub(crate) direction: Direction,
     /// The operation's last step: the migration lock is released right after
-    /// it, and a backend may release it in the same request.
+    /// it, and a backend may release it in the same request (PostgreSQL does).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) last: bool,
 }
 

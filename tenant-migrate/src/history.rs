@@ -27,9 +27,11 @@ CREATE TABLE IF NOT EXISTS _sqlx_migrations (
 "#;
 
 /// Records an applied migration on SQLite (PostgreSQL inlines its values).
+#[cfg(feature = "sqlite")]
 pub(crate) const INSERT_ROW: &str = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES ($1, $2, TRUE, $3, $4)";
 
-/// Forgets a reverted migration.
+/// Forgets a reverted migration on SQLite (PostgreSQL inlines its values).
+#[cfg(feature = "sqlite")]
 pub(crate) const DELETE_ROW: &str = "DELETE FROM _sqlx_migrations WHERE version = $1";
 
 /// One row of the history table.

@@ -57,6 +57,11 @@
 //! | `sqlite` | tenant databases on SQLite | yes |
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!(
+    "tenant-migrate needs a database: enable its `postgres` feature, its `sqlite` feature, or both"
+);
+
 mod backend;
 mod connection;
 mod engine;

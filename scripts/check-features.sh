@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds each library crate with its default features, then with each of its features
+# alone, so that a feature never compiles only because another one happens to be on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Fails on any warning too: dead code under one feature is a sign of a wrong cfg.
+check() {
+  local output
+  output=$(cargo check --quiet --message-format short "$@" 2>&1) || { echo "$output"; return 1; }
+  if [ -n "$output" ]; then
+    echo "$output"
+    return 1
+  fi
+}
+libraries=(tenancy-core supabase-mgmt tenant-migrate stripe-billing)
+for crate in "${libraries[@]}"; do
+  features=$(cargo metadata --no-deps --format-version 1 | python3 -c '
+import json, sys
+crate = sys.argv[1]
+package = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == crate)
+print(" ".join(f for f in package["features"] if f != "default"))
+' "$crate")
+  echo "== $crate: default features"
+  check -p "$crate" --lib
+  for feature in $features; do
+    echo "== $crate: --features $feature"
+    check -p "$crate" --no-default-features --features "$feature" --lib
+  done
+done
