@@ -24,6 +24,8 @@
 //!   parks an event that arrives before its tenant is known ([`ParkedEvent`], in the
 //!   same store) and applies it when the tenant appears; an event leaves the parking
 //!   only in the transaction that applies it, or after [`PARKING_LIMIT`].
+//! - **HTTP** (feature `axum`): `http::webhook_router` and `http::billing_router`, over
+//!   state the host owns; a host that wants only webhooks mounts the first.
 //! - **API client**: [`StripeClient`] creates customers, Checkout sessions (answered
 //!   with the same [`CheckoutSession`] type the events carry) and billing-portal
 //!   sessions, reads subscriptions and customers, and cancels at period end; errors
@@ -78,6 +80,7 @@
 //! |---|---|---|
 //! | `sqlite` | `SqliteBillingStore`, billing state in SQLite | no |
 //! | `postgres` | `PostgresBillingStore`, billing state in PostgreSQL | no |
+//! | `axum` | `http`: the webhook route, its set-up check and a tenant's billing view as axum routers | no |
 //! | `testing` | `testing`: Stripe's example objects as signed webhook events, for tests | no |
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
@@ -115,6 +118,8 @@ pub use webhook::{
     DEFAULT_TOLERANCE, MAX_SIGNATURES,
 };
 
+#[cfg(feature = "axum")]
+pub mod http;
 #[cfg(feature = "testing")]
 pub mod testing;
 

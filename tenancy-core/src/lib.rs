@@ -13,6 +13,8 @@
 //! - **Mechanisms**: [`RetryPolicy`] (the workspace's one backoff implementation) and
 //!   [`Onboarding`] (the resumable signup → provision → migrate → admin → billing →
 //!   ready → ready notice pipeline).
+//! - **HTTP** (feature `axum`): `http::signup_router`, `http::tenant_router`,
+//!   `http::require_admin_token`, `http::ApiError`.
 //! - **Stores**: [`MemoryTenantDirectory`], `SqliteTenantDirectory` (feature `sqlite`,
 //!   the embedded default), `PostgresTenantDirectory` (feature `postgres`).
 //! - **Local databases**: `SqliteFileProvisioner` (one file per tenant),
@@ -42,6 +44,7 @@
 //! |---|---|---|
 //! | `sqlite` | [`TenantDirectory`] stored in SQLite; one SQLite file per tenant | no |
 //! | `postgres` | [`TenantDirectory`] stored in PostgreSQL; one database per tenant on a server | no |
+//! | `axum` | the `http` module: signup and tenant look-up routers, the admin-token layer, the routes' JSON error | no |
 //! | `testing` | `testing::TestDatabase`, a throw-away PostgreSQL database per test | no |
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
@@ -52,6 +55,8 @@ mod clock;
 mod database;
 mod directory;
 mod email;
+#[cfg(feature = "axum")]
+pub mod http;
 mod local;
 mod migrator;
 mod notifier;

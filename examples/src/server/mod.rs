@@ -11,49 +11,43 @@
 //! | `GET /api/admin/tenants/{id}/billing` | a tenant's billing state |
 //!
 //! Admin routes answer 401 without `Authorization: Bearer <ADMIN_TOKEN>`, and 503 when
-//! `ADMIN_TOKEN` is unset.
+//! `ADMIN_TOKEN` is unset. Signup, tenant look-up and the admin-token layer come from
+//! `tenancy_core::http`; the webhook and the billing view from `stripe_billing::http`;
+//! this module adds the migration routes, the state and the background tasks.
 
-mod api_error;
-mod auth;
 mod migrations;
-mod signup;
 mod state;
-mod tenants;
-mod webhooks;
 mod workers;
 
 use std::future::Future;
 
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use tenancy_core::http::{require_admin_token, signup_router, tenant_router};
 use tokio::net::TcpListener;
 
-pub use api_error::ApiError;
 pub use migrations::MigrationAdmin;
 pub use state::{AppState, AppStateBuilder};
+pub use tenancy_core::http::ApiError;
 
-/// The largest webhook body accepted (Stripe's events are far smaller).
-pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
-
-/// The service's routes over `state`.
+/// The service's routes over `state`: the libraries' routers, mounted where the
+/// service wants them, with the admin ones behind the admin-token layer.
 pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/migrations/run", post(migrations::run))
         .route("/migrations/status", get(migrations::status))
-        .route("/tenants/{id}", get(tenants::tenant))
-        .route("/tenants/{id}/billing", get(tenants::billing))
+        .merge(tenant_router())
+        .merge(stripe_billing::http::billing_router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::require_admin,
+            require_admin_token::<AppState>,
         ));
     Router::new()
-        .route("/api/signup", post(signup::signup))
-        .route(
+        .nest("/api", signup_router())
+        .nest(
             "/api/webhooks/stripe",
-            post(webhooks::receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
+            stripe_billing::http::webhook_router(),
         )
-        .route("/api/webhooks/stripe/test", get(webhooks::test))
         .nest("/api/admin", admin)
         .with_state(state)
 }

@@ -10,6 +10,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use axum::extract::FromRef;
+use stripe_billing::http::WebhookRoutes;
+use tenancy_core::http::{AdminToken, TenantRoutes};
+
 use super::MigrationAdmin;
 
 /// Everything the handlers and background tasks share. Cheap to clone.
@@ -240,5 +244,28 @@ impl AppState {
                 Err(error) => tracing::warn!(%tenant, %error, "onboarding stopped; it resumes at the next start or signup"),
             }
         });
+    }
+}
+
+impl FromRef<AppState> for TenantRoutes {
+    fn from_ref(state: &AppState) -> Self {
+        let background = state.clone();
+        TenantRoutes::new(state.onboarding().clone(), state.directory().clone())
+            .on_signup(move |tenant| background.spawn_onboarding(tenant))
+    }
+}
+
+impl FromRef<AppState> for WebhookRoutes {
+    fn from_ref(state: &AppState) -> Self {
+        let waker = state.clone();
+        WebhookRoutes::new(state.billing().clone(), state.verifier().cloned())
+            .with_clock(state.clock().clone())
+            .on_applied(move || waker.wake_effects())
+    }
+}
+
+impl FromRef<AppState> for AdminToken {
+    fn from_ref(state: &AppState) -> Self {
+        AdminToken::new(state.admin_token().cloned())
     }
 }

@@ -88,7 +88,7 @@ async fn billing_clock(state: AppState) {
             _ = interval.tick() => {}
             () = state.shutdown_token().cancelled() => return,
         }
-        super::webhooks::replay_parked(&state).await;
+        replay_parked(&state).await;
         match state.billing().tick(state.clock().now()).await {
             Ok(report) => {
                 if !report.changed.is_empty() {
@@ -155,6 +155,24 @@ pub(super) async fn deliver_effects(state: &AppState) {
         }
         if !delivered_all {
             return;
+        }
+    }
+}
+
+/// On the billing clock: retries the oldest parked events, drops the expired ones.
+async fn replay_parked(state: &AppState) {
+    match state
+        .billing()
+        .replay_parked(None, state.clock().now())
+        .await
+    {
+        Ok(report) if report.applied > 0 => {
+            tracing::info!(?report, "parked webhooks applied");
+            state.wake_effects();
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(%error, "could not replay parked webhooks; they stay parked")
         }
     }
 }

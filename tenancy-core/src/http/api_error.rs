@@ -1,14 +1,22 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 
-/// An error answer: a status and `{"error": message}` (plus details, for lint findings).
+/// An error answer of the tenancy-kit routes: a status and `{"error": message}`, plus
+/// `details` where there is more to say (lint findings, say).
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
     details: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
@@ -31,12 +39,23 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message.to_string())
     }
 
+    /// 409 Conflict.
+    pub fn conflict(message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::CONFLICT, message.to_string())
+    }
+
     /// 422 Unprocessable Entity.
     pub fn unprocessable(message: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, message.to_string())
     }
 
-    /// 500, logged with the cause; the client sees a generic message.
+    /// 503 Service Unavailable: a part the route needs is not configured.
+    pub fn unavailable(message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message.to_string())
+    }
+
+    /// 500, logged with its cause; the client sees a generic message (the cause may
+    /// name hosts or hold details an outsider should not see).
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "request failed");
         Self::new(
@@ -55,14 +74,19 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.message });
-        if let (Some(details), Some(map)) = (self.details, body.as_object_mut()) {
-            map.insert("details".into(), details);
-        }
+        let body = Body {
+            error: &self.message,
+            details: self.details.as_ref(),
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -1,0 +1,252 @@
+//! HTTP routes for a host's axum service (feature `axum`): the Stripe webhook and its
+//! set-up check, and a tenant's billing state for the admin, as composable
+//! [`Router`]s over state the host owns ([`FromRef`]).
+//!
+//! A host that wants only Stripe webhooks mounts one router:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::Router;
+//! use stripe_billing::http::{webhook_router, WebhookRoutes};
+//! use stripe_billing::{BillingProcessor, LifecycleConfig, PlanCatalog, SqliteBillingStore, WebhookVerifier};
+//!
+//! # async fn run(catalog: PlanCatalog) -> Result<(), Box<dyn std::error::Error>> {
+//! let store = SqliteBillingStore::connect("sqlite://billing.db?mode=rwc").await?;
+//! let processor = BillingProcessor::new(Arc::new(store), LifecycleConfig::new(catalog));
+//! let verifier = WebhookVerifier::new(std::env::var("STRIPE_WEBHOOK_SECRET")?)?;
+//! let app: Router = Router::new()
+//!     .nest("/api/webhooks/stripe", webhook_router())
+//!     .with_state(WebhookRoutes::new(processor, Some(verifier)));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use tenancy_core::http::{rfc3339, ApiError};
+use tenancy_core::{Clock, SystemClock, TenantId};
+
+use crate::{
+    BillingProcessor, EventType, Module, Phase, ProcessError, ProcessOutcome, WebhookVerifier,
+};
+
+/// The largest webhook body accepted (Stripe's events are far smaller).
+pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+
+/// The state of [`webhook_router`] and [`billing_router`].
+#[derive(Clone)]
+pub struct WebhookRoutes {
+    processor: BillingProcessor,
+    verifier: Option<WebhookVerifier>,
+    clock: Arc<dyn Clock>,
+    on_applied: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl fmt::Debug for WebhookRoutes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookRoutes")
+            .field("processor", &self.processor)
+            .field("verifier", &self.verifier.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookRoutes {
+    /// Routes over `processor`; without a verifier the webhook answers 503 (a
+    /// webhook that cannot check signatures must not accept events).
+    pub fn new(processor: BillingProcessor, verifier: Option<WebhookVerifier>) -> Self {
+        Self {
+            processor,
+            verifier,
+            clock: Arc::new(SystemClock),
+            on_applied: None,
+        }
+    }
+
+    /// Uses `clock` for parking times (default the system clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Calls `wake` after an event changed a tenant, e.g. to wake the task that
+    /// carries out the effects queued in the outbox.
+    pub fn on_applied(mut self, wake: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_applied = Some(Arc::new(wake));
+        self
+    }
+
+    /// The processor.
+    pub fn processor(&self) -> &BillingProcessor {
+        &self.processor
+    }
+}
+
+/// The answer to a webhook delivery.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct WebhookReceipt {
+    /// Always `true`: the event was verified and kept (applied, parked or ignored).
+    pub received: bool,
+    /// Whether the event had been processed before.
+    pub duplicate: bool,
+}
+
+/// The answer of the set-up check.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct WebhookSetup {
+    /// Always `true`: the route is mounted.
+    pub ok: bool,
+    /// Whether a signing secret is configured (without one, deliveries answer 503).
+    pub secret_configured: bool,
+    /// The event types that change billing state.
+    pub handled_events: &'static [&'static str],
+}
+
+/// A tenant's billing state, for the admin.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct BillingView {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The phase's name (`trialing`, `active`, `past_due`, `suspended`, `cancelled`).
+    pub status: &'static str,
+    /// The plan, when one is chosen.
+    pub plan: Option<String>,
+    /// The modules enabled now.
+    pub modules: BTreeSet<Module>,
+    /// When the trial ends (RFC 3339), while trialing.
+    pub trial_ends_at: Option<String>,
+    /// When the grace period ends (RFC 3339), while past due.
+    pub grace_ends_at: Option<String>,
+}
+
+/// `POST /` (the Stripe webhook: verify the raw body, process the event) → 200
+/// [`WebhookReceipt`]; 400 when verification fails, 413 above [`MAX_WEBHOOK_BODY`],
+/// 500 when the store fails (Stripe then delivers again), 503 without a verifier.
+/// `GET /test` → [`WebhookSetup`].
+pub fn webhook_router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    WebhookRoutes: FromRef<S>,
+{
+    Router::new()
+        .route(
+            "/",
+            post(receive::<S>).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
+        )
+        .route("/test", get(setup::<S>))
+}
+
+/// `GET /tenants/{id}/billing` → [`BillingView`]; 404 while the tenant has no billing
+/// state. An admin route: mount it behind the host's admin guard.
+pub fn billing_router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    WebhookRoutes: FromRef<S>,
+{
+    Router::new().route("/tenants/{id}/billing", get(billing::<S>))
+}
+
+async fn receive<S>(
+    State(state): State<S>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<WebhookReceipt>, ApiError>
+where
+    WebhookRoutes: FromRef<S>,
+{
+    let routes = WebhookRoutes::from_ref(&state);
+    let Some(verifier) = &routes.verifier else {
+        return Err(ApiError::unavailable(
+            "webhooks are disabled: set STRIPE_WEBHOOK_SECRET to the endpoint's signing secret",
+        ));
+    };
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    let event = verifier.verify(&body, signature).map_err(|error| {
+        tracing::warn!(%error, "rejected a Stripe webhook");
+        ApiError::bad_request(error)
+    })?;
+    let now = routes.clock.now();
+    let duplicate = match routes.processor.process_webhook(&event, &body, now).await {
+        Ok(ProcessOutcome::AlreadyProcessed { .. }) => true,
+        // Parked by the processor until its tenant is known.
+        Ok(ProcessOutcome::UnknownTenant { .. }) => false,
+        Ok(other) => {
+            tracing::info!(event = %event.id, ?other, "webhook processed");
+            if let Some(wake) = &routes.on_applied {
+                wake();
+            }
+            false
+        }
+        // A bad tenant reference will not get better when Stripe retries: acknowledge it.
+        Err(error @ ProcessError::InvalidTenantReference { .. }) => {
+            tracing::warn!(event = %event.id, %error, "webhook ignored");
+            false
+        }
+        // Storage trouble: answer 500 so that Stripe delivers the event again.
+        Err(error) => return Err(ApiError::internal(error)),
+    };
+    Ok(Json(WebhookReceipt {
+        received: true,
+        duplicate,
+    }))
+}
+
+async fn setup<S>(State(state): State<S>) -> Json<WebhookSetup>
+where
+    WebhookRoutes: FromRef<S>,
+{
+    let routes = WebhookRoutes::from_ref(&state);
+    Json(WebhookSetup {
+        ok: true,
+        secret_configured: routes.verifier.is_some(),
+        handled_events: EventType::NAMED,
+    })
+}
+
+async fn billing<S>(
+    State(state): State<S>,
+    Path(id): Path<String>,
+) -> Result<Json<BillingView>, ApiError>
+where
+    WebhookRoutes: FromRef<S>,
+{
+    let routes = WebhookRoutes::from_ref(&state);
+    let tenant_id = TenantId::try_from(id.as_str()).map_err(ApiError::bad_request)?;
+    let processor = &routes.processor;
+    let Some(billing) = processor
+        .state(&tenant_id)
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        return Err(ApiError::not_found(format!(
+            "tenant `{tenant_id}` has no billing state; it starts when onboarding finishes"
+        )));
+    };
+    let (trial_ends_at, grace_ends_at) = match &billing.phase {
+        Phase::Trialing { ends_at, .. } => (Some(*ends_at), None),
+        Phase::PastDue { grace_ends_at } => (None, Some(*grace_ends_at)),
+        _ => (None, None),
+    };
+    Ok(Json(BillingView {
+        status: billing.phase.name(),
+        plan: billing.plan.as_ref().map(|p| p.plan.to_string()),
+        modules: billing.enabled_modules(processor.config()),
+        trial_ends_at: trial_ends_at.map(rfc3339),
+        grace_ends_at: grace_ends_at.map(rfc3339),
+        tenant_id,
+    }))
+}
