@@ -14,16 +14,27 @@ check() {
 }
 libraries=(tenancy-core supabase-mgmt tenant-migrate stripe-billing)
 for crate in "${libraries[@]}"; do
-  features=$(cargo metadata --no-deps --format-version 1 | python3 -c '
+  # `alone` features build alone; `with-default` ones (listed in the crate's
+  # `[package.metadata.feature-check]`, for features that need a backend) build on
+  # top of the default features.
+  read -r alone with_default < <(cargo metadata --no-deps --format-version 1 | python3 -c '
 import json, sys
 crate = sys.argv[1]
 package = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == crate)
-print(" ".join(f for f in package["features"] if f != "default"))
+extra = ((package.get("metadata") or {}).get("feature-check") or {}).get("with-default", [])
+alone = [f for f in package["features"] if f != "default" and f not in extra]
+print(",".join(alone) or "-", ",".join(extra) or "-")
 ' "$crate")
   echo "== $crate: default features"
   check -p "$crate" --lib
-  for feature in $features; do
+  for feature in ${alone//,/ }; do
+    [ "$feature" = "-" ] && continue
     echo "== $crate: --features $feature"
     check -p "$crate" --no-default-features --features "$feature" --lib
+  done
+  for feature in ${with_default//,/ }; do
+    [ "$feature" = "-" ] && continue
+    echo "== $crate: default features and $feature"
+    check -p "$crate" --features "$feature" --lib
   done
 done

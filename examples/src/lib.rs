@@ -8,7 +8,6 @@
 //! - [`assembly`]: onboarding, billing and migrations wired to one control plane.
 //! - [`migrations`]: the application's migrations, base plus those added at run time.
 //! - [`plans`]: the example plan catalog (Starter, Professional).
-//! - [`rollout_json`]: rollout reports as JSON (`migrate --json`, the admin API).
 //! - [`demo_rollout`]: the demo's canary rollout.
 //! - [`server`]: the HTTP service with the service's routes.
 //! - [`telemetry`]: logging and shutdown signals.
@@ -23,6 +22,5 @@ pub mod control_plane;
 pub mod demo_rollout;
 pub mod migrations;
 pub mod plans;
-pub mod rollout_json;
 pub mod server;
 pub mod telemetry;

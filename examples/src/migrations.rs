@@ -5,10 +5,12 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
 use sqlx::Row;
 use tenancy_core::{BackendError, DatabaseTarget, MigrationReport, SchemaMigrator, TenantId};
-use tenant_migrate::{lint, Finding, Migration, MigrationSet, Severity, TenantMigrator};
+use tenant_migrate::{
+    lint, CatalogError, Finding, Migration, MigrationCatalog, MigrationSet, Severity,
+    TenantMigrator,
+};
 
 use crate::control_plane::{with_pool, ControlPlane, StatePool};
 
@@ -44,17 +46,6 @@ fn summary(findings: &[Finding]) -> String {
         .map(|f| format!("line {}: {} ({})", f.line, f.rule, f.message))
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// A lint finding as JSON.
-pub fn finding_json(finding: &Finding) -> Value {
-    json!({
-        "rule": finding.rule.name(),
-        "severity": finding.severity.as_str(),
-        "line": finding.line,
-        "message": finding.message,
-        "hint": finding.hint,
-    })
 }
 
 /// The application's migration set, shared and updatable; also the [`SchemaMigrator`]
@@ -182,4 +173,34 @@ async fn store(pool: &StatePool, version: i64, name: &str, sql: &str) -> Result<
         let query = sqlx::query(insert).bind(version).bind(name).bind(sql);
         query.execute(pool).await.map(drop)
     })
+}
+
+/// The admin API's catalog: the shipped migrations plus those added at run time.
+#[async_trait]
+impl MigrationCatalog for AppMigrations {
+    async fn current(&self) -> Result<MigrationSet, CatalogError> {
+        let set = self.refresh().await.map_err(catalog_error)?;
+        Ok(set.as_ref().clone())
+    }
+
+    async fn add(&self, version: &str, sql: &str) -> Result<MigrationSet, CatalogError> {
+        let set = AppMigrations::add(self, version, sql)
+            .await
+            .map_err(catalog_error)?;
+        Ok(set.as_ref().clone())
+    }
+}
+
+fn catalog_error(error: MigrationsError) -> CatalogError {
+    match error {
+        MigrationsError::Storage(error) => CatalogError::Storage(Box::new(error)),
+        MigrationsError::Lint(findings) => CatalogError::Refused {
+            message: MigrationsError::Lint(findings.clone()).to_string(),
+            findings,
+        },
+        other => CatalogError::Refused {
+            message: other.to_string(),
+            findings: Vec::new(),
+        },
+    }
 }

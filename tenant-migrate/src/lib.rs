@@ -55,6 +55,7 @@
 //! |---|---|---|
 //! | `postgres` | tenant databases on PostgreSQL | yes |
 //! | `sqlite` | tenant databases on SQLite | yes |
+//! | `axum` | `http::rollout_router`: the admin API of rollouts (run, status, halt, resume, rollback) | no |
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
@@ -63,10 +64,13 @@ compile_error!(
 );
 
 mod backend;
+mod catalog;
 mod connection;
 mod engine;
 mod error;
 mod history;
+#[cfg(feature = "axum")]
+pub mod http;
 mod lint;
 #[cfg(feature = "postgres")]
 mod lock;
@@ -85,6 +89,7 @@ mod sqlite;
 mod status;
 mod tenant_migrator;
 
+pub use catalog::{CatalogError, MigrationCatalog};
 pub use error::MigrateError;
 pub use lint::{lint, Finding, Rule, Severity};
 pub use migration::Migration;
@@ -98,9 +103,9 @@ pub use rollout::SqliteRolloutStore;
 pub use rollout::{
     CanaryTenants, ClaimRequest, ClaimedTenant, FailureThreshold, Phase, Plan, PlannedTenant,
     Rollout, RolloutBuilder, RolloutError, RolloutEvent, RolloutKey, RolloutMigrator,
-    RolloutRecord, RolloutReport, RolloutStatus, RolloutStore, StateCounts, Strategy, Targeting,
-    TenantOutcome, TenantRecord, TenantSession, TenantState, WaveProgress, DEFAULT_CONCURRENCY,
-    DEFAULT_LEASE,
+    RolloutRecord, RolloutReport, RolloutStatus, RolloutStatusView, RolloutStore, StateCounts,
+    Strategy, Targeting, TenantOutcome, TenantRecord, TenantRow, TenantSession, TenantState,
+    VersionCount, WaveProgress, DEFAULT_CONCURRENCY, DEFAULT_LEASE,
 };
 pub use session::MigrationSession;
 pub use source_error::MigrationSourceError;

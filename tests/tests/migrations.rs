@@ -171,3 +171,99 @@ async fn a_migration_added_by_another_server_reaches_new_tenants() {
     assert_eq!(report.to_version, Some(20240127000000));
     assert_eq!(report.applied, 3);
 }
+
+async fn admin_post(service: &Service, path: &str, body: Value) -> (u16, Value) {
+    let response = service
+        .http
+        .post(service.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halt_resume_and_rollback_answer_what_they_did() {
+    let service = Service::start().await;
+    let id = service.signup_ready("Acme", "a@acme.example").await;
+
+    // Nothing rolled out yet: nothing to halt, resume or roll back.
+    let halted = admin_post(&service, "/api/admin/migrations/halt", json!({})).await;
+    assert_eq!(halted, (200, json!({"halted": false})));
+    let (status, body) = admin_post(&service, "/api/admin/migrations/resume", json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = admin_post(&service, "/api/admin/migrations/rollback", json!({})).await;
+    assert_eq!(status, 404, "{body}");
+
+    let (status, body) = run(
+        &service,
+        json!({
+            "migration_sql": "ALTER TABLE items ADD COLUMN IF NOT EXISTS colour TEXT;",
+            "version": "20240127000000_add_colour",
+        }),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    service
+        .wait_for("/api/admin/migrations/status", |status, body| {
+            status == 200 && body["status"] == "completed"
+        })
+        .await;
+    assert_eq!(version_and_columns(&service, &id).await.0, 20240127000000);
+
+    // A migration added through the API has no down script: refused up front, with
+    // the reason, and nothing is reverted.
+    let (status, body) = admin_post(&service, "/api/admin/migrations/rollback", json!({})).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no down script"),
+        "{body}"
+    );
+    assert_eq!(version_and_columns(&service, &id).await.0, 20240127000000);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halted_rollout_resumes_through_the_api() {
+    let service = Service::start().await;
+    service.signup_ready("Acme", "a@acme.example").await;
+    // A rollout of the current migrations recorded by another runner, not run yet.
+    let assembly = &service.assembly;
+    let set = assembly.migrations.current().as_ref().clone();
+    let recorded = tenant_migrate::Rollout::of_migrations(
+        assembly.plane.directory.clone(),
+        set,
+        assembly.plane.rollouts.clone(),
+    )
+    .build()
+    .start()
+    .await
+    .unwrap();
+
+    let halted = admin_post(
+        &service,
+        "/api/admin/migrations/halt",
+        json!({"reason": "maintenance window"}),
+    )
+    .await;
+    assert_eq!(halted, (200, json!({"halted": true})));
+    let (_, report) = service.admin_get("/api/admin/migrations/status").await;
+    assert_eq!(
+        (&report["halted"], &report["halted_reason"]),
+        (&json!(true), &json!("maintenance window"))
+    );
+
+    let (status, body) = admin_post(&service, "/api/admin/migrations/resume", json!({})).await;
+    assert_eq!((status, &body), (202, &json!({"rollout_id": recorded.id})));
+    let report = service
+        .wait_for("/api/admin/migrations/status", |status, body| {
+            status == 200 && body["status"] == "completed"
+        })
+        .await;
+    assert_eq!(report["rollout_id"], recorded.id);
+    assert_eq!(report["halted"], false);
+    service.stop().await;
+}

@@ -28,11 +28,10 @@ use tenancy_core::{
     DatabaseTarget, DatabaseUrl, MemoryTenantDirectory, NewTenant, TenantDirectory, TenantId,
     TenantStatus,
 };
-use tenancy_examples::rollout_json::TenantJson;
 use tenant_migrate::{
     lint, FailureThreshold, MigrationSet, PostgresRolloutStore, Rollout, RolloutError,
     RolloutEvent, RolloutReport, RolloutStatus, RolloutStore, Severity, SqliteRolloutStore,
-    Strategy, Targeting,
+    Strategy, Targeting, TenantRow,
 };
 use time::OffsetDateTime;
 
@@ -377,15 +376,7 @@ async fn dry_run(rollout: &Rollout, as_json: bool) -> Result<ExitCode, UsageErro
 
 fn print_unstarted(target: i64, ids: &[&TenantId], as_json: bool, note: &str) {
     if as_json {
-        let tenants = ids
-            .iter()
-            .map(|id| TenantJson {
-                id: id.as_str().to_owned(),
-                status: "pending",
-                version: None,
-                error: None,
-            })
-            .collect();
+        let tenants = ids.iter().map(|id| TenantRow::pending(id)).collect();
         let pending = u64::try_from(ids.len()).unwrap_or(u64::MAX);
         print_json(&Summary {
             target_version: target,
@@ -430,7 +421,7 @@ async fn finish(
     })
 }
 
-async fn tenant_rows(rollout: &Rollout, rollout_id: i64) -> Result<Vec<TenantJson>, UsageError> {
+async fn tenant_rows(rollout: &Rollout, rollout_id: i64) -> Result<Vec<TenantRow>, UsageError> {
     let mut rows = Vec::new();
     let mut after = None;
     loop {
@@ -440,7 +431,7 @@ async fn tenant_rows(rollout: &Rollout, rollout_id: i64) -> Result<Vec<TenantJso
             .map_err(fatal)?;
         let Some((last, _)) = page.last() else { break };
         after = Some(*last);
-        rows.extend(page.iter().map(|(_, t)| TenantJson::from(t)));
+        rows.extend(page.iter().map(|(_, t)| TenantRow::from(t)));
     }
     Ok(rows)
 }
@@ -454,7 +445,7 @@ struct Summary {
     skipped: u64,
     pending: u64,
     halted: bool,
-    tenants: Vec<TenantJson>,
+    tenants: Vec<TenantRow>,
 }
 
 fn print_json(summary: &Summary) {

@@ -7,13 +7,15 @@
 //! | `GET /api/webhooks/stripe/test` | says whether a secret is configured and which events are handled |
 //! | `POST /api/admin/migrations/run` | lints and rolls a migration out to every tenant |
 //! | `GET /api/admin/migrations/status` | the rollout status report |
+//! | `POST /api/admin/migrations/halt`, `/resume`, `/rollback` | stops, resumes or reverts the rollout |
 //! | `GET /api/admin/tenants/{id}` | a tenant record |
 //! | `GET /api/admin/tenants/{id}/billing` | a tenant's billing state |
 //!
 //! Admin routes answer 401 without `Authorization: Bearer <ADMIN_TOKEN>`, and 503 when
 //! `ADMIN_TOKEN` is unset. Signup, tenant look-up and the admin-token layer come from
 //! `tenancy_core::http`; the webhook and the billing view from `stripe_billing::http`;
-//! this module adds the migration routes, the state and the background tasks.
+//! the rollout routes from `tenant_migrate::http`. This module adds the state and the
+//! background tasks.
 
 mod migrations;
 mod state;
@@ -21,7 +23,6 @@ mod workers;
 
 use std::future::Future;
 
-use axum::routing::{get, post};
 use axum::Router;
 use tenancy_core::http::{require_admin_token, signup_router, tenant_router};
 use tokio::net::TcpListener;
@@ -34,8 +35,7 @@ pub use tenancy_core::http::ApiError;
 /// service wants them, with the admin ones behind the admin-token layer.
 pub fn router(state: AppState) -> Router {
     let admin = Router::new()
-        .route("/migrations/run", post(migrations::run))
-        .route("/migrations/status", get(migrations::status))
+        .nest("/migrations", tenant_migrate::http::rollout_router())
         .merge(tenant_router())
         .merge(stripe_billing::http::billing_router())
         .route_layer(axum::middleware::from_fn_with_state(

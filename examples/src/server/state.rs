@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use axum::extract::FromRef;
 use stripe_billing::http::WebhookRoutes;
 use tenancy_core::http::{AdminToken, TenantRoutes};
+use tenant_migrate::http::RolloutRoutes;
 
 use super::MigrationAdmin;
 
@@ -261,6 +262,21 @@ impl FromRef<AppState> for WebhookRoutes {
         WebhookRoutes::new(state.billing().clone(), state.verifier().cloned())
             .with_clock(state.clock().clone())
             .on_applied(move || waker.wake_effects())
+    }
+}
+
+impl FromRef<AppState> for RolloutRoutes {
+    fn from_ref(state: &AppState) -> Self {
+        let background = state.clone();
+        state.migrations().routes().on_background(move |task| {
+            let shutdown = background.shutdown_token().clone();
+            background.tasks().spawn(async move {
+                tokio::select! {
+                    () = task => {}
+                    () = shutdown.cancelled() => tracing::info!("rollout paused by shutdown; it resumes when run again"),
+                }
+            });
+        })
     }
 }
 

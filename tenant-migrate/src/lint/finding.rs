@@ -155,6 +155,20 @@ pub struct Finding {
     pub hint: &'static str,
 }
 
+/// `{"rule", "severity", "line", "message", "hint"}`, as the admin API shows it.
+impl serde::Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut finding = serializer.serialize_struct("Finding", 5)?;
+        finding.serialize_field("rule", self.rule.name())?;
+        finding.serialize_field("severity", self.severity.as_str())?;
+        finding.serialize_field("line", &self.line)?;
+        finding.serialize_field("message", &self.message)?;
+        finding.serialize_field("hint", self.hint)?;
+        finding.end()
+    }
+}
+
 impl Finding {
     pub(crate) fn new(rule: Rule, line: u64, message: impl Into<String>) -> Self {
         Self {

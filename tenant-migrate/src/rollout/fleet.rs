@@ -183,17 +183,31 @@ impl Rollout {
         let record = self.latest().await?;
         let id = record.id;
         if record.status != RolloutStatus::RolledBack {
-            if let Some(floor) = self.store.rollback_floor(record.id).await? {
-                if let Some(version) = self.migrator.first_irreversible_above(floor) {
-                    return Err(RolloutError::Irreversible { version });
-                }
-            }
+            self.check_reversible(&record).await?;
             self.store
                 .set_status(record.id, RolloutStatus::RollingBack, None)
                 .await?;
             self.runner(record, Phase::Revert).run().await?;
         }
         self.report(id).await
+    }
+
+    /// Checks, without changing anything, that [`rollback`](Self::rollback) can revert
+    /// the latest rollout with this key: it exists, and every migration to undo has a
+    /// down script. Returns its id.
+    pub async fn check_rollback(&self) -> Result<i64, RolloutError> {
+        let record = self.latest().await?;
+        self.check_reversible(&record).await?;
+        Ok(record.id)
+    }
+
+    async fn check_reversible(&self, record: &RolloutRecord) -> Result<(), RolloutError> {
+        if let Some(floor) = self.store.rollback_floor(record.id).await? {
+            if let Some(version) = self.migrator.first_irreversible_above(floor) {
+                return Err(RolloutError::Irreversible { version });
+            }
+        }
+        Ok(())
     }
 
     /// Stops the unfinished rollout: runners claim nothing more and let their

@@ -25,7 +25,7 @@ pub use fleet::{Rollout, RolloutBuilder, DEFAULT_CONCURRENCY, DEFAULT_LEASE};
 pub use migrator::{RolloutMigrator, TenantSession};
 pub use plan::{Plan, PlannedTenant, Targeting};
 pub use progress::RolloutEvent;
-pub use report::RolloutReport;
+pub use report::{RolloutReport, RolloutStatusView, TenantRow, VersionCount};
 pub use store::{
     ClaimRequest, ClaimedTenant, Phase, RolloutKey, RolloutRecord, RolloutStatus, RolloutStore,
     StateCounts, TenantOutcome, TenantRecord, TenantState, WaveProgress,

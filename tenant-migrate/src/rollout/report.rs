@@ -59,3 +59,116 @@ impl RolloutReport {
         self.status == RolloutStatus::RolledBack
     }
 }
+
+/// One tenant of a rollout as reports show it: `{"id", "status", "version", "error"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct TenantRow {
+    /// The tenant id.
+    pub id: String,
+    /// Its state in the rollout (`pending`, `running`, `succeeded`, …).
+    pub status: &'static str,
+    /// Its schema version as last seen by the rollout.
+    pub version: Option<i64>,
+    /// Its last error.
+    pub error: Option<String>,
+}
+
+impl TenantRow {
+    /// A tenant the rollout has not reached yet (a dry run's plan, say).
+    pub fn pending(id: &tenancy_core::TenantId) -> Self {
+        Self {
+            id: id.to_string(),
+            status: "pending",
+            version: None,
+            error: None,
+        }
+    }
+}
+
+impl From<&super::TenantRecord> for TenantRow {
+    fn from(tenant: &super::TenantRecord) -> Self {
+        Self {
+            id: tenant.tenant_id.to_string(),
+            status: tenant.state.as_str(),
+            version: tenant.to_version.or(tenant.from_version),
+            error: tenant.error.clone(),
+        }
+    }
+}
+
+/// Tenants at one schema version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct VersionCount {
+    /// The version (`None`: not started, or an empty database).
+    pub version: Option<i64>,
+    /// How many tenants are at it.
+    pub tenants: u64,
+}
+
+/// A rollout's report with a page of its tenants, as the admin API serializes it:
+/// counts per state and per version, and `next_after`, the position to pass as
+/// `after` for the next page.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct RolloutStatusView {
+    /// The rollout's id.
+    pub rollout_id: i64,
+    /// The version tenants are brought to.
+    pub target_version: i64,
+    /// The lifecycle status (`running`, `halted`, `completed`, …).
+    pub status: String,
+    /// Whether it halted.
+    pub halted: bool,
+    /// Why it halted.
+    pub halted_reason: Option<String>,
+    /// Tenants that reached the target.
+    pub succeeded: u64,
+    /// Tenants that failed.
+    pub failed: u64,
+    /// Tenants already at the target.
+    pub skipped: u64,
+    /// Tenants not started.
+    pub pending: u64,
+    /// Tenants in flight.
+    pub running: u64,
+    /// Tenants reverted by a rollback.
+    pub rolled_back: u64,
+    /// Tenants per schema version.
+    pub versions: Vec<VersionCount>,
+    /// This page of tenants.
+    pub tenants: Vec<TenantRow>,
+    /// The position after this page's last tenant.
+    pub next_after: Option<u32>,
+}
+
+impl RolloutStatusView {
+    /// The view of `report` with the page `tenants` (as [`Rollout::tenants`](crate::Rollout::tenants) returns it).
+    pub fn new(report: &RolloutReport, tenants: &[(u32, super::TenantRecord)]) -> Self {
+        let c = &report.counts;
+        Self {
+            rollout_id: report.rollout_id,
+            target_version: report.target_version,
+            status: report.status.to_string(),
+            halted: report.is_halted(),
+            halted_reason: report.halted_reason.clone(),
+            succeeded: c.succeeded,
+            failed: c.failed,
+            skipped: c.skipped,
+            pending: c.pending,
+            running: c.running,
+            rolled_back: c.rolled_back,
+            versions: report
+                .versions
+                .iter()
+                .map(|(version, tenants)| VersionCount {
+                    version: *version,
+                    tenants: *tenants,
+                })
+                .collect(),
+            tenants: tenants.iter().map(|(_, t)| TenantRow::from(t)).collect(),
+            next_after: tenants.last().map(|(position, _)| *position),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Where a service's migrations come from when they can grow at run time.
+
+use async_trait::async_trait;
+use tenancy_core::BoxError;
+
+use crate::{Finding, MigrationSet};
+
+/// The migrations a service rolls out, and how new ones join them: a directory fixed
+/// at build time ([`MigrationSet`] itself), or a store to which operators add
+/// migrations at run time (the admin route `POST /run` of
+/// `tenant_migrate::http::rollout_router`).
+#[async_trait]
+pub trait MigrationCatalog: Send + Sync {
+    /// The migrations rollouts bring tenants to now.
+    async fn current(&self) -> Result<MigrationSet, CatalogError>;
+
+    /// Checks `sql` (the linter included) and adds it as migration `version`; returns
+    /// the set with it.
+    async fn add(&self, version: &str, sql: &str) -> Result<MigrationSet, CatalogError>;
+}
+
+/// Why a catalog could not answer or refused a migration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// The migration was refused (a bad version, a lint finding); nothing was stored.
+    #[error("{message}")]
+    Refused {
+        /// What is wrong and how to fix it.
+        message: String,
+        /// The linter's findings, when it refused the migration.
+        findings: Vec<Finding>,
+    },
+    /// The catalog's storage failed.
+    #[error("could not read or store the migrations: {0}; check the control plane and retry")]
+    Storage(#[source] BoxError),
+}
+
+#[async_trait]
+impl MigrationCatalog for MigrationSet {
+    async fn current(&self) -> Result<MigrationSet, CatalogError> {
+        Ok(self.clone())
+    }
+
+    async fn add(&self, _version: &str, _sql: &str) -> Result<MigrationSet, CatalogError> {
+        Err(CatalogError::Refused {
+            message: "this service's migrations are fixed when it is built; add the file to its migrations directory and deploy".into(),
+            findings: Vec::new(),
+        })
+    }
+}
