@@ -9,12 +9,9 @@
 //! cargo run --release -p supabase-mgmt --example provision_bench
 //! ```
 
-#[path = "../tests/fixtures/mod.rs"]
-mod fixtures;
-
 use std::time::{Duration, Instant};
 
-use fixtures::{FakeConfig, FakeSupabase, ORG, TOKEN};
+use supabase_mgmt::testing::{self as fixtures, FakeConfig, FakeSupabase, ORG, TOKEN};
 use supabase_mgmt::{ManagementClient, Pacing, Region, SupabaseProvisioner, WaitOptions};
 use tenancy_core::{RetryPolicy, TenantId};
 

@@ -201,7 +201,7 @@ async fn a_migrator_that_cannot_get_the_lock_reports_locked() {
         let target = target.clone();
         async move { first.apply(&target).await }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_migration_lock(&db).await;
 
     let error = second.apply(&target).await.unwrap_err();
     assert!(error.is_locked() && error.is_retryable(), "{error}");

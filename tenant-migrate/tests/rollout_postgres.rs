@@ -157,7 +157,12 @@ async fn a_runner_killed_mid_rollout_is_resumed_and_applies_each_tenant_once() {
         async move { first.run().await }
     });
     let started = || events.count(|e| matches!(e, RolloutEvent::TenantStarted { .. }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while started() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "five tenants never started"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     task.abort();

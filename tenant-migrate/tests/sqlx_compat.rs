@@ -180,7 +180,8 @@ async fn sqlx_waits_for_our_advisory_lock() {
         let target = target(&db);
         async move { TenantMigrator::new(slow_set()).apply(&target).await }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Ours holds the lock (observed, not assumed after a delay).
+    wait_for_migration_lock(&db).await;
 
     let mut theirs = sqlx_migrator().await;
     theirs.set_ignore_missing(true);

@@ -141,3 +141,28 @@ fn fastrand_u32() -> u32 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now()) as u32
 }
+
+/// Waits (at most 10 s) until some session holds a migration lock on `db`: an
+/// advisory lock granted in that database, as our migrator and sqlx's take.
+pub async fn wait_for_migration_lock(db: &TestDatabase) {
+    let mut observer = connect(db).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+        )
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+        if held > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no migration lock was taken within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    observer.close().await.unwrap();
+}
