@@ -17,7 +17,7 @@ for crate in "${libraries[@]}"; do
   # `alone` features build alone; `with-default` ones (listed in the crate's
   # `[package.metadata.feature-check]`, for features that need a backend) build on
   # top of the default features.
-  read -r alone with_default < <(cargo metadata --no-deps --format-version 1 | python3 -c '
+  features=$(cargo metadata --no-deps --format-version 1 | python3 -c '
 import json, sys
 crate = sys.argv[1]
 package = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == crate)
@@ -25,6 +25,7 @@ extra = ((package.get("metadata") or {}).get("feature-check") or {}).get("with-d
 alone = [f for f in package["features"] if f != "default" and f not in extra]
 print(",".join(alone) or "-", ",".join(extra) or "-")
 ' "$crate")
+  read -r alone with_default <<< "$features"
   echo "== $crate: default features"
   check -p "$crate" --lib
   for feature in ${alone//,/ }; do

@@ -170,6 +170,7 @@ impl ControlPlane {
                     .map_err(|e| schema(&e))?,
             ),
         };
+        adopt_parked_events(&pool).await.map_err(|e| schema(&e))?;
         Ok(Self {
             state_url: url,
             pool,
@@ -185,6 +186,46 @@ impl ControlPlane {
         let parent = Path::new(state).parent().unwrap_or(Path::new("."));
         parent.join("tenants")
     }
+}
+
+/// Moves the Stripe events that earlier versions of this service parked in their own
+/// table (`tenancy_parked_events`) into the billing store's, then drops that table:
+/// they were acknowledged to Stripe, which will not send them again. (`WHERE true`
+/// lets SQLite tell the upsert from a join.)
+async fn adopt_parked_events(pool: &StatePool) -> Result<(), sqlx::Error> {
+    const EXISTS_POSTGRES: &str = "SELECT count(*) FROM pg_tables WHERE tablename = 'tenancy_parked_events' AND schemaname = current_schema()";
+    const EXISTS_SQLITE: &str =
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tenancy_parked_events'";
+    const ADOPT: &str =
+        "INSERT INTO billing_parked_events (event_id, customer_id, body, parked_at) \
+        SELECT event_id, customer_id, body, parked_at FROM tenancy_parked_events WHERE true \
+        ON CONFLICT (event_id) DO NOTHING;
+        DROP TABLE tenancy_parked_events";
+    let exists = match pool {
+        StatePool::Postgres(pool) => {
+            sqlx::query_scalar::<_, i64>(EXISTS_POSTGRES)
+                .fetch_one(pool)
+                .await?
+        }
+        StatePool::Sqlite(pool) => {
+            sqlx::query_scalar::<_, i64>(EXISTS_SQLITE)
+                .fetch_one(pool)
+                .await?
+        }
+    };
+    if exists == 0 {
+        return Ok(());
+    }
+    with_pool!(pool, |pool| {
+        let mut tx = pool.begin().await?;
+        let moved = sqlx::raw_sql(ADOPT).execute(&mut *tx).await?;
+        tx.commit().await?;
+        tracing::info!(
+            events = moved.rows_affected(),
+            "moved parked Stripe events into the billing store"
+        );
+        Ok(())
+    })
 }
 
 /// Where tenant databases come from, and who creates their first admin user.
@@ -274,4 +315,42 @@ pub fn supabase_databases(
         admins: Arc::new(admins),
         provider: "supabase",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn events_parked_by_an_earlier_version_move_into_the_billing_store() {
+        let dir = std::env::temp_dir().join(format!("tk-adopt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite:{}?mode=rwc", dir.join("control.db").display());
+        let old = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE tenancy_parked_events (event_id TEXT PRIMARY KEY, customer_id TEXT, \
+             body TEXT NOT NULL, parked_at BIGINT NOT NULL);
+             INSERT INTO tenancy_parked_events VALUES ('evt_1', 'cus_1', '{}', 1767225600)",
+        )
+        .execute(&old)
+        .await
+        .unwrap();
+        old.close().await;
+
+        let plane = ControlPlane::open(&url).await.unwrap();
+        let parked = plane.billing.parked(None, None, 10).await.unwrap();
+        assert_eq!(parked.len(), 1);
+        assert_eq!(
+            (
+                parked[0].event_id.as_str(),
+                parked[0].customer_id.as_deref()
+            ),
+            ("evt_1", Some("cus_1"))
+        );
+        // Opening again finds nothing more to move.
+        let again = ControlPlane::open(&url).await.unwrap();
+        assert_eq!(again.billing.parked(None, None, 10).await.unwrap().len(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -501,9 +501,10 @@ impl BillingStore for Flaky {
     async fn parked(
         &self,
         customer: Option<&str>,
+        after: Option<&ParkedEvent>,
         limit: usize,
     ) -> Result<Vec<ParkedEvent>, StoreError> {
-        self.inner.parked(customer, limit).await
+        self.inner.parked(customer, after, limit).await
     }
     async fn unpark(&self, event_id: &str) -> Result<(), StoreError> {
         self.inner.unpark(event_id).await
@@ -525,7 +526,7 @@ fn body(event: &Value) -> Vec<u8> {
 }
 
 async fn parked_ids(store: &dyn BillingStore) -> Vec<String> {
-    let parked = store.parked(None, 100).await.unwrap();
+    let parked = store.parked(None, None, 100).await.unwrap();
     parked.into_iter().map(|p| p.event_id).collect()
 }
 
@@ -548,11 +549,15 @@ async fn an_early_event_is_parked_then_applied_with_its_customer(backend: Backen
         parked_ids(backend.store.as_ref()).await,
         [failed["id"].as_str().unwrap()]
     );
-    let for_customer = backend.store.parked(Some(CUSTOMER), 10).await.unwrap();
+    let for_customer = backend
+        .store
+        .parked(Some(CUSTOMER), None, 10)
+        .await
+        .unwrap();
     assert_eq!(for_customer.len(), 1);
     assert!(backend
         .store
-        .parked(Some("cus_other"), 10)
+        .parked(Some("cus_other"), None, 10)
         .await
         .unwrap()
         .is_empty());
@@ -624,6 +629,60 @@ async fn parked_events_expire_after_the_parking_limit(backend: Backend) {
     assert!(parked_ids(backend.store.as_ref()).await.is_empty());
 }
 
+fn parked_at(id: &str, customer: &str, at: i64) -> ParkedEvent {
+    let event = decode(&invoice_event("invoice.payment_failed", at));
+    let mut parked = ParkedEvent::new(&event, b"{}", common::at(at));
+    parked.event_id = id.into();
+    parked.customer_id = Some(customer.into());
+    parked
+}
+
+/// Pages of parked events continue after the last one seen, in parking order.
+async fn parked_events_page_in_parking_order(backend: Backend) {
+    let store = backend.store.as_ref();
+    for (id, customer, at) in [
+        ("evt_c", "cus_1", T0 + 2),
+        ("evt_a", "cus_1", T0),
+        ("evt_b", "cus_2", T0),
+    ] {
+        assert!(store.park(&parked_at(id, customer, at)).await.unwrap());
+    }
+    let first = store.parked(None, None, 1).await.unwrap();
+    assert_eq!(first[0].event_id, "evt_a");
+    let rest = store.parked(None, Some(&first[0]), 10).await.unwrap();
+    let ids: Vec<&str> = rest.iter().map(|p| p.event_id.as_str()).collect();
+    assert_eq!(ids, ["evt_b", "evt_c"]);
+    let customer = store
+        .parked(Some("cus_1"), Some(&first[0]), 10)
+        .await
+        .unwrap();
+    assert_eq!(customer.len(), 1);
+    assert_eq!(customer[0].event_id, "evt_c");
+}
+
+/// More events wait than one page holds: the replay still reaches the newest.
+#[tokio::test]
+async fn a_replay_reaches_events_behind_a_full_page_of_waiting_ones() {
+    let backend = memory().await;
+    let processor = processor(&backend);
+    for i in 0..600 {
+        let mut waiting = parked_at(&format!("evt_wait_{i:04}"), "cus_nobody", T0);
+        waiting.body = invoice_event("invoice.payment_failed", T0).to_string();
+        waiting.body = waiting.body.replace(CUSTOMER, "cus_nobody");
+        backend.store.park(&waiting).await.unwrap();
+    }
+    let failed = invoice_event("invoice.payment_failed", T0 + DAY);
+    processor
+        .process_webhook(&decode(&failed), &body(&failed), at(T0 + DAY))
+        .await
+        .unwrap();
+    process(&processor, &paid_checkout(T0)).await;
+
+    let report = processor.replay_parked(None, at(T0 + DAY)).await.unwrap();
+    assert_eq!((report.applied, report.waiting), (1, 600), "{report:?}");
+    assert!(matches!(phase(&processor).await, Phase::PastDue { .. }));
+}
+
 macro_rules! conformance {
     ($($scenario:ident),* $(,)?) => {
         mod memory_store {
@@ -654,6 +713,7 @@ conformance!(
     an_early_event_is_parked_then_applied_with_its_customer,
     a_store_failure_during_replay_leaves_the_event_parked,
     parked_events_expire_after_the_parking_limit,
+    parked_events_page_in_parking_order,
 );
 
 // ---- concurrency (PostgreSQL, several connections) ----

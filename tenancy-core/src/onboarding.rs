@@ -56,7 +56,8 @@ impl OnboardingError {
 ///
 /// Once `Ready` is saved, the [notifier](Self::with_notifier) is told; its
 /// confirmation is kept in [`Tenant::ready_notified_at`], so a notice lost to a
-/// crash or a failed delivery is sent by the next run for that tenant.
+/// crash or a failed delivery is sent by the next run for that tenant (at least
+/// once: two runs at the same moment may both send it).
 ///
 /// ```no_run
 /// # use std::sync::Arc;
@@ -231,10 +232,14 @@ impl Onboarding {
                 };
             }
             OnboardingStep::StartBilling => {
-                if let Some(billing) = &self.billing {
-                    billing.start_billing(&tenant.id, self.clock.now()).await?;
-                    tracing::info!(tenant = %tenant.id, "billing started");
-                }
+                let billing = self.billing.as_ref().ok_or_else(|| {
+                    BackendError::permanent(format!(
+                        "tenant `{}` waits for its billing to start, but this onboarding has none; build it with Onboarding::with_billing",
+                        tenant.id
+                    ))
+                })?;
+                billing.start_billing(&tenant.id, self.clock.now()).await?;
+                tracing::info!(tenant = %tenant.id, "billing started");
                 next.status = TenantStatus::Ready;
             }
         }

@@ -214,9 +214,24 @@ async fn sqlite_directory_upgrades_a_first_release_table() {
         .execute(&old)
         .await
         .unwrap();
+    // A tenant that became ready before notices were recorded.
+    sqlx::raw_sql(
+        "INSERT INTO tenancy_tenants VALUES ('bravo', 'Bravo', 'a@bravo.example', 'ready', \
+         '{\"state\":\"ready\"}', NULL, NULL, NULL, '[]', '2026-01-01T00:00:00Z', \
+         '2026-01-02T00:00:00Z', 3)",
+    )
+    .execute(&old)
+    .await
+    .unwrap();
     old.close().await;
 
     let dir = SqliteTenantDirectory::connect(&url).await.unwrap();
+    let bravo = dir.get(&id("bravo")).await.unwrap().unwrap();
+    assert_eq!(
+        bravo.ready_notified_at,
+        Some(datetime!(2026-01-02 0:00 UTC)),
+        "told when it became ready: never again"
+    );
     let acme = dir.insert(&with_note(tenant("Acme", &[]))).await.unwrap();
     assert_eq!(dir.get(&acme.id).await.unwrap().unwrap(), acme);
     dir.pool().close().await;

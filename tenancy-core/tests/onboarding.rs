@@ -586,3 +586,29 @@ async fn the_ready_notice_follows_the_saved_ready_and_is_sent_again_until_accept
         "told only once Ready was saved, again until accepted, then never"
     );
 }
+
+#[tokio::test]
+async fn a_tenant_waiting_for_billing_is_not_made_ready_without_billing() {
+    let h = harness();
+    let billing = Arc::new(FakeBilling::default());
+    billing.faults.set(1);
+    let with_billing = h.onboarding.clone().with_billing(billing);
+    with_billing.onboard(acme()).await.unwrap_err();
+    let id = TenantId::try_from("acme-pharmacy").unwrap();
+
+    // An onboarding assembled without billing must not skip the step.
+    let error = h.onboarding.run(&id).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            OnboardingError::Step {
+                step: OnboardingStep::StartBilling,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(!error.is_retryable());
+    assert!(error.to_string().contains("with_billing"), "{error}");
+    assert!(!status(&h, &id).await.is_ready());
+}

@@ -241,7 +241,7 @@ async fn an_event_for_a_customer_not_yet_known_is_parked_then_applied() {
     let id = ready_tenant(&service).await;
     let parked = || async {
         let store = service.assembly.billing.store();
-        store.parked(None, 100).await.unwrap().len()
+        store.parked(None, None, 100).await.unwrap().len()
     };
 
     // The payment failure (which names only the customer) overtakes the checkout.

@@ -45,7 +45,8 @@ impl Workers {
     }
 }
 
-/// Resumes onboarding of every tenant that is not ready (after a restart).
+/// Resumes onboarding of every tenant that is not ready, or is ready but whose ready
+/// notice was never accepted (after a restart).
 async fn resume_onboarding(state: AppState) {
     let mut filter = TenantFilter::all().limit(PAGE);
     loop {
@@ -59,7 +60,10 @@ async fn resume_onboarding(state: AppState) {
         let Some(last) = page.last().map(|t| t.id.clone()) else {
             return;
         };
-        for tenant in page.into_iter().filter(|t| t.status != TenantStatus::Ready) {
+        let unfinished = |t: &tenancy_core::Tenant| {
+            t.status != TenantStatus::Ready || t.ready_notified_at.is_none()
+        };
+        for tenant in page.into_iter().filter(unfinished) {
             state.spawn_onboarding(tenant.id);
         }
         filter = filter.after(last);

@@ -117,13 +117,17 @@ impl BillingStore for MemoryBillingStore {
     async fn parked(
         &self,
         customer_id: Option<&str>,
+        after: Option<&ParkedEvent>,
         limit: usize,
     ) -> Result<Vec<ParkedEvent>, StoreError> {
+        let place = |p: &ParkedEvent| (p.parked_at, p.event_id.clone());
+        let start = after.map(place);
         Ok(self
             .lock()
             .parked
             .iter()
             .filter(|p| customer_id.is_none() || p.customer_id.as_deref() == customer_id)
+            .filter(|p| start.as_ref().is_none_or(|start| &place(p) > start))
             .take(limit)
             .cloned()
             .collect())

@@ -41,11 +41,21 @@ impl BillingProcessor {
     ) -> Result<ProcessOutcome, ProcessError> {
         let outcome = self.process(event).await?;
         match &outcome {
-            ProcessOutcome::UnknownTenant { customer_id } => {
+            ProcessOutcome::UnknownTenant { customer_id: None } => {
+                tracing::warn!(event = %event.id, "Stripe event names no tenant and no customer: nothing can ever apply it; not parked");
+            }
+            ProcessOutcome::UnknownTenant {
+                customer_id: Some(customer),
+            } => {
                 self.store()
                     .park(&ParkedEvent::new(event, body, now))
                     .await?;
-                tracing::info!(event = %event.id, ?customer_id, "Stripe event for no known tenant yet: parked");
+                tracing::info!(event = %event.id, customer, "Stripe event for no known tenant yet: parked");
+                // The event naming the tenant may have been applied (and replayed
+                // this customer's parked events) between the look-up and the parking.
+                if self.store().tenant_for_customer(customer).await?.is_some() {
+                    return self.process(event).await;
+                }
             }
             ProcessOutcome::Applied { .. } | ProcessOutcome::Unchanged { .. } => {
                 if let Some(customer) = event.customer_id() {
@@ -65,8 +75,9 @@ impl BillingProcessor {
         Ok(outcome)
     }
 
-    /// Processes again the events parked for `customer_id` (or the oldest of all, on
-    /// a schedule), oldest first. An applied event leaves the parking in the same
+    /// Processes again the events parked for `customer_id` (or all of them, on a
+    /// schedule), oldest first, page by page, so that events still waiting never
+    /// hide newer ones. An applied event leaves the parking in the same
     /// transaction that applies it; one still without a tenant stays until
     /// [`PARKING_LIMIT`] has passed. A store error stops the replay and leaves every
     /// event not yet applied parked, for the next replay.
@@ -76,28 +87,50 @@ impl BillingProcessor {
         now: OffsetDateTime,
     ) -> Result<ReplayReport, ProcessError> {
         let mut report = ReplayReport::default();
-        for parked in self.store().parked(customer_id, REPLAY_BATCH).await? {
-            let Ok(event) = Event::from_slice(parked.body.as_bytes()) else {
-                tracing::warn!(event = %parked.event_id, "parked Stripe event is unreadable; dropped");
-                self.store().unpark(&parked.event_id).await?;
-                report.dropped += 1;
-                continue;
-            };
-            match self.process(&event).await? {
-                ProcessOutcome::UnknownTenant { .. } if parked.parked_at + PARKING_LIMIT < now => {
-                    tracing::warn!(event = %parked.event_id, "parked Stripe event dropped: no tenant after three days");
-                    self.store().unpark(&parked.event_id).await?;
-                    report.dropped += 1;
-                }
-                ProcessOutcome::UnknownTenant { .. } => report.waiting += 1,
-                ProcessOutcome::Ignored { .. } => {
-                    // Nothing will ever apply it; processing recorded nothing.
-                    self.store().unpark(&parked.event_id).await?;
-                    report.dropped += 1;
-                }
-                _ => report.applied += 1,
+        let mut after: Option<ParkedEvent> = None;
+        loop {
+            let page = self
+                .store()
+                .parked(customer_id, after.as_ref(), REPLAY_BATCH)
+                .await?;
+            let full = page.len() == REPLAY_BATCH;
+            for parked in &page {
+                self.replay_one(parked, now, &mut report).await?;
+            }
+            match page.into_iter().last() {
+                Some(last) if full => after = Some(last),
+                _ => return Ok(report),
             }
         }
-        Ok(report)
+    }
+
+    /// Processes one parked event again and counts what happened to it.
+    async fn replay_one(
+        &self,
+        parked: &ParkedEvent,
+        now: OffsetDateTime,
+        report: &mut ReplayReport,
+    ) -> Result<(), ProcessError> {
+        let Ok(event) = Event::from_slice(parked.body.as_bytes()) else {
+            tracing::warn!(event = %parked.event_id, "parked Stripe event is unreadable; dropped");
+            self.store().unpark(&parked.event_id).await?;
+            report.dropped += 1;
+            return Ok(());
+        };
+        match self.process(&event).await? {
+            ProcessOutcome::UnknownTenant { .. } if parked.parked_at + PARKING_LIMIT < now => {
+                tracing::warn!(event = %parked.event_id, "parked Stripe event dropped: no tenant after three days");
+                self.store().unpark(&parked.event_id).await?;
+                report.dropped += 1;
+            }
+            ProcessOutcome::UnknownTenant { .. } => report.waiting += 1,
+            ProcessOutcome::Ignored { .. } => {
+                // Nothing will ever apply it; processing recorded nothing.
+                self.store().unpark(&parked.event_id).await?;
+                report.dropped += 1;
+            }
+            _ => report.applied += 1,
+        }
+        Ok(())
     }
 }

@@ -188,12 +188,16 @@ impl BillingStore for PostgresBillingStore {
     async fn parked(
         &self,
         customer_id: Option<&str>,
+        after: Option<&ParkedEvent>,
         limit: usize,
     ) -> Result<Vec<ParkedEvent>, StoreError> {
+        let (at, event_id) = codec::place(after);
         let rows = match customer_id {
             Some(customer) => sqlx::query(codec::PARKED_FOR_CUSTOMER).bind(customer),
             None => sqlx::query(codec::PARKED),
         }
+        .bind(at)
+        .bind(event_id)
         .bind(codec::limit(limit))
         .fetch_all(&self.pool)
         .await?;

@@ -113,8 +113,8 @@ impl ParkedEvent {
 /// outbox live.
 ///
 /// Implementations must make [`transact`](Self::transact) atomic and serialised per
-/// tenant: record the event id (a duplicate ends the call with nothing changed), remove
-/// the event from the parked events, read the tenant's state, call the change, write its
+/// tenant: record the event id (a duplicate ends the call with nothing changed but
+/// the removal of its parked copy), remove the event from the parked events, read the tenant's state, call the change, write its
 /// result and queue its effects, all in one transaction, so that concurrent deliveries of
 /// one event apply it exactly once and a parked event leaves only when it is applied.
 #[async_trait]
@@ -141,10 +141,12 @@ pub trait BillingStore: Send + Sync + fmt::Debug {
     /// nothing. Returns whether it was newly parked.
     async fn park(&self, event: &ParkedEvent) -> Result<bool, StoreError>;
 
-    /// Up to `limit` parked events, oldest first: those of `customer_id`, or all.
+    /// Up to `limit` parked events, oldest first (by `parked_at`, then event id):
+    /// those of `customer_id`, or all; after `after`'s place in that order, if given.
     async fn parked(
         &self,
         customer_id: Option<&str>,
+        after: Option<&ParkedEvent>,
         limit: usize,
     ) -> Result<Vec<ParkedEvent>, StoreError>;
 
@@ -234,12 +236,23 @@ pub(crate) mod codec {
     pub(crate) const PARK: &str =
         "INSERT INTO billing_parked_events (event_id, customer_id, body, parked_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING";
-    /// A customer's parked events, oldest first (`$1` customer, `$2` limit).
+    /// A customer's parked events after a place, oldest first (`$1` customer,
+    /// `$2` `$3` the place: unix time and event id, `$4` limit).
     pub(crate) const PARKED_FOR_CUSTOMER: &str = "SELECT event_id, customer_id, body, parked_at \
-         FROM billing_parked_events WHERE customer_id = $1 ORDER BY parked_at, event_id LIMIT $2";
-    /// Every parked event, oldest first (`$1` limit).
+         FROM billing_parked_events WHERE customer_id = $1 AND (parked_at, event_id) > ($2, $3) \
+         ORDER BY parked_at, event_id LIMIT $4";
+    /// Every parked event after a place, oldest first (`$1` `$2` the place, `$3` limit).
     pub(crate) const PARKED: &str = "SELECT event_id, customer_id, body, parked_at \
-         FROM billing_parked_events ORDER BY parked_at, event_id LIMIT $1";
+         FROM billing_parked_events WHERE (parked_at, event_id) > ($1, $2) \
+         ORDER BY parked_at, event_id LIMIT $3";
+
+    /// The place after which a page starts: before everything when `None`.
+    pub(crate) fn place(after: Option<&super::ParkedEvent>) -> (i64, &str) {
+        after.map_or((i64::MIN, ""), |p| {
+            (p.parked_at.unix_timestamp(), p.event_id.as_str())
+        })
+    }
+
     /// Removes a parked event (`$1` id).
     pub(crate) const UNPARK: &str = "DELETE FROM billing_parked_events WHERE event_id = $1";
 

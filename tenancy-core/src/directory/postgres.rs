@@ -33,6 +33,8 @@ DO $$ BEGIN
                    WHERE table_schema = current_schema() AND table_name = 'tenancy_tenants'
                      AND column_name = 'ready_notified_at') THEN
         ALTER TABLE tenancy_tenants ADD COLUMN ready_notified_at TIMESTAMPTZ;
+        -- Tenants ready before notices were recorded were told then: never again.
+        UPDATE tenancy_tenants SET ready_notified_at = updated_at WHERE status = 'ready';
     END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS tenancy_tenants_status ON tenancy_tenants (status);

@@ -28,9 +28,15 @@ CREATE INDEX IF NOT EXISTS tenancy_tenants_status ON tenancy_tenants (status);
 
 /// Columns added after the first release, with their definitions: each reaches a
 /// table created before it (SQLite has no `ADD COLUMN IF NOT EXISTS`).
-const ADDED_COLUMNS: [(&str, &str); 2] = [
-    ("provisioning_notes", "TEXT"),
-    ("ready_notified_at", "TEXT"),
+/// The third member brings existing rows in line (tenants ready before notices were
+/// recorded were told then: never again).
+const ADDED_COLUMNS: [(&str, &str, Option<&str>); 2] = [
+    ("provisioning_notes", "TEXT", None),
+    (
+        "ready_notified_at",
+        "TEXT",
+        Some("UPDATE tenancy_tenants SET ready_notified_at = updated_at WHERE status = 'ready'"),
+    ),
 ];
 
 /// An optimistic update: the row changes only if its revision is still the caller's.
@@ -74,7 +80,7 @@ impl SqliteTenantDirectory {
     pub async fn from_pool(pool: SqlitePool) -> Result<Self, DirectoryError> {
         let mut tx = pool.begin().await?;
         sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
-        for (column, definition) in ADDED_COLUMNS {
+        for (column, definition, backfill) in ADDED_COLUMNS {
             let present: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM pragma_table_info('tenancy_tenants') WHERE name = ?",
             )
@@ -87,6 +93,9 @@ impl SqliteTenantDirectory {
                 ))
                 .execute(&mut *tx)
                 .await?;
+                if let Some(backfill) = backfill {
+                    sqlx::raw_sql(backfill).execute(&mut *tx).await?;
+                }
             }
         }
         tx.commit().await?;
