@@ -8,16 +8,7 @@ use support::{Service, ADMIN_TOKEN};
 use tenancy_core::TenantId;
 
 async fn run(service: &Service, body: Value) -> (u16, Value) {
-    let response = service
-        .http
-        .post(service.url("/api/admin/migrations/run"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    admin_post(service, "/api/admin/migrations/run", body).await
 }
 
 async fn version_and_columns(service: &Service, id: &TenantId) -> (i64, Vec<String>) {
