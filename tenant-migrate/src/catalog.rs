@@ -16,6 +16,11 @@ pub trait MigrationCatalog: Send + Sync {
 
     /// Checks `sql` (the linter included) and adds it as migration `version`; returns
     /// the set with it.
+    ///
+    /// The rollout routes add a migration before they start its rollout; when the
+    /// start fails (no tenants, a store error), the migration stays in the catalog and
+    /// `POST /resume` (or a later rollout) takes it out, while adding the same version
+    /// again is refused as not newer.
     async fn add(&self, version: &str, sql: &str) -> Result<MigrationSet, CatalogError>;
 }
 
