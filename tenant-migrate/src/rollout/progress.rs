@@ -93,6 +93,80 @@ pub enum RolloutEvent {
     },
 }
 
+/// One line for a person: what the command line prints and a log or a page shows.
+///
+/// ```
+/// use std::time::Duration;
+/// use tenant_migrate::RolloutEvent;
+/// use tenancy_core::TenantId;
+///
+/// let tenant = TenantId::try_from("acme")?;
+/// let event = RolloutEvent::TenantSucceeded {
+///     tenant,
+///     from_version: Some(1),
+///     to_version: Some(2),
+///     elapsed: Duration::from_millis(12),
+/// };
+/// assert_eq!(event.to_string(), "acme: 1 -> 2 (12 ms)");
+/// # Ok::<(), tenancy_core::TenantIdError>(())
+/// ```
+impl std::fmt::Display for RolloutEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let version = |v: &Option<i64>| v.map_or_else(|| "none".to_owned(), |v| v.to_string());
+        match self {
+            Self::Joined {
+                rollout_id,
+                tenants,
+                existing,
+            } => {
+                let verb = if *existing { "joined" } else { "started" };
+                write!(f, "{verb} rollout {rollout_id} ({tenants} tenants)")
+            }
+            Self::WaveStarted { wave, tenants } => {
+                write!(f, "wave {wave} started ({tenants} tenants)")
+            }
+            Self::WaveFinished { wave, counts } => write!(
+                f,
+                "wave {wave} finished: {} succeeded, {} failed, {} skipped",
+                counts.succeeded, counts.failed, counts.skipped
+            ),
+            Self::Soaking { wave, remaining } => {
+                write!(f, "soaking {}s before wave {wave}", remaining.as_secs())
+            }
+            Self::TenantStarted {
+                tenant,
+                wave,
+                attempt,
+            } => write!(f, "{tenant}: started (wave {wave}, attempt {attempt})"),
+            Self::TenantSucceeded {
+                tenant,
+                from_version,
+                to_version,
+                elapsed,
+            } => write!(
+                f,
+                "{tenant}: {} -> {} ({} ms)",
+                version(from_version),
+                version(to_version),
+                elapsed.as_millis()
+            ),
+            Self::TenantRolledBack {
+                tenant,
+                to_version,
+                elapsed,
+            } => write!(
+                f,
+                "{tenant}: rolled back to {} ({} ms)",
+                version(to_version),
+                elapsed.as_millis()
+            ),
+            Self::TenantSkipped { tenant, reason } => write!(f, "{tenant}: skipped ({reason})"),
+            Self::TenantFailed { tenant, error } => write!(f, "{tenant}: FAILED: {error}"),
+            Self::Halted { reason } => write!(f, "halted: {reason}"),
+        }
+    }
+}
+
 /// A callback receiving [`RolloutEvent`]s; it must return quickly (forward to a
 /// channel for slow consumers).
 #[derive(Clone)]
