@@ -572,6 +572,17 @@ async fn an_early_event_is_parked_then_applied_with_its_customer(backend: Backen
     assert!(matches!(phase(&processor).await, Phase::PastDue { .. }));
 }
 
+/// Parks an invoice failure of `CUSTOMER`, then applies (without a replay) the
+/// Checkout that maps `CUSTOMER` to acme: the failure waits for a replay.
+async fn park_a_failure_then_learn_its_tenant(processor: &BillingProcessor) {
+    let failed = invoice_event("invoice.payment_failed", T0 + DAY);
+    processor
+        .process_webhook(&decode(&failed), &body(&failed), at(T0 + DAY))
+        .await
+        .unwrap();
+    process(processor, &paid_checkout(T0)).await;
+}
+
 /// A database hiccup while replaying loses nothing: the event stays parked, and the
 /// next replay, once the store is back, applies it.
 async fn a_store_failure_during_replay_leaves_the_event_parked(backend: Backend) {
@@ -580,13 +591,7 @@ async fn a_store_failure_during_replay_leaves_the_event_parked(backend: Backend)
         failing: false.into(),
     });
     let processor = BillingProcessor::new(flaky.clone(), config());
-    let failed = invoice_event("invoice.payment_failed", T0 + DAY);
-    processor
-        .process_webhook(&decode(&failed), &body(&failed), at(T0 + DAY))
-        .await
-        .unwrap();
-    // The tenant becomes known through an event applied without a replay.
-    process(&processor, &paid_checkout(T0)).await;
+    park_a_failure_then_learn_its_tenant(&processor).await;
 
     flaky.failing.store(true, Ordering::SeqCst);
     let error = processor
@@ -671,12 +676,7 @@ async fn a_replay_reaches_events_behind_a_full_page_of_waiting_ones() {
         waiting.body = waiting.body.replace(CUSTOMER, "cus_nobody");
         backend.store.park(&waiting).await.unwrap();
     }
-    let failed = invoice_event("invoice.payment_failed", T0 + DAY);
-    processor
-        .process_webhook(&decode(&failed), &body(&failed), at(T0 + DAY))
-        .await
-        .unwrap();
-    process(&processor, &paid_checkout(T0)).await;
+    park_a_failure_then_learn_its_tenant(&processor).await;
 
     let report = processor.replay_parked(None, at(T0 + DAY)).await.unwrap();
     assert_eq!((report.applied, report.waiting), (1, 600), "{report:?}");

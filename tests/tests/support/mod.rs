@@ -139,7 +139,9 @@ impl Service {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    /// Signs up a company and waits until onboarding made it ready.
+    /// Signs up a company and waits until onboarding made it ready and its ready
+    /// notice was accepted (the last thing onboarding does; its billing state exists
+    /// by then).
     pub async fn signup_ready(&self, company: &str, email: &str) -> TenantId {
         let response = self
             .http
@@ -151,8 +153,10 @@ impl Service {
         assert_eq!(response.status().as_u16(), 202);
         let body: Value = response.json().await.unwrap();
         let id = TenantId::try_from(body["tenant_id"].as_str().unwrap()).unwrap();
-        self.wait_for(&format!("/api/admin/tenants/{id}/billing"), |status, _| {
+        self.wait_for(&format!("/api/admin/tenants/{id}"), |status, tenant| {
             status == 200
+                && tenant["status"]["state"] == "ready"
+                && !tenant["ready_notified_at"].is_null()
         })
         .await;
         id
