@@ -2,7 +2,7 @@
 //! each enables. Price ids come from the environment (`STRIPE_PRICE_*`), with
 //! placeholders that the demo and tests use.
 
-use stripe_billing::{CatalogError, LifecycleConfig, Plan, PlanCatalog};
+use stripe_billing::{CatalogError, LifecycleConfig, PlanCatalog, PricingPlan};
 
 use crate::config::Env;
 
@@ -21,7 +21,7 @@ pub fn seed_catalog(env: &impl Env) -> Result<PlanCatalog, CatalogError> {
         .chain(PROFESSIONAL_EXTRA_MODULES.iter())
         .copied();
     PlanCatalog::new([
-        Plan::new("starter", "Starter")
+        PricingPlan::new("starter", "Starter")
             .monthly(
                 price("STRIPE_PRICE_STARTER_MONTHLY", "price_starter_monthly"),
                 9_900,
@@ -31,7 +31,7 @@ pub fn seed_catalog(env: &impl Env) -> Result<PlanCatalog, CatalogError> {
                 99_000,
             )
             .modules(STARTER_MODULES),
-        Plan::new("professional", "Professional")
+        PricingPlan::new("professional", "Professional")
             .monthly(
                 price(
                     "STRIPE_PRICE_PROFESSIONAL_MONTHLY",

@@ -2,24 +2,91 @@
 //! set-up check, and a tenant's billing state for the admin, as composable
 //! [`Router`]s over state the host owns ([`FromRef`]).
 //!
-//! A host that wants only Stripe webhooks mounts one router:
+//! # Example: a host that wants only Stripe webhooks
 //!
-//! ```no_run
+//! Such a host needs neither the Stripe API client nor `reqwest`:
+//!
+//! ```toml
+//! [dependencies]
+//! stripe-billing = { version = "0.1", default-features = false, features = ["axum", "sqlite"] }
+//! ```
+//!
+//! It keeps the billing state in SQLite, and mounts [`webhook_router`] where Stripe
+//! delivers (the endpoint configured in the dashboard). The router's state is the host's
+//! own: [`WebhookRoutes`] only has to be reachable from it through [`FromRef`].
+//!
+//! ```
 //! use std::sync::Arc;
+//!
+//! use axum::body::Body;
+//! use axum::extract::FromRef;
+//! use axum::http::{Request, StatusCode};
 //! use axum::Router;
 //! use stripe_billing::http::{webhook_router, WebhookRoutes};
-//! use stripe_billing::{BillingProcessor, LifecycleConfig, PlanCatalog, SqliteBillingStore, WebhookVerifier};
+//! use stripe_billing::{BillingProcessor, LifecycleConfig, PlanCatalog, PricingPlan, WebhookVerifier};
+//! use tower::ServiceExt; // `oneshot`: call the router without binding a port
 //!
-//! # async fn run(catalog: PlanCatalog) -> Result<(), Box<dyn std::error::Error>> {
-//! let store = SqliteBillingStore::connect("sqlite://billing.db?mode=rwc").await?;
+//! /// The host's state; the webhook routes take their part through `FromRef`.
+//! #[derive(Clone)]
+//! struct AppState {
+//!     billing: WebhookRoutes,
+//!     // … the host's own state
+//! }
+//!
+//! impl FromRef<AppState> for WebhookRoutes {
+//!     fn from_ref(state: &AppState) -> Self {
+//!         state.billing.clone()
+//!     }
+//! }
+//!
+//! # #[cfg(feature = "sqlite")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let catalog = PlanCatalog::new([
+//!     PricingPlan::new("starter", "Starter").monthly("price_starter_m", 9_900).modules(["inventory"]),
+//! ])?;
+//! // A file in production, such as "sqlite://billing.db?mode=rwc".
+//! let store = stripe_billing::SqliteBillingStore::connect("sqlite::memory:").await?;
 //! let processor = BillingProcessor::new(Arc::new(store), LifecycleConfig::new(catalog));
-//! let verifier = WebhookVerifier::new(std::env::var("STRIPE_WEBHOOK_SECRET")?)?;
+//! // The endpoint's signing secret, e.g. from STRIPE_WEBHOOK_SECRET.
+//! let verifier = WebhookVerifier::new("whsec_test_secret")?;
+//! let state = AppState {
+//!     billing: WebhookRoutes::new(processor.clone(), Some(verifier)),
+//! };
+//!
 //! let app: Router = Router::new()
 //!     .nest("/api/webhooks/stripe", webhook_router())
-//!     .with_state(WebhookRoutes::new(processor, Some(verifier)));
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
-//! axum::serve(listener, app).await?;
+//!     // .merge(the host's own routes)
+//!     .with_state(state);
+//! // To serve it: axum::serve(tokio::net::TcpListener::bind("0.0.0.0:8000").await?, app).await?;
+//!
+//! // Stripe delivers a signed event: 200, and the tenant's billing starts.
+//! let body = br#"{"id": "evt_1", "object": "event", "type": "checkout.session.completed",
+//!   "created": 1767225600, "livemode": false, "api_version": "2025-03-31.basil",
+//!   "data": {"object": {"id": "cs_1", "object": "checkout.session", "mode": "subscription",
+//!   "payment_status": "paid", "client_reference_id": "acme", "customer": "cus_1",
+//!   "subscription": "sub_1", "created": 1767225600, "metadata": {}}}}"#;
+//! let now = time::OffsetDateTime::now_utc().unix_timestamp();
+//! let signature = stripe_billing::sign(body, &"whsec_test_secret".into(), now);
+//! let delivery = Request::post("/api/webhooks/stripe")
+//!     .header("stripe-signature", signature)
+//!     .body(Body::from(body.to_vec()))?;
+//! assert_eq!(app.clone().oneshot(delivery).await?.status(), StatusCode::OK);
+//! let acme = tenancy_core::TenantId::new("acme")?;
+//! assert!(processor.state(&acme).await?.is_some());
+//!
+//! // A forged delivery: 400, nothing applied.
+//! let forged = Request::post("/api/webhooks/stripe")
+//!     .header("stripe-signature", "t=1767225600,v1=00")
+//!     .body(Body::from(body.to_vec()))?;
+//! assert_eq!(app.clone().oneshot(forged).await?.status(), StatusCode::BAD_REQUEST);
+//!
+//! // The set-up check.
+//! let check = Request::get("/api/webhooks/stripe/test").body(Body::empty())?;
+//! assert_eq!(app.oneshot(check).await?.status(), StatusCode::OK);
 //! # Ok(()) }
+//! # #[cfg(not(feature = "sqlite"))]
+//! # fn main() {}
 //! ```
 
 use std::collections::BTreeSet;
@@ -36,7 +103,8 @@ use tenancy_core::http::{rfc3339, ApiError};
 use tenancy_core::{Clock, SystemClock, TenantId};
 
 use crate::{
-    BillingProcessor, EventType, Module, Phase, ProcessError, ProcessOutcome, WebhookVerifier,
+    BillingPhase, BillingProcessor, EventType, Module, ProcessError, ProcessOutcome,
+    WebhookVerifier,
 };
 
 /// The largest webhook body accepted (Stripe's events are far smaller).
@@ -237,8 +305,8 @@ where
         )));
     };
     let (trial_ends_at, grace_ends_at) = match &billing.phase {
-        Phase::Trialing { ends_at, .. } => (Some(*ends_at), None),
-        Phase::PastDue { grace_ends_at } => (None, Some(*grace_ends_at)),
+        BillingPhase::Trialing { ends_at, .. } => (Some(*ends_at), None),
+        BillingPhase::PastDue { grace_ends_at } => (None, Some(*grace_ends_at)),
         _ => (None, None),
     };
     Ok(Json(BillingView {

@@ -11,7 +11,7 @@
 //! - **Events**: [`Event`] with typed objects ([`CheckoutSession`], [`Subscription`],
 //!   [`Invoice`]) for the types a billing integration subscribes to ([`EventType`]);
 //!   other types are kept as JSON, never an error.
-//! - **Lifecycle**: the pure state machine [`next`] over [`BillingState`] —
+//! - **Lifecycle**: the pure state machine [`transition`] over [`BillingState`] —
 //!   `Trialing → Active → PastDue → Suspended → Cancelled` — whose [`Effect`]s (modules to
 //!   enable or disable, [`BillingNotice`]s) the host carries out; configured by
 //!   [`LifecycleConfig`] and the [`PlanCatalog`].
@@ -26,16 +26,20 @@
 //!   only in the transaction that applies it, or after [`PARKING_LIMIT`].
 //! - **HTTP** (feature `axum`): `http::webhook_router` and `http::billing_router`, over
 //!   state the host owns; a host that wants only webhooks mounts the first.
-//! - **API client**: [`StripeClient`] creates customers, Checkout sessions (answered
-//!   with the same [`CheckoutSession`] type the events carry) and billing-portal
-//!   sessions, reads subscriptions and customers, and cancels at period end; errors
-//!   are [`StripeError`] with Stripe's [`ApiError`].
+//! - **API client** (feature `client`, on by default): `StripeClient` creates
+//!   customers, Checkout sessions (answered with the same [`CheckoutSession`] type the
+//!   events carry) and billing-portal sessions, reads subscriptions and customers, and
+//!   cancels at period end; errors are `StripeError` with Stripe's `ApiError`, told apart
+//!   by predicates (`is_retryable`, `is_timeout`, `is_rate_limited`, `is_connect`,
+//!   `status`, `retry_after`) as supabase-mgmt's are. It also serves as the
+//!   processor's [`SubscriptionSource`]. A host that only receives webhooks turns it
+//!   off (`default-features = false`) and does without `reqwest`.
 //!
 //! # Example: a webhook handler
 //!
 //! ```
 //! use std::sync::Arc;
-//! use stripe_billing::{BillingProcessor, MemoryBillingStore, LifecycleConfig, Plan, PlanCatalog, ProcessError, ProcessOutcome, WebhookVerifier};
+//! use stripe_billing::{BillingProcessor, MemoryBillingStore, LifecycleConfig, PricingPlan, PlanCatalog, ProcessError, ProcessOutcome, WebhookVerifier};
 //!
 //! /// `POST /api/webhooks/stripe`: the HTTP status to answer with.
 //! async fn stripe_webhook(verifier: &WebhookVerifier, processor: &BillingProcessor, signature: Option<&str>, body: &[u8]) -> u16 {
@@ -53,8 +57,8 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let catalog = PlanCatalog::new([
-//!     Plan::new("starter", "Starter").monthly("price_starter_m", 9_900).modules(["inventory"]),
-//!     Plan::new("professional", "Professional").monthly("price_pro_m", 29_900).modules(["inventory", "reports"]),
+//!     PricingPlan::new("starter", "Starter").monthly("price_starter_m", 9_900).modules(["inventory"]),
+//!     PricingPlan::new("professional", "Professional").monthly("price_pro_m", 29_900).modules(["inventory", "reports"]),
 //! ])?;
 //! let processor = BillingProcessor::new(Arc::new(MemoryBillingStore::new()), LifecycleConfig::new(catalog));
 //! let verifier = WebhookVerifier::new("whsec_test_secret")?;
@@ -78,10 +82,16 @@
 //!
 //! | Name | Description | Default? |
 //! |---|---|---|
+//! | `client` | `StripeClient`, the Stripe API client (customers, Checkout, billing portal, subscriptions), with `reqwest` | yes |
 //! | `sqlite` | `SqliteBillingStore`, billing state in SQLite | no |
 //! | `postgres` | `PostgresBillingStore`, billing state in PostgreSQL | no |
 //! | `axum` | `http`: the webhook route, its set-up check and a tenant's billing view as axum routers | no |
 //! | `testing` | `testing`: Stripe's example objects as signed webhook events, for tests | no |
+//!
+//! Webhook verification, events, the lifecycle, plans, the processor and the in-memory
+//! store need no feature. A host that wants only Stripe webhooks depends on
+//! `stripe-billing = { version = "0.1", default-features = false, features = ["axum", "sqlite"] }`
+//! (see `http`).
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 // --- webhooks, events, state machine, plans, processor ---
@@ -96,13 +106,15 @@ pub use event::{
     EventData, EventObject, EventType, Invoice, InvoiceParent, InvoiceStatus,
     InvoiceStatusTransitions, List, Metadata, PaymentStatus, Price, PriceInterval, Recurring,
     Subscription, SubscriptionDetails, SubscriptionItem, SubscriptionStatus,
+    DEFAULT_STRIPE_VERSION, TENANT_ID_METADATA_KEY,
 };
 pub use lifecycle::{
-    next, BillingEvent, BillingEventKind, BillingNotice, BillingState, Effect, Input,
-    LifecycleConfig, Phase, SubscriptionSnapshot, SuspendReason, TrialEndBehaviour,
+    transition, BillingEvent, BillingEventKind, BillingNotice, BillingPhase, BillingState, Effect,
+    LifecycleConfig, LifecycleInput, SubscriptionSnapshot, SuspendReason, TrialEndBehaviour,
 };
 pub use plans::{
-    BillingInterval, CatalogError, Module, Plan, PlanCatalog, PlanId, PlanPrice, PlanSelection,
+    BillingInterval, CatalogError, Module, PlanCatalog, PlanId, PlanPrice, PlanSelection,
+    PricingPlan,
 };
 #[cfg(feature = "postgres")]
 pub use processor::PostgresBillingStore;
@@ -123,12 +135,14 @@ pub mod http;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-// --- Stripe API client ---
+// --- Stripe API client (feature `client`) ---
+#[cfg(feature = "client")]
 mod client;
 
+#[cfg(feature = "client")]
 pub use client::{
     ApiError, ApiErrorType, BillingPortalSession, CheckoutCustomer, CheckoutRedirect,
     CreateBillingPortalSession, CreateCheckoutSession, CreateCustomer, IdempotencyKey,
     StripeClient, StripeClientBuilder, StripeConfigError, StripeError, DEFAULT_STRIPE_TIMEOUT,
-    DEFAULT_STRIPE_VERSION, STRIPE_API_BASE_URL, TENANT_ID_METADATA_KEY,
+    STRIPE_API_BASE_URL,
 };

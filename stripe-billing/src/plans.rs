@@ -74,9 +74,9 @@ pub struct PlanPrice {
 /// Something a tenant can buy: a name, Stripe prices and the modules it enables.
 ///
 /// ```
-/// use stripe_billing::Plan;
+/// use stripe_billing::PricingPlan;
 ///
-/// let starter = Plan::new("starter", "Starter")
+/// let starter = PricingPlan::new("starter", "Starter")
 ///     .monthly("price_starter_monthly", 9_900)
 ///     .yearly("price_starter_yearly", 99_000)
 ///     .modules(["inventory", "sales"]);
@@ -84,7 +84,7 @@ pub struct PlanPrice {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Plan {
+pub struct PricingPlan {
     /// The plan's id.
     pub id: PlanId,
     /// The display name.
@@ -97,7 +97,7 @@ pub struct Plan {
     pub modules: BTreeSet<Module>,
 }
 
-impl Plan {
+impl PricingPlan {
     /// A plan with no prices and no modules yet.
     pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
@@ -182,11 +182,11 @@ pub enum CatalogError {
 /// The plans on sale, the plan trials get, and price id → plan resolution.
 ///
 /// ```
-/// use stripe_billing::{BillingInterval, Plan, PlanCatalog};
+/// use stripe_billing::{BillingInterval, PricingPlan, PlanCatalog};
 ///
 /// let catalog = PlanCatalog::new([
-///     Plan::new("starter", "Starter").monthly("price_s_m", 9_900).yearly("price_s_y", 99_000).modules(["sales"]),
-///     Plan::new("professional", "Professional").monthly("price_p_m", 29_900).modules(["sales", "reports"]),
+///     PricingPlan::new("starter", "Starter").monthly("price_s_m", 9_900).yearly("price_s_y", 99_000).modules(["sales"]),
+///     PricingPlan::new("professional", "Professional").monthly("price_p_m", 29_900).modules(["sales", "reports"]),
 /// ])?;
 /// let selection = catalog.resolve_price("price_p_m").unwrap();
 /// assert_eq!(selection.plan.as_str(), "professional");
@@ -196,14 +196,14 @@ pub enum CatalogError {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanCatalog {
-    plans: Vec<Plan>,
+    plans: Vec<PricingPlan>,
     trial_plan: usize,
 }
 
 impl PlanCatalog {
     /// A catalog of `plans`; trials get the first plan's modules.
-    pub fn new(plans: impl IntoIterator<Item = Plan>) -> Result<Self, CatalogError> {
-        let plans: Vec<Plan> = plans.into_iter().collect();
+    pub fn new(plans: impl IntoIterator<Item = PricingPlan>) -> Result<Self, CatalogError> {
+        let plans: Vec<PricingPlan> = plans.into_iter().collect();
         if plans.is_empty() {
             return Err(CatalogError::Empty);
         }
@@ -236,18 +236,18 @@ impl PlanCatalog {
     }
 
     /// The plans, in the order given.
-    pub fn plans(&self) -> &[Plan] {
+    pub fn plans(&self) -> &[PricingPlan] {
         &self.plans
     }
 
     /// The plan whose modules a trial enables.
-    pub fn trial_plan(&self) -> &Plan {
+    pub fn trial_plan(&self) -> &PricingPlan {
         // `new` refuses an empty catalog and `with_trial_plan` keeps the index in bounds.
         &self.plans[self.trial_plan]
     }
 
     /// The plan with id `id`.
-    pub fn plan(&self, id: &PlanId) -> Option<&Plan> {
+    pub fn plan(&self, id: &PlanId) -> Option<&PricingPlan> {
         self.plans.iter().find(|p| &p.id == id)
     }
 
@@ -286,11 +286,11 @@ mod tests {
 
     fn catalog() -> PlanCatalog {
         PlanCatalog::new([
-            Plan::new("starter", "Starter")
+            PricingPlan::new("starter", "Starter")
                 .monthly("price_s_m", 9_900)
                 .yearly("price_s_y", 99_000)
                 .modules(["a"]),
-            Plan::new("professional", "Professional")
+            PricingPlan::new("professional", "Professional")
                 .monthly("price_p_m", 29_900)
                 .modules(["a", "b"]),
         ])
@@ -321,11 +321,11 @@ mod tests {
     #[test]
     fn refuses_inconsistent_catalogs() {
         assert_eq!(PlanCatalog::new([]), Err(CatalogError::Empty));
-        let dup = PlanCatalog::new([Plan::new("a", "A"), Plan::new("a", "B")]);
+        let dup = PlanCatalog::new([PricingPlan::new("a", "A"), PricingPlan::new("a", "B")]);
         assert_eq!(dup, Err(CatalogError::DuplicatePlan(PlanId::new("a"))));
         let dup_price = PlanCatalog::new([
-            Plan::new("a", "A").monthly("p", 1),
-            Plan::new("b", "B").yearly("p", 2),
+            PricingPlan::new("a", "A").monthly("p", 1),
+            PricingPlan::new("b", "B").yearly("p", 2),
         ]);
         assert_eq!(dup_price, Err(CatalogError::DuplicatePrice("p".into())));
         assert_eq!(

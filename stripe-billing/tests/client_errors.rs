@@ -220,6 +220,47 @@ async fn errors_convert_to_backend_errors_that_know_whether_to_retry() {
     );
 }
 
+#[tokio::test]
+async fn the_predicates_describe_what_the_client_met() {
+    let limited = error_for(
+        ResponseTemplate::new(429)
+            .set_body_json(stripe_error(
+                "invalid_request_error",
+                Some("rate_limit"),
+                "Too many requests",
+                None,
+            ))
+            .insert_header("Retry-After", "0.01"),
+    )
+    .await;
+    assert!(limited.is_rate_limited() && limited.is_retryable());
+    assert_eq!(limited.status(), Some(429));
+    assert_eq!(
+        limited.retry_after(),
+        Some(std::time::Duration::from_millis(10))
+    );
+    assert!(!limited.is_timeout() && !limited.is_connect());
+
+    // Nothing listens on a port that was just free: the connection is refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let unreachable = StripeClient::builder(SECRET_KEY)
+        .base_url(format!("http://127.0.0.1:{port}"))
+        .retry_policy(fast_retries(1))
+        .build()
+        .unwrap()
+        .retrieve_subscription("sub_1Pgc6rB7WZ01zgkWNy0Cn5nw")
+        .await
+        .unwrap_err();
+    assert!(unreachable.is_connect(), "{unreachable:?}");
+    assert!(unreachable.is_retryable());
+    assert_eq!(
+        (unreachable.status(), unreachable.retry_after()),
+        (None, None)
+    );
+}
+
 #[test]
 fn the_secret_key_never_shows_in_debug_output() {
     let builder = StripeClient::builder(SECRET_KEY).retry_policy(fast_retries(2));

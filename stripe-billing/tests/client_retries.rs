@@ -101,7 +101,7 @@ async fn timeouts_to_the_end_give_a_timeout_error() {
         matches!(error, StripeError::Timeout { method: "POST", .. }),
         "{error:?}"
     );
-    assert!(error.is_transient());
+    assert!(error.is_retryable());
     assert_eq!(received(&server).await.len(), 2);
 }
 
@@ -159,7 +159,7 @@ async fn a_server_error_with_should_retry_false_is_not_retried() {
         .unwrap_err();
 
     assert_eq!(error.status(), Some(500));
-    assert!(!error.is_transient());
+    assert!(!error.is_retryable());
     assert_eq!(received(&server).await.len(), 1);
 }
 
@@ -228,7 +228,7 @@ async fn persistent_failures_stop_at_the_policy_limit_with_the_last_error() {
         .unwrap_err();
 
     assert_eq!(error.status(), Some(500));
-    assert!(error.is_transient());
+    assert!(error.is_retryable());
     assert_eq!(received(&server).await.len(), 3);
 }
 
@@ -269,7 +269,7 @@ async fn an_unreachable_server_is_a_transport_error_after_retries() {
         matches!(error, StripeError::Transport { method: "GET", .. }),
         "{error:?}"
     );
-    assert!(error.is_transient());
+    assert!(error.is_retryable());
     assert!(
         error.to_string().contains("check network access"),
         "{error}"

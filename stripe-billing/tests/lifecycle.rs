@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use common::{at, config, CUSTOMER, DAY, PRO_MONTHLY, STARTER_MONTHLY, SUBSCRIPTION, T0};
 use proptest::prelude::*;
 use stripe_billing::{
-    next, BillingEvent, BillingEventKind as Kind, BillingNotice, BillingState, Effect, Input,
-    LifecycleConfig, Module, Phase, SubscriptionSnapshot, SubscriptionStatus, SuspendReason,
-    TrialEndBehaviour,
+    transition, BillingEvent, BillingEventKind as Kind, BillingNotice, BillingPhase, BillingState,
+    Effect, LifecycleConfig, LifecycleInput, Module, SubscriptionSnapshot, SubscriptionStatus,
+    SuspendReason, TrialEndBehaviour,
 };
 use tenancy_core::NotificationKind;
 use time::Duration;
@@ -34,25 +34,25 @@ fn snapshot(id: &str, status: &str, price: &str) -> SubscriptionSnapshot {
     SubscriptionSnapshot::from(&sub)
 }
 
-fn event(unix: i64, kind: Kind) -> Input {
-    Input::Event(BillingEvent::new(at(unix), kind))
+fn event(unix: i64, kind: Kind) -> LifecycleInput {
+    LifecycleInput::Event(BillingEvent::new(at(unix), kind))
 }
 
-fn changed(unix: i64, status: &str, price: &str) -> Input {
+fn changed(unix: i64, status: &str, price: &str) -> LifecycleInput {
     event(
         unix,
         Kind::SubscriptionChanged(snapshot(SUBSCRIPTION, status, price)),
     )
 }
 
-fn deleted(unix: i64) -> Input {
+fn deleted(unix: i64) -> LifecycleInput {
     event(
         unix,
         Kind::SubscriptionDeleted(snapshot(SUBSCRIPTION, "canceled", STARTER_MONTHLY)),
     )
 }
 
-fn paid(unix: i64, amount: i64) -> Input {
+fn paid(unix: i64, amount: i64) -> LifecycleInput {
     event(
         unix,
         Kind::PaymentSucceeded {
@@ -63,7 +63,7 @@ fn paid(unix: i64, amount: i64) -> Input {
     )
 }
 
-fn failed(unix: i64) -> Input {
+fn failed(unix: i64) -> LifecycleInput {
     event(
         unix,
         Kind::PaymentFailed {
@@ -73,7 +73,7 @@ fn failed(unix: i64) -> Input {
     )
 }
 
-fn checkout(unix: i64, paid: bool) -> Input {
+fn checkout(unix: i64, paid: bool) -> LifecycleInput {
     event(
         unix,
         Kind::CheckoutCompleted {
@@ -84,20 +84,20 @@ fn checkout(unix: i64, paid: bool) -> Input {
     )
 }
 
-fn tick(unix: i64) -> Input {
-    Input::Tick(at(unix))
+fn tick(unix: i64) -> LifecycleInput {
+    LifecycleInput::Tick(at(unix))
 }
 
 /// Runs `inputs` from `state`, returning the final state and every effect.
 fn run(
     state: BillingState,
-    inputs: &[Input],
+    inputs: &[LifecycleInput],
     config: &LifecycleConfig,
 ) -> (BillingState, Vec<Effect>) {
     inputs
         .iter()
         .fold((state, Vec::new()), |(state, mut all), input| {
-            let (state, effects) = next(&state, input, config);
+            let (state, effects) = transition(&state, input, config);
             all.extend(effects);
             (state, all)
         })
@@ -125,7 +125,7 @@ fn a_trial_lasts_14_days_with_the_starter_modules() {
     let (state, effects) = BillingState::start_trial(at(T0), &config());
     assert_eq!(
         state.phase,
-        Phase::Trialing {
+        BillingPhase::Trialing {
             ends_at: at(T0 + 14 * DAY),
             notified: false
         }
@@ -136,8 +136,8 @@ fn a_trial_lasts_14_days_with_the_starter_modules() {
 
 #[test]
 fn trialing_to_active_by_paid_checkout() {
-    let (state, effects) = next(&trial(), &checkout(T0 + DAY, true), &config());
-    assert_eq!(state.phase, Phase::Active);
+    let (state, effects) = transition(&trial(), &checkout(T0 + DAY, true), &config());
+    assert_eq!(state.phase, BillingPhase::Active);
     assert_eq!(state.customer_id.as_deref(), Some(CUSTOMER));
     assert_eq!(state.subscription_id.as_deref(), Some(SUBSCRIPTION));
     assert_eq!(
@@ -148,20 +148,20 @@ fn trialing_to_active_by_paid_checkout() {
 
 #[test]
 fn an_unpaid_checkout_records_ids_but_stays_in_trial() {
-    let (state, effects) = next(&trial(), &checkout(T0 + DAY, false), &config());
-    assert!(matches!(state.phase, Phase::Trialing { .. }));
+    let (state, effects) = transition(&trial(), &checkout(T0 + DAY, false), &config());
+    assert!(matches!(state.phase, BillingPhase::Trialing { .. }));
     assert_eq!(state.subscription_id.as_deref(), Some(SUBSCRIPTION));
     assert!(effects.is_empty());
 }
 
 #[test]
 fn trialing_to_active_by_subscription_enables_the_plan_modules() {
-    let (state, effects) = next(
+    let (state, effects) = transition(
         &trial(),
         &changed(T0 + DAY, "active", PRO_MONTHLY),
         &config(),
     );
-    assert_eq!(state.phase, Phase::Active);
+    assert_eq!(state.phase, BillingPhase::Active);
     assert_eq!(state.plan.as_ref().unwrap().plan.as_str(), "professional");
     assert_eq!(
         effects,
@@ -176,18 +176,18 @@ fn trialing_to_active_by_subscription_enables_the_plan_modules() {
 
 #[test]
 fn trialing_to_active_by_paid_invoice_but_not_by_the_zero_trial_invoice() {
-    let (state, _) = next(&trial(), &paid(T0 + DAY, 0), &config());
-    assert!(matches!(state.phase, Phase::Trialing { .. }));
-    let (state, _) = next(&trial(), &paid(T0 + DAY, 9_900), &config());
-    assert_eq!(state.phase, Phase::Active);
+    let (state, _) = transition(&trial(), &paid(T0 + DAY, 0), &config());
+    assert!(matches!(state.phase, BillingPhase::Trialing { .. }));
+    let (state, _) = transition(&trial(), &paid(T0 + DAY, 9_900), &config());
+    assert_eq!(state.phase, BillingPhase::Active);
 }
 
 #[test]
 fn the_trial_ending_notice_goes_out_once_three_days_before() {
     let cfg = config();
-    let (state, effects) = next(&trial(), &tick(T0 + 11 * DAY - 1), &cfg);
+    let (state, effects) = transition(&trial(), &tick(T0 + 11 * DAY - 1), &cfg);
     assert_eq!((state, effects), (trial(), vec![]));
-    let (state, effects) = next(&trial(), &tick(T0 + 11 * DAY), &cfg);
+    let (state, effects) = transition(&trial(), &tick(T0 + 11 * DAY), &cfg);
     assert_eq!(
         effects,
         [Effect::Notify(BillingNotice::TrialEnding {
@@ -195,7 +195,7 @@ fn the_trial_ending_notice_goes_out_once_three_days_before() {
         })]
     );
     assert_eq!(state.next_deadline(&cfg), Some(at(T0 + 14 * DAY)));
-    let (_, again) = next(&state, &tick(T0 + 12 * DAY), &cfg);
+    let (_, again) = transition(&state, &tick(T0 + 12 * DAY), &cfg);
     assert!(again.is_empty());
 }
 
@@ -205,9 +205,9 @@ fn stripes_trial_will_end_counts_as_the_notice() {
         T0 + 11 * DAY,
         Kind::TrialWillEnd(snapshot(SUBSCRIPTION, "trialing", STARTER_MONTHLY)),
     );
-    let (state, effects) = next(&trial(), &input, &config());
+    let (state, effects) = transition(&trial(), &input, &config());
     assert_eq!(effects.len(), 1);
-    let (_, again) = next(&state, &tick(T0 + 12 * DAY), &config());
+    let (_, again) = transition(&state, &tick(T0 + 12 * DAY), &config());
     assert!(again.is_empty(), "{again:?}");
 }
 
@@ -220,7 +220,7 @@ fn a_trial_without_a_plan_ends_suspended_or_as_configured() {
     );
     assert!(matches!(
         last_second.phase,
-        Phase::Trialing { notified: true, .. }
+        BillingPhase::Trialing { notified: true, .. }
     ));
     assert_eq!(effects.len(), 1, "only the notice: {effects:?}");
     let (state, effects) = run(
@@ -230,7 +230,7 @@ fn a_trial_without_a_plan_ends_suspended_or_as_configured() {
     );
     assert_eq!(
         state.phase,
-        Phase::Suspended {
+        BillingPhase::Suspended {
             reason: SuspendReason::TrialExpired
         }
     );
@@ -241,14 +241,14 @@ fn a_trial_without_a_plan_ends_suspended_or_as_configured() {
     assert_eq!(state.next_deadline(&config()), None);
 
     let cancel = config().on_trial_end(TrialEndBehaviour::Cancel);
-    let (state, _) = next(&trial(), &tick(T0 + 15 * DAY), &cancel);
-    assert_eq!(state.phase, Phase::Cancelled);
+    let (state, _) = transition(&trial(), &tick(T0 + 15 * DAY), &cancel);
+    assert_eq!(state.phase, BillingPhase::Cancelled);
 }
 
 #[test]
 fn a_late_tick_after_the_trial_end_suspends_without_a_stale_notice() {
-    let (state, effects) = next(&trial(), &tick(T0 + 20 * DAY), &config());
-    assert!(matches!(state.phase, Phase::Suspended { .. }));
+    let (state, effects) = transition(&trial(), &tick(T0 + 20 * DAY), &config());
+    assert!(matches!(state.phase, BillingPhase::Suspended { .. }));
     assert!(!effects
         .iter()
         .any(|e| matches!(e, Effect::Notify(BillingNotice::TrialEnding { .. }))));
@@ -256,7 +256,7 @@ fn a_late_tick_after_the_trial_end_suspends_without_a_stale_notice() {
 
 #[test]
 fn a_stripe_trial_with_a_plan_is_not_suspended_by_the_clock() {
-    let (state, _) = next(
+    let (state, _) = transition(
         &trial(),
         &changed(T0 + DAY, "trialing", PRO_MONTHLY),
         &config(),
@@ -267,7 +267,7 @@ fn a_stripe_trial_with_a_plan_is_not_suspended_by_the_clock() {
         &[tick(T0 + 11 * DAY), tick(T0 + 15 * DAY)],
         &config(),
     );
-    assert!(matches!(state.phase, Phase::Trialing { .. }));
+    assert!(matches!(state.phase, BillingPhase::Trialing { .. }));
     assert_eq!(state.next_deadline(&config()), None);
 }
 
@@ -277,9 +277,9 @@ fn active_to_past_due_by_failed_payment_or_status() {
         failed(T0 + 20 * DAY),
         changed(T0 + 20 * DAY, "past_due", STARTER_MONTHLY),
     ] {
-        let (state, effects) = next(&active(), &input, &config());
+        let (state, effects) = transition(&active(), &input, &config());
         let grace_ends_at = at(T0 + 27 * DAY);
-        assert_eq!(state.phase, Phase::PastDue { grace_ends_at });
+        assert_eq!(state.phase, BillingPhase::PastDue { grace_ends_at });
         assert_eq!(
             effects,
             [Effect::Notify(BillingNotice::PaymentFailed {
@@ -292,10 +292,10 @@ fn active_to_past_due_by_failed_payment_or_status() {
 
 #[test]
 fn a_second_failure_does_not_extend_the_grace_period() {
-    let (state, effects) = next(&past_due(), &failed(T0 + 23 * DAY), &config());
+    let (state, effects) = transition(&past_due(), &failed(T0 + 23 * DAY), &config());
     assert_eq!(
         state.phase,
-        Phase::PastDue {
+        BillingPhase::PastDue {
             grace_ends_at: at(T0 + 27 * DAY)
         }
     );
@@ -304,19 +304,19 @@ fn a_second_failure_does_not_extend_the_grace_period() {
 
 #[test]
 fn past_due_to_active_by_payment_keeps_modules_on() {
-    let (state, effects) = next(&past_due(), &paid(T0 + 22 * DAY, 9_900), &config());
-    assert_eq!(state.phase, Phase::Active);
+    let (state, effects) = transition(&past_due(), &paid(T0 + 22 * DAY, 9_900), &config());
+    assert_eq!(state.phase, BillingPhase::Active);
     assert_eq!(effects, [Effect::Notify(BillingNotice::PaymentRecovered)]);
 }
 
 #[test]
 fn past_due_to_suspended_when_the_grace_period_ends() {
-    let (state, effects) = next(&past_due(), &tick(T0 + 27 * DAY - 1), &config());
+    let (state, effects) = transition(&past_due(), &tick(T0 + 27 * DAY - 1), &config());
     assert_eq!((state, effects.len()), (past_due(), 0));
-    let (state, effects) = next(&past_due(), &tick(T0 + 27 * DAY), &config());
+    let (state, effects) = transition(&past_due(), &tick(T0 + 27 * DAY), &config());
     assert_eq!(
         state.phase,
-        Phase::Suspended {
+        BillingPhase::Suspended {
             reason: SuspendReason::GracePeriodExpired
         }
     );
@@ -337,8 +337,8 @@ fn suspended_to_active_by_payment_enables_modules_again() {
         paid(T0 + 30 * DAY, 9_900),
         changed(T0 + 30 * DAY, "active", STARTER_MONTHLY),
     ] {
-        let (state, effects) = next(&suspended(), &input, &config());
-        assert_eq!(state.phase, Phase::Active);
+        let (state, effects) = transition(&suspended(), &input, &config());
+        assert_eq!(state.phase, BillingPhase::Active);
         assert_eq!(
             effects,
             [
@@ -351,31 +351,31 @@ fn suspended_to_active_by_payment_enables_modules_again() {
 
 #[test]
 fn a_payment_made_before_the_grace_end_but_delivered_after_the_suspension_counts() {
-    let (state, _) = next(&suspended(), &paid(T0 + 26 * DAY, 9_900), &config());
-    assert_eq!(state.phase, Phase::Active);
+    let (state, _) = transition(&suspended(), &paid(T0 + 26 * DAY, 9_900), &config());
+    assert_eq!(state.phase, BillingPhase::Active);
 }
 
 #[test]
 fn unpaid_and_paused_suspend() {
-    let (state, _) = next(
+    let (state, _) = transition(
         &past_due(),
         &changed(T0 + 25 * DAY, "unpaid", STARTER_MONTHLY),
         &config(),
     );
     assert_eq!(
         state.phase,
-        Phase::Suspended {
+        BillingPhase::Suspended {
             reason: SuspendReason::Unpaid
         }
     );
-    let (state, _) = next(
+    let (state, _) = transition(
         &active(),
         &changed(T0 + 25 * DAY, "paused", STARTER_MONTHLY),
         &config(),
     );
     assert_eq!(
         state.phase,
-        Phase::Suspended {
+        BillingPhase::Suspended {
             reason: SuspendReason::Paused
         }
     );
@@ -389,8 +389,8 @@ fn every_phase_is_cancelled_by_deletion_or_canceled_status() {
             changed(T0 + 40 * DAY, "canceled", STARTER_MONTHLY),
         ] {
             let had = from.enabled_modules(&config());
-            let (state, effects) = next(&from, &input, &config());
-            assert_eq!(state.phase, Phase::Cancelled, "{from:?}");
+            let (state, effects) = transition(&from, &input, &config());
+            assert_eq!(state.phase, BillingPhase::Cancelled, "{from:?}");
             assert!(effects.contains(&Effect::Notify(BillingNotice::Cancelled)));
             assert_eq!(
                 effects.contains(&Effect::DisableModules(had.clone())),
@@ -402,20 +402,20 @@ fn every_phase_is_cancelled_by_deletion_or_canceled_status() {
 
 #[test]
 fn cancelled_is_terminal_for_that_subscription_but_a_new_one_starts_over() {
-    let (cancelled, _) = next(&active(), &deleted(T0 + 40 * DAY), &config());
+    let (cancelled, _) = transition(&active(), &deleted(T0 + 40 * DAY), &config());
     for input in [
         paid(T0 + 41 * DAY, 9_900),
         changed(T0 + 41 * DAY, "active", STARTER_MONTHLY),
         checkout(T0 + 41 * DAY, true),
     ] {
-        assert_eq!(next(&cancelled, &input, &config()).0, cancelled);
+        assert_eq!(transition(&cancelled, &input, &config()).0, cancelled);
     }
     let renewed = event(
         T0 + 50 * DAY,
         Kind::SubscriptionChanged(snapshot("sub_new", "active", PRO_MONTHLY)),
     );
-    let (state, effects) = next(&cancelled, &renewed, &config());
-    assert_eq!(state.phase, Phase::Active);
+    let (state, effects) = transition(&cancelled, &renewed, &config());
+    assert_eq!(state.phase, BillingPhase::Active);
     assert_eq!(state.subscription_id.as_deref(), Some("sub_new"));
     assert!(effects.contains(&Effect::EnableModules(modules(&[
         "api",
@@ -431,11 +431,11 @@ fn the_end_of_an_old_subscription_does_not_cancel_the_new_one() {
         T0 + 30 * DAY,
         Kind::SubscriptionChanged(snapshot("sub_new", "active", PRO_MONTHLY)),
     );
-    let (state, _) = next(&active(), &moved, &config());
+    let (state, _) = transition(&active(), &moved, &config());
     assert_eq!(state.subscription_id.as_deref(), Some("sub_new"));
-    let (after, _) = next(&state, &deleted(T0 + 31 * DAY), &config());
+    let (after, _) = transition(&state, &deleted(T0 + 31 * DAY), &config());
     assert_eq!(after, state);
-    let (after, _) = next(
+    let (after, _) = transition(
         &state,
         &changed(T0 + 31 * DAY, "canceled", STARTER_MONTHLY),
         &config(),
@@ -445,7 +445,7 @@ fn the_end_of_an_old_subscription_does_not_cancel_the_new_one() {
 
 #[test]
 fn upgrades_and_downgrades_switch_modules() {
-    let (pro, effects) = next(
+    let (pro, effects) = transition(
         &active(),
         &changed(T0 + 5 * DAY, "active", PRO_MONTHLY),
         &config(),
@@ -454,7 +454,7 @@ fn upgrades_and_downgrades_switch_modules() {
         effects,
         [Effect::EnableModules(modules(&["api", "reports"]))]
     );
-    let (_, effects) = next(
+    let (_, effects) = transition(
         &pro,
         &changed(T0 + 6 * DAY, "active", STARTER_MONTHLY),
         &config(),
@@ -467,12 +467,12 @@ fn upgrades_and_downgrades_switch_modules() {
 
 #[test]
 fn never_returns_to_trialing() {
-    let (state, effects) = next(
+    let (state, effects) = transition(
         &active(),
         &changed(T0 + 5 * DAY, "trialing", STARTER_MONTHLY),
         &config(),
     );
-    assert_eq!(state.phase, Phase::Active);
+    assert_eq!(state.phase, BillingPhase::Active);
     assert!(effects.is_empty());
 }
 
@@ -485,8 +485,10 @@ fn older_events_do_not_overwrite_newer_state() {
         &config(),
     );
     assert_eq!(
-        next(&state, &failed(T0 + 20 * DAY + 1), &config()).0.phase,
-        Phase::Active
+        transition(&state, &failed(T0 + 20 * DAY + 1), &config())
+            .0
+            .phase,
+        BillingPhase::Active
     );
     // An older snapshot (past_due) after a newer one (active).
     let (state, _) = run(
@@ -494,20 +496,20 @@ fn older_events_do_not_overwrite_newer_state() {
         &[changed(T0 + 5 * DAY, "active", PRO_MONTHLY)],
         &config(),
     );
-    let (after, effects) = next(
+    let (after, effects) = transition(
         &state,
         &changed(T0 + 4 * DAY, "past_due", STARTER_MONTHLY),
         &config(),
     );
     assert_eq!((after, effects), (state.clone(), vec![]));
     // An older "active" snapshot after a newer payment failure leaves the phase alone.
-    let (state, _) = next(&state, &failed(T0 + 20 * DAY), &config());
-    let (after, _) = next(
+    let (state, _) = transition(&state, &failed(T0 + 20 * DAY), &config());
+    let (after, _) = transition(
         &state,
         &changed(T0 + 19 * DAY, "active", PRO_MONTHLY),
         &config(),
     );
-    assert!(matches!(after.phase, Phase::PastDue { .. }));
+    assert!(matches!(after.phase, BillingPhase::PastDue { .. }));
 }
 
 #[test]
@@ -515,18 +517,25 @@ fn a_failure_of_the_same_second_never_undoes_a_payment() {
     // `created` has second resolution: a failure and the payment after it may tie.
     let recovered = T0 + 21 * DAY;
     let (state, _) = run(past_due(), &[paid(recovered, 9_900)], &config());
-    assert_eq!(state.phase, Phase::Active);
+    assert_eq!(state.phase, BillingPhase::Active);
     for late in [
         failed(recovered),
         changed(recovered, "past_due", STARTER_MONTHLY),
         changed(recovered, "unpaid", STARTER_MONTHLY),
     ] {
-        let (after, effects) = next(&state, &late, &config());
-        assert_eq!((after.phase, effects), (Phase::Active, vec![]), "{late:?}");
+        let (after, effects) = transition(&state, &late, &config());
+        assert_eq!(
+            (after.phase, effects),
+            (BillingPhase::Active, vec![]),
+            "{late:?}"
+        );
     }
     // One second later it is a new failure.
-    let (later, _) = next(&state, &failed(recovered + 1), &config());
-    assert!(matches!(later.phase, Phase::PastDue { .. }), "{later:?}");
+    let (later, _) = transition(&state, &failed(recovered + 1), &config());
+    assert!(
+        matches!(later.phase, BillingPhase::PastDue { .. }),
+        "{later:?}"
+    );
 }
 
 #[test]
@@ -535,7 +544,7 @@ fn updated_before_created_ends_in_the_updated_state() {
     let updated = changed(T0 + DAY + 5, "active", PRO_MONTHLY);
     let in_order = run(trial(), &[created.clone(), updated.clone()], &config()).0;
     let reversed = run(trial(), &[updated, created], &config()).0;
-    assert_eq!(in_order.phase, Phase::Active);
+    assert_eq!(in_order.phase, BillingPhase::Active);
     assert_eq!(reversed.phase, in_order.phase);
     assert_eq!(reversed.plan, in_order.plan);
 }
@@ -582,7 +591,7 @@ fn durations_are_configuration() {
     let (state, _) = BillingState::start_trial(at(T0), &cfg);
     assert_eq!(
         state.phase,
-        Phase::Trialing {
+        BillingPhase::Trialing {
             ends_at: at(T0 + 30 * DAY),
             notified: false
         }
@@ -598,7 +607,7 @@ fn durations_are_configuration() {
     );
     assert_eq!(
         state.phase,
-        Phase::PastDue {
+        BillingPhase::PastDue {
             grace_ends_at: at(T0 + 4 * DAY)
         }
     );
@@ -620,7 +629,7 @@ const STATUSES: [&str; 9] = [
 const SUBS: [&str; 2] = [SUBSCRIPTION, "sub_other"];
 const PRICES: [&str; 3] = [STARTER_MONTHLY, PRO_MONTHLY, "price_unknown"];
 
-fn any_input() -> impl Strategy<Value = Input> {
+fn any_input() -> impl Strategy<Value = LifecycleInput> {
     let time = T0 - DAY..T0 + 60 * DAY;
     let sub = || prop::sample::select(&SUBS[..]);
     let snap = (
@@ -684,12 +693,12 @@ proptest! {
         apply_effects(&effects, &mut enabled)?;
         let mut left_trial = false;
         for input in &inputs {
-            let (new, effects) = next(&state, input, &cfg);
+            let (new, effects) = transition(&state, input, &cfg);
             apply_effects(&effects, &mut enabled)?;
             prop_assert_eq!(&enabled, &new.enabled_modules(&cfg));
             prop_assert!(new.phase_as_of >= state.phase_as_of);
             prop_assert!(new.subscription_as_of >= state.subscription_as_of);
-            let trialing = matches!(new.phase, Phase::Trialing { .. });
+            let trialing = matches!(new.phase, BillingPhase::Trialing { .. });
             left_trial |= !trialing;
             prop_assert!(!(left_trial && trialing), "returned to the trial: {:?}", new);
             let json = serde_json::to_string(&new).unwrap();
@@ -711,7 +720,7 @@ proptest! {
         for (status, _) in &mut snapshots[..last] {
             if *status == "canceled" { *status = "active"; }
         }
-        let inputs: Vec<Input> = snapshots.iter().enumerate()
+        let inputs: Vec<LifecycleInput> = snapshots.iter().enumerate()
             .map(|(i, (status, price))| changed(T0 + i as i64 * 3600, status, price))
             .collect();
         let mut shuffled = inputs.clone();
@@ -734,12 +743,12 @@ proptest! {
 
 #[test]
 fn status_values_outside_the_enum_change_nothing() {
-    let (state, effects) = next(
+    let (state, effects) = transition(
         &active(),
         &changed(T0 + 5 * DAY, "mystery", STARTER_MONTHLY),
         &config(),
     );
-    assert_eq!(state.phase, Phase::Active);
+    assert_eq!(state.phase, BillingPhase::Active);
     assert!(effects.is_empty());
     assert_eq!(
         snapshot(SUBSCRIPTION, "mystery", STARTER_MONTHLY).status,
@@ -749,9 +758,9 @@ fn status_values_outside_the_enum_change_nothing() {
 
 #[test]
 fn paying_after_an_expired_trial_is_an_activation() {
-    let (expired, _) = next(&trial(), &tick(T0 + 15 * DAY), &config());
-    let (state, effects) = next(&expired, &checkout(T0 + 16 * DAY, true), &config());
-    assert_eq!(state.phase, Phase::Active);
+    let (expired, _) = transition(&trial(), &tick(T0 + 15 * DAY), &config());
+    let (state, effects) = transition(&expired, &checkout(T0 + 16 * DAY, true), &config());
+    assert_eq!(state.phase, BillingPhase::Active);
     assert_eq!(
         effects,
         [

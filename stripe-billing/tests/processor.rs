@@ -13,9 +13,9 @@ use common::{
 };
 use serde_json::Value;
 use stripe_billing::{
-    BillingNotice, BillingProcessor, BillingStore, Effect, EventType, MemoryBillingStore,
-    ParkedEvent, Phase, PostgresBillingStore, ProcessError, ProcessOutcome, SqliteBillingStore,
-    StoreError, Subscription, SubscriptionSource, SuspendReason,
+    BillingNotice, BillingPhase, BillingProcessor, BillingStore, Effect, EventType,
+    MemoryBillingStore, ParkedEvent, PostgresBillingStore, ProcessError, ProcessOutcome,
+    SqliteBillingStore, StoreError, Subscription, SubscriptionSource, SuspendReason,
 };
 use tenancy_core::testing::TestDatabase;
 use tenancy_core::{BackendError, TenantId};
@@ -84,7 +84,7 @@ fn acme() -> TenantId {
     TenantId::new("acme").unwrap()
 }
 
-async fn phase(processor: &BillingProcessor) -> Phase {
+async fn phase(processor: &BillingProcessor) -> BillingPhase {
     processor.state(&acme()).await.unwrap().unwrap().phase
 }
 
@@ -118,7 +118,7 @@ async fn checkout_maps_the_customer_for_later_events(backend: Backend) {
     else {
         panic!("{outcome:?}")
     };
-    assert_eq!((tenant_id, phase), (acme(), Phase::Active));
+    assert_eq!((tenant_id, phase), (acme(), BillingPhase::Active));
     assert!(effects.contains(&Effect::EnableModules(
         config().catalog.trial_plan().modules.clone()
     )));
@@ -133,7 +133,7 @@ async fn checkout_maps_the_customer_for_later_events(backend: Backend) {
         outcome,
         ProcessOutcome::Applied {
             tenant_id: acme(),
-            phase: Phase::PastDue { grace_ends_at },
+            phase: BillingPhase::PastDue { grace_ends_at },
             effects: vec![Effect::Notify(BillingNotice::PaymentFailed {
                 grace_ends_at
             })],
@@ -182,7 +182,10 @@ async fn an_unknown_tenant_records_nothing(backend: Backend) {
         process(&processor, &event).await,
         ProcessOutcome::Applied { .. }
     ));
-    assert!(matches!(phase(&processor).await, Phase::PastDue { .. }));
+    assert!(matches!(
+        phase(&processor).await,
+        BillingPhase::PastDue { .. }
+    ));
 }
 
 async fn updated_before_created_keeps_the_newer_state(backend: Backend) {
@@ -200,7 +203,7 @@ async fn updated_before_created_keeps_the_newer_state(backend: Backend) {
     assert!(matches!(
         process(&processor, &updated).await,
         ProcessOutcome::Applied {
-            phase: Phase::Active,
+            phase: BillingPhase::Active,
             ..
         }
     ));
@@ -209,7 +212,7 @@ async fn updated_before_created_keeps_the_newer_state(backend: Backend) {
         ProcessOutcome::Unchanged { tenant_id: acme() }
     );
     let state = processor.state(&acme()).await.unwrap().unwrap();
-    assert_eq!(state.phase, Phase::Active);
+    assert_eq!(state.phase, BillingPhase::Active);
     assert_eq!(state.plan.unwrap().plan.as_str(), "professional");
 }
 
@@ -222,7 +225,7 @@ async fn an_older_event_never_overwrites_newer_state(backend: Backend) {
         process(&processor, &late_failure).await,
         ProcessOutcome::Unchanged { tenant_id: acme() }
     );
-    assert_eq!(phase(&processor).await, Phase::Active);
+    assert_eq!(phase(&processor).await, BillingPhase::Active);
     // Recorded: a redelivery is a duplicate, not a second chance.
     assert!(matches!(
         process(&processor, &late_failure).await,
@@ -246,7 +249,7 @@ async fn both_invoice_shapes_resolve_the_subscription(backend: Backend) {
     assert!(matches!(
         process(&processor, &old_shape).await,
         ProcessOutcome::Applied {
-            phase: Phase::Active,
+            phase: BillingPhase::Active,
             ..
         }
     ));
@@ -293,7 +296,7 @@ async fn the_clock_ends_trials_and_grace_periods(backend: Backend) {
     assert_eq!(report.changed.len(), 1);
     assert_eq!(
         report.changed[0].phase,
-        Phase::Suspended {
+        BillingPhase::Suspended {
             reason: SuspendReason::TrialExpired
         }
     );
@@ -316,7 +319,7 @@ async fn the_clock_ends_trials_and_grace_periods(backend: Backend) {
     assert_eq!(report.changed[0].tenant_id, bob);
     assert_eq!(
         report.changed[0].phase,
-        Phase::Suspended {
+        BillingPhase::Suspended {
             reason: SuspendReason::GracePeriodExpired
         }
     );
@@ -348,7 +351,7 @@ async fn a_deadline_moved_by_the_configuration_leaves_the_due_set(backend: Backe
     assert!(backend.store.due(now).await.unwrap().is_empty());
     assert!(matches!(
         phase(&later_notice).await,
-        Phase::Trialing {
+        BillingPhase::Trialing {
             notified: false,
             ..
         }
@@ -455,7 +458,7 @@ async fn subscription_metadata_names_the_tenant(backend: Backend) {
     assert!(matches!(
         process(&processor, &deleted).await,
         ProcessOutcome::Applied {
-            phase: Phase::Cancelled,
+            phase: BillingPhase::Cancelled,
             ..
         }
     ));
@@ -569,7 +572,10 @@ async fn an_early_event_is_parked_then_applied_with_its_customer(backend: Backen
         .unwrap();
 
     assert!(parked_ids(backend.store.as_ref()).await.is_empty());
-    assert!(matches!(phase(&processor).await, Phase::PastDue { .. }));
+    assert!(matches!(
+        phase(&processor).await,
+        BillingPhase::PastDue { .. }
+    ));
 }
 
 /// Parks an invoice failure of `CUSTOMER`, then applies (without a replay) the
@@ -603,13 +609,16 @@ async fn a_store_failure_during_replay_leaves_the_event_parked(backend: Backend)
         "{error:?}"
     );
     assert_eq!(parked_ids(flaky.as_ref()).await.len(), 1, "still parked");
-    assert_eq!(phase(&processor).await, Phase::Active);
+    assert_eq!(phase(&processor).await, BillingPhase::Active);
 
     flaky.failing.store(false, Ordering::SeqCst);
     let report = processor.replay_parked(None, at(T0 + DAY)).await.unwrap();
     assert_eq!(report.applied, 1, "{report:?}");
     assert!(parked_ids(flaky.as_ref()).await.is_empty());
-    assert!(matches!(phase(&processor).await, Phase::PastDue { .. }));
+    assert!(matches!(
+        phase(&processor).await,
+        BillingPhase::PastDue { .. }
+    ));
 }
 
 /// An event whose tenant never appears waits for Stripe's retry window, then goes.
@@ -680,7 +689,10 @@ async fn a_replay_reaches_events_behind_a_full_page_of_waiting_ones() {
 
     let report = processor.replay_parked(None, at(T0 + DAY)).await.unwrap();
     assert_eq!((report.applied, report.waiting), (1, 600), "{report:?}");
-    assert!(matches!(phase(&processor).await, Phase::PastDue { .. }));
+    assert!(matches!(
+        phase(&processor).await,
+        BillingPhase::PastDue { .. }
+    ));
 }
 
 macro_rules! conformance {
@@ -769,7 +781,7 @@ async fn concurrent_different_events_for_a_new_tenant_are_serialised_on_postgres
     ));
     assert!(matches!(b.unwrap(), ProcessOutcome::Applied { .. }));
     let state = processor.state(&acme()).await.unwrap().unwrap();
-    assert_eq!(state.phase, Phase::Active);
+    assert_eq!(state.phase, BillingPhase::Active);
     assert_eq!(state.plan.unwrap().plan.as_str(), "professional");
 }
 
@@ -814,7 +826,7 @@ async fn a_subscription_source_replaces_a_late_events_copy_with_the_truth() {
         matches!(
             outcome,
             ProcessOutcome::Applied {
-                phase: Phase::PastDue { .. },
+                phase: BillingPhase::PastDue { .. },
                 ..
             }
         ),
@@ -832,7 +844,7 @@ async fn a_subscription_source_replaces_a_late_events_copy_with_the_truth() {
     assert!(matches!(
         process(&processor, &later).await,
         ProcessOutcome::Applied {
-            phase: Phase::Active,
+            phase: BillingPhase::Active,
             ..
         }
     ));

@@ -6,9 +6,15 @@ use crate::ProjectStatus;
 
 /// Everything that can go wrong talking to Supabase.
 ///
-/// Messages say what to do next. [`is_retryable`](Self::is_retryable) tells whether
-/// trying again later may help; [`From<ManagementError> for BackendError`] carries that
-/// into tenancy-core's pipeline.
+/// Messages say what to do next. Branch on the predicates, not on the variants:
+/// [`is_retryable`](Self::is_retryable), [`is_timeout`](Self::is_timeout),
+/// [`is_rate_limited`](Self::is_rate_limited), [`is_connect`](Self::is_connect),
+/// [`status`](Self::status) and [`retry_after`](Self::retry_after) are the stable way
+/// to tell errors apart (the same set as `stripe_billing::StripeError`'s, plus
+/// [`is_ambiguous`](Self::is_ambiguous) for creates), while the enum is
+/// `#[non_exhaustive]` and its variants may be split or gain fields.
+/// [`From<ManagementError> for BackendError`] carries `is_retryable` into tenancy-core's
+/// pipeline.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManagementError {
@@ -130,11 +136,46 @@ impl ManagementError {
         }
     }
 
-    /// The HTTP status of an API error.
+    /// The HTTP status of the API's answer, when it answered with an error status
+    /// (429 for a rate limit); `None` when no answer was read or nothing was sent.
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api { status, .. } => Some(*status),
             Self::RateLimited { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    /// Whether the API did not answer within the client's timeout (the request may
+    /// nevertheless have been applied: see [`is_ambiguous`](Self::is_ambiguous)).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::Timeout { .. } => true,
+            Self::Transport { source, .. } => source.is_timeout(),
+            _ => false,
+        }
+    }
+
+    /// Whether the API answered 429 (too many requests) after the retry policy gave up.
+    pub fn is_rate_limited(&self) -> bool {
+        self.status() == Some(429)
+    }
+
+    /// Whether the client could not reach the API at all (no connection was made, so
+    /// the request was not sent).
+    pub fn is_connect(&self) -> bool {
+        match self {
+            Self::Transport { source, .. } => source.is_connect(),
+            _ => false,
+        }
+    }
+
+    /// How long the API asked to wait before trying again: `Retry-After`, else the
+    /// `X-RateLimit-Reset` of a rate limit, when sent (capped at
+    /// [`RateLimitHeaders::MAX_SERVER_DELAY`](crate::RateLimitHeaders::MAX_SERVER_DELAY)).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { reset, .. } => *reset,
             _ => None,
         }
     }
@@ -158,6 +199,194 @@ impl From<ManagementError> for BackendError {
             BackendError::transient(error)
         } else {
             BackendError::permanent(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The predicates of one error, in one value, so a test states them all at once.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Predicates {
+        retryable: bool,
+        timeout: bool,
+        rate_limited: bool,
+        connect: bool,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+    }
+
+    fn predicates(error: &ManagementError) -> Predicates {
+        Predicates {
+            retryable: error.is_retryable(),
+            timeout: error.is_timeout(),
+            rate_limited: error.is_rate_limited(),
+            connect: error.is_connect(),
+            status: error.status(),
+            retry_after: error.retry_after(),
+        }
+    }
+
+    const NONE: Predicates = Predicates {
+        retryable: false,
+        timeout: false,
+        rate_limited: false,
+        connect: false,
+        status: None,
+        retry_after: None,
+    };
+
+    const ENDPOINT: &str = "GET /v1/projects";
+
+    fn api(status: u16) -> ManagementError {
+        ManagementError::Api {
+            endpoint: ENDPOINT.into(),
+            status,
+            message: "no".into(),
+        }
+    }
+
+    fn transport(source: reqwest::Error) -> ManagementError {
+        ManagementError::Transport {
+            endpoint: ENDPOINT.into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_carries_the_servers_wait() {
+        let wait = Some(Duration::from_secs(3));
+        let limited = ManagementError::RateLimited {
+            endpoint: ENDPOINT.into(),
+            reset: wait,
+        };
+        assert_eq!(
+            predicates(&limited),
+            Predicates {
+                retryable: true,
+                rate_limited: true,
+                status: Some(429),
+                retry_after: wait,
+                ..NONE
+            }
+        );
+        let without_reset = ManagementError::RateLimited {
+            endpoint: ENDPOINT.into(),
+            reset: None,
+        };
+        assert_eq!(predicates(&without_reset).retry_after, None);
+    }
+
+    #[test]
+    fn client_errors_are_final_and_server_errors_retryable() {
+        for status in [400, 401, 404, 422] {
+            assert_eq!(
+                predicates(&api(status)),
+                Predicates {
+                    status: Some(status),
+                    ..NONE
+                },
+                "{status}"
+            );
+        }
+        for status in [408, 500, 503] {
+            assert_eq!(
+                predicates(&api(status)),
+                Predicates {
+                    retryable: true,
+                    status: Some(status),
+                    ..NONE
+                },
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_timeout_is_retryable_without_a_status() {
+        let error = ManagementError::Timeout {
+            endpoint: ENDPOINT.into(),
+        };
+        assert_eq!(
+            predicates(&error),
+            Predicates {
+                retryable: true,
+                timeout: true,
+                ..NONE
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_connect_failure() {
+        // A port that was just free: nothing listens there, so the connection is refused.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let refused = reqwest::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            predicates(&transport(refused)),
+            Predicates {
+                retryable: true,
+                connect: true,
+                ..NONE
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_before_the_answer_is_not_a_connect_failure() {
+        // A server that accepts the connection and closes it without answering.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || drop(listener.accept()));
+        let closed = reqwest::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .unwrap_err();
+        server.join().unwrap();
+        assert_eq!(
+            predicates(&transport(closed)),
+            Predicates {
+                retryable: true,
+                ..NONE
+            }
+        );
+    }
+
+    #[test]
+    fn errors_without_an_answer_match_no_http_predicate() {
+        let not_ready = ManagementError::NotReady {
+            project_ref: "abcdefghijklmnopqrst".into(),
+            waited: Duration::from_secs(600),
+            last_status: "COMING_UP".into(),
+        };
+        assert_eq!(
+            predicates(&not_ready),
+            Predicates {
+                retryable: true,
+                ..NONE
+            }
+        );
+        let decode = ManagementError::Decode {
+            endpoint: ENDPOINT.into(),
+            path: "[0].status".into(),
+            message: "expected a string".into(),
+        };
+        let failed = ManagementError::ProjectFailed {
+            project_ref: "abcdefghijklmnopqrst".into(),
+            status: ProjectStatus::Removed,
+        };
+        for error in [
+            decode,
+            failed,
+            ManagementError::Config("bad".into()),
+            ManagementError::InvalidInput("bad".into()),
+        ] {
+            assert_eq!(predicates(&error), NONE, "{error:?}");
         }
     }
 }

@@ -21,7 +21,8 @@
 //!   [`ManagementClient::wait_until_ready_with`] ([`WaitOptions`], [`ReadinessProgress`]).
 //! - **Rate limits**: [`Pacing`] (client-side, shared by clones) and
 //!   [`RateLimitHeaders`]; 429s are retried after `Retry-After` / `X-RateLimit-Reset`.
-//! - **Errors**: [`ManagementError`].
+//! - **Errors**: [`ManagementError`], told apart by its predicates (`is_retryable`,
+//!   `is_timeout`, `is_rate_limited`, `is_connect`, `status`, `retry_after`).
 //! - **Connections**: [`SessionConnection`] (session pooler or direct host for
 //!   migrations); see [Which URL is for what](#which-url-is-for-what).
 //! - **tenancy-core integration**: [`SupabaseProvisioner`] (a

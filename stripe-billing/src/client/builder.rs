@@ -7,15 +7,10 @@ use url::Url;
 
 use super::error::StripeConfigError;
 use super::stripe_client::StripeClient;
+use crate::DEFAULT_STRIPE_VERSION;
 
 /// Stripe's API, the default base URL.
 pub const STRIPE_API_BASE_URL: &str = "https://api.stripe.com";
-
-/// The `Stripe-Version` the response types of this crate were written for: the
-/// version that moved billing periods onto subscription items and an invoice's
-/// subscription under `parent`, the shapes the event types read too. Pin webhook
-/// endpoints to the same version so that events and API answers agree.
-pub const DEFAULT_STRIPE_VERSION: &str = "2025-03-31.basil";
 
 /// The default timeout of one attempt (Stripe's own libraries use 80 s).
 pub const DEFAULT_STRIPE_TIMEOUT: Duration = Duration::from_secs(80);

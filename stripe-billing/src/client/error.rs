@@ -40,6 +40,14 @@ pub enum StripeConfigError {
 }
 
 /// What went wrong calling Stripe.
+///
+/// Branch on the predicates, not on the variants: [`is_retryable`](Self::is_retryable),
+/// [`is_timeout`](Self::is_timeout), [`is_rate_limited`](Self::is_rate_limited),
+/// [`is_connect`](Self::is_connect), [`status`](Self::status) and
+/// [`retry_after`](Self::retry_after) are the stable way to tell errors apart (the same
+/// set as `supabase_mgmt::ManagementError`'s), while the enum is `#[non_exhaustive]`
+/// and its variants may be split or gain fields. [`api_error`](Self::api_error) gives
+/// Stripe's own error object when there is one.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StripeError {
@@ -137,7 +145,8 @@ impl StripeError {
         }
     }
 
-    /// The HTTP status of Stripe's answer, when there was one.
+    /// The HTTP status of Stripe's answer, when Stripe (or something in front of it)
+    /// answered; `None` when no answer was read or nothing was sent.
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api(error) => Some(error.status),
@@ -146,16 +155,51 @@ impl StripeError {
         }
     }
 
-    /// Whether sending the same request again later may succeed (the client has
-    /// already retried as far as its retry policy allows).
-    pub fn is_transient(&self) -> bool {
+    /// Whether sending the same request again later may succeed: the client's retry
+    /// classification (`Stripe-Should-Retry` when sent; otherwise 409, 429, 5xx,
+    /// timeouts and broken connections). The client has already retried as far as
+    /// its retry policy allows.
+    pub fn is_retryable(&self) -> bool {
         classify(self) != RetryDecision::GiveUp
+    }
+
+    /// Whether Stripe did not answer within the client's timeout (the request may
+    /// nevertheless have been applied).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
+    }
+
+    /// Whether Stripe answered 429: too many requests, or a lock on the object held
+    /// by a concurrent request (`lock_timeout`).
+    pub fn is_rate_limited(&self) -> bool {
+        self.status() == Some(429)
+    }
+
+    /// Whether the client could not reach Stripe at all (no connection was made, so
+    /// the request was not sent).
+    pub fn is_connect(&self) -> bool {
+        match self {
+            Self::Transport { source, .. } => source
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_connect),
+            _ => false,
+        }
+    }
+
+    /// How long Stripe asked to wait before trying again (`Retry-After`, when it sent
+    /// one of at most 60 s).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Api(error) => error.retry_after,
+            Self::UnexpectedResponse { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }
 
 impl From<StripeError> for BackendError {
     fn from(error: StripeError) -> Self {
-        if error.is_transient() {
+        if error.is_retryable() {
             BackendError::transient(error)
         } else {
             BackendError::permanent(error)
@@ -247,3 +291,184 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The predicates of one error, in one value, so a test states them all at once.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Predicates {
+        retryable: bool,
+        timeout: bool,
+        rate_limited: bool,
+        connect: bool,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+    }
+
+    fn predicates(error: &StripeError) -> Predicates {
+        Predicates {
+            retryable: error.is_retryable(),
+            timeout: error.is_timeout(),
+            rate_limited: error.is_rate_limited(),
+            connect: error.is_connect(),
+            status: error.status(),
+            retry_after: error.retry_after(),
+        }
+    }
+
+    const NONE: Predicates = Predicates {
+        retryable: false,
+        timeout: false,
+        rate_limited: false,
+        connect: false,
+        status: None,
+        retry_after: None,
+    };
+
+    fn api(status: u16, should_retry: Option<bool>, retry_after: Option<Duration>) -> StripeError {
+        StripeError::Api(Box::new(ApiError {
+            status,
+            error_type: ApiErrorType::InvalidRequest,
+            code: None,
+            decline_code: None,
+            message: None,
+            param: None,
+            request_log_url: None,
+            request_id: None,
+            should_retry,
+            retry_after,
+        }))
+    }
+
+    fn transport(source: BoxError) -> StripeError {
+        StripeError::Transport {
+            method: "GET",
+            path: "/v1/customers/cus_1".into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_is_retryable_and_carries_the_servers_wait() {
+        let wait = Some(Duration::from_millis(1500));
+        assert_eq!(
+            predicates(&api(429, None, wait)),
+            Predicates {
+                retryable: true,
+                rate_limited: true,
+                status: Some(429),
+                retry_after: wait,
+                ..NONE
+            }
+        );
+        // Stripe-Should-Retry: false wins, yet it is still a rate limit.
+        assert_eq!(
+            predicates(&api(429, Some(false), None)),
+            Predicates {
+                rate_limited: true,
+                status: Some(429),
+                ..NONE
+            }
+        );
+    }
+
+    #[test]
+    fn client_errors_are_final_and_server_errors_retryable() {
+        assert_eq!(
+            predicates(&api(404, None, None)),
+            Predicates {
+                status: Some(404),
+                ..NONE
+            }
+        );
+        assert_eq!(
+            predicates(&api(500, None, None)),
+            Predicates {
+                retryable: true,
+                status: Some(500),
+                ..NONE
+            }
+        );
+        let html = StripeError::UnexpectedResponse {
+            status: 503,
+            excerpt: "<html>".into(),
+            should_retry: None,
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(
+            predicates(&html),
+            Predicates {
+                retryable: true,
+                status: Some(503),
+                retry_after: Some(Duration::from_secs(2)),
+                ..NONE
+            }
+        );
+    }
+
+    #[test]
+    fn a_timeout_is_retryable_without_a_status() {
+        let error = StripeError::Timeout {
+            method: "POST",
+            path: "/v1/customers".into(),
+            timeout: Duration::from_secs(80),
+        };
+        assert_eq!(
+            predicates(&error),
+            Predicates {
+                retryable: true,
+                timeout: true,
+                ..NONE
+            }
+        );
+    }
+
+    #[test]
+    fn a_broken_connection_is_retryable_but_not_a_connect_failure() {
+        let broken = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        assert_eq!(
+            predicates(&transport(Box::new(broken))),
+            Predicates {
+                retryable: true,
+                ..NONE
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_connect_failure() {
+        // A port that was just free: nothing listens there, so the connection is refused.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let refused = reqwest::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            predicates(&transport(refused.into())),
+            Predicates {
+                retryable: true,
+                connect: true,
+                ..NONE
+            }
+        );
+    }
+
+    #[test]
+    fn refused_parameters_deleted_objects_and_undecodable_bodies_match_no_predicate() {
+        let decode = StripeError::Decode {
+            path: "/v1/customers".into(),
+            expected: "customer",
+            source: serde_json::from_str::<u8>("x").unwrap_err(),
+        };
+        let deleted = StripeError::Deleted {
+            object: "customer",
+            id: "cus_1".into(),
+        };
+        for error in [StripeError::invalid("price", "empty"), deleted, decode] {
+            assert_eq!(predicates(&error), NONE, "{error:?}");
+        }
+    }
+}

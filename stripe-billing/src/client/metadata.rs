@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use tenancy_core::TenantId;
 
 use super::error::StripeError;
-
-/// The metadata key that carries the tenant id, so later webhook events name the tenant.
-pub const TENANT_ID_METADATA_KEY: &str = "tenant_id";
+use crate::TENANT_ID_METADATA_KEY;
 
 const MAX_KEYS: usize = 50;
 const MAX_KEY_CHARS: usize = 40;

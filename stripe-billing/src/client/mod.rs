@@ -55,12 +55,9 @@ mod subscription_source;
 mod subscriptions;
 
 pub use billing_portal::{BillingPortalSession, CreateBillingPortalSession};
-pub use builder::{
-    StripeClientBuilder, DEFAULT_STRIPE_TIMEOUT, DEFAULT_STRIPE_VERSION, STRIPE_API_BASE_URL,
-};
+pub use builder::{StripeClientBuilder, DEFAULT_STRIPE_TIMEOUT, STRIPE_API_BASE_URL};
 pub use checkout::{CheckoutCustomer, CheckoutRedirect, CreateCheckoutSession};
 pub use customers::CreateCustomer;
 pub use error::{ApiError, ApiErrorType, StripeConfigError, StripeError};
 pub use idempotency::IdempotencyKey;
-pub use metadata::TENANT_ID_METADATA_KEY;
 pub use stripe_client::StripeClient;

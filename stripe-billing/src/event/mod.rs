@@ -17,3 +17,14 @@ pub use invoice::{
     Invoice, InvoiceParent, InvoiceStatus, InvoiceStatusTransitions, SubscriptionDetails,
 };
 pub use subscription::{Subscription, SubscriptionItem, SubscriptionStatus};
+
+/// The metadata key that carries the tenant id: the API client sets it on the objects
+/// it creates, and an event's tenant is read from it, so later webhook events name the
+/// tenant.
+pub const TENANT_ID_METADATA_KEY: &str = "tenant_id";
+
+/// The `Stripe-Version` the types of this crate were written for: the version that
+/// moved billing periods onto subscription items and an invoice's subscription under
+/// `parent`. The API client pins it by default; pin webhook endpoints to the same
+/// version so that events and API answers agree.
+pub const DEFAULT_STRIPE_VERSION: &str = "2025-03-31.basil";

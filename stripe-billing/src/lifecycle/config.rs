@@ -16,10 +16,10 @@ pub enum TrialEndBehaviour {
 /// The durations and plans the lifecycle runs with.
 ///
 /// ```
-/// use stripe_billing::{LifecycleConfig, Plan, PlanCatalog};
+/// use stripe_billing::{LifecycleConfig, PricingPlan, PlanCatalog};
 /// use time::Duration;
 ///
-/// let catalog = PlanCatalog::new([Plan::new("starter", "Starter").monthly("price_s_m", 9_900)])?;
+/// let catalog = PlanCatalog::new([PricingPlan::new("starter", "Starter").monthly("price_s_m", 9_900)])?;
 /// let config = LifecycleConfig::new(catalog).grace_period(Duration::days(10));
 /// assert_eq!(config.trial_length, Duration::days(14));
 /// # Ok::<(), stripe_billing::CatalogError>(())

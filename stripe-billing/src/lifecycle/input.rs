@@ -136,7 +136,7 @@ fn payment_succeeded(invoice: &Invoice) -> Option<BillingEventKind> {
 /// An input of the state machine: an event, or the clock reaching `now`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Input {
+pub enum LifecycleInput {
     /// Something happened in Stripe.
     Event(BillingEvent),
     /// The clock reached this time.

@@ -3,8 +3,8 @@ use std::mem::discriminant;
 use time::OffsetDateTime;
 
 use super::{
-    BillingEvent, BillingEventKind, BillingNotice, BillingState, Effect, Input, LifecycleConfig,
-    Phase, SubscriptionSnapshot, SuspendReason, TrialEndBehaviour,
+    BillingEvent, BillingEventKind, BillingNotice, BillingPhase, BillingState, Effect,
+    LifecycleConfig, LifecycleInput, SubscriptionSnapshot, SuspendReason, TrialEndBehaviour,
 };
 use crate::SubscriptionStatus;
 
@@ -31,10 +31,10 @@ use crate::SubscriptionStatus;
 /// new subscription makes the tenant active again).
 ///
 /// ```
-/// use stripe_billing::{next, BillingEvent, BillingEventKind, BillingState, Effect, Input, LifecycleConfig, Phase, Plan, PlanCatalog};
+/// use stripe_billing::{transition, BillingEvent, BillingEventKind, BillingState, Effect, LifecycleInput, LifecycleConfig, BillingPhase, PricingPlan, PlanCatalog};
 /// use time::macros::datetime;
 ///
-/// let catalog = PlanCatalog::new([Plan::new("starter", "Starter").monthly("price_s_m", 9_900).modules(["sales"])])?;
+/// let catalog = PlanCatalog::new([PricingPlan::new("starter", "Starter").monthly("price_s_m", 9_900).modules(["sales"])])?;
 /// let config = LifecycleConfig::new(catalog);
 /// let (trial, _) = BillingState::start_trial(datetime!(2026-01-01 0:00 UTC), &config);
 ///
@@ -42,21 +42,21 @@ use crate::SubscriptionStatus;
 ///     datetime!(2026-01-05 0:00 UTC),
 ///     BillingEventKind::CheckoutCompleted { customer_id: Some("cus_1".into()), subscription_id: Some("sub_1".into()), paid: true },
 /// );
-/// let (active, effects) = next(&trial, &Input::Event(paid), &config);
-/// assert_eq!(active.phase, Phase::Active);
+/// let (active, effects) = transition(&trial, &LifecycleInput::Event(paid), &config);
+/// assert_eq!(active.phase, BillingPhase::Active);
 /// assert!(effects.iter().any(|e| matches!(e, Effect::Notify(_))));
 /// # Ok::<(), stripe_billing::CatalogError>(())
 /// ```
-pub fn next(
+pub fn transition(
     state: &BillingState,
-    input: &Input,
+    input: &LifecycleInput,
     config: &LifecycleConfig,
 ) -> (BillingState, Vec<Effect>) {
     let mut new = state.clone();
     let mut notices = Vec::new();
     match input {
-        Input::Tick(now) => tick(&mut new, *now, config, &mut notices),
-        Input::Event(event) => apply(&mut new, event, config, &mut notices),
+        LifecycleInput::Tick(now) => tick(&mut new, *now, config, &mut notices),
+        LifecycleInput::Event(event) => apply(&mut new, event, config, &mut notices),
     }
     let effects = effects_of(state, &new, config, notices);
     (new, effects)
@@ -69,19 +69,19 @@ fn tick(
     notices: &mut Vec<BillingNotice>,
 ) {
     match state.phase {
-        Phase::Trialing { ends_at, .. } if now >= ends_at && state.plan.is_none() => {
+        BillingPhase::Trialing { ends_at, .. } if now >= ends_at && state.plan.is_none() => {
             state.phase = match config.trial_end {
-                TrialEndBehaviour::Cancel => Phase::Cancelled,
-                _ => Phase::Suspended {
+                TrialEndBehaviour::Cancel => BillingPhase::Cancelled,
+                _ => BillingPhase::Suspended {
                     reason: SuspendReason::TrialExpired,
                 },
             };
         }
-        Phase::Trialing {
+        BillingPhase::Trialing {
             ends_at,
             notified: false,
         } if now >= ends_at.saturating_sub(config.trial_notice) => {
-            state.phase = Phase::Trialing {
+            state.phase = BillingPhase::Trialing {
                 ends_at,
                 notified: true,
             };
@@ -89,8 +89,8 @@ fn tick(
                 notices.push(BillingNotice::TrialEnding { ends_at });
             }
         }
-        Phase::PastDue { grace_ends_at } if now >= grace_ends_at => {
-            state.phase = Phase::Suspended {
+        BillingPhase::PastDue { grace_ends_at } if now >= grace_ends_at => {
+            state.phase = BillingPhase::Suspended {
                 reason: SuspendReason::GracePeriodExpired,
             };
         }
@@ -150,9 +150,9 @@ fn apply(
         } => {
             if adopt_for_payment(state, subscription_id, customer_id.as_deref(), at) {
                 let trial_invoice =
-                    matches!(state.phase, Phase::Trialing { .. }) && *amount_paid <= 0;
+                    matches!(state.phase, BillingPhase::Trialing { .. }) && *amount_paid <= 0;
                 if !trial_invoice {
-                    set_phase(state, Phase::Active, at);
+                    set_phase(state, BillingPhase::Active, at);
                 }
             }
         }
@@ -162,9 +162,12 @@ fn apply(
         } => {
             let grace_ends_at = at.saturating_add(config.grace_period);
             if adopt_for_payment(state, subscription_id, customer_id.as_deref(), at)
-                && matches!(state.phase, Phase::Active | Phase::Trialing { .. })
+                && matches!(
+                    state.phase,
+                    BillingPhase::Active | BillingPhase::Trialing { .. }
+                )
             {
-                set_degraded_phase(state, Phase::PastDue { grace_ends_at }, at);
+                set_degraded_phase(state, BillingPhase::PastDue { grace_ends_at }, at);
             }
         }
     }
@@ -175,7 +178,7 @@ fn is_fresh(state: &BillingState, at: OffsetDateTime) -> bool {
     state.phase_as_of.is_none_or(|as_of| at >= as_of)
 }
 
-fn set_phase(state: &mut BillingState, phase: Phase, at: OffsetDateTime) {
+fn set_phase(state: &mut BillingState, phase: BillingPhase, at: OffsetDateTime) {
     state.phase = phase;
     state.phase_as_of = state.phase_as_of.max(Some(at));
 }
@@ -184,14 +187,14 @@ fn set_phase(state: &mut BillingState, phase: Phase, at: OffsetDateTime) {
 /// phase was set by an event of the same second: Stripe's `created` has second
 /// resolution, so a failure and the payment that followed it can share a timestamp and
 /// arrive in either order, and a tie must not undo the payment.
-fn set_degraded_phase(state: &mut BillingState, phase: Phase, at: OffsetDateTime) {
+fn set_degraded_phase(state: &mut BillingState, phase: BillingPhase, at: OffsetDateTime) {
     if state.phase_as_of.is_none_or(|as_of| at > as_of) {
         set_phase(state, phase, at);
     }
 }
 
 fn is_cancelled(state: &BillingState) -> bool {
-    state.phase == Phase::Cancelled
+    state.phase == BillingPhase::Cancelled
 }
 
 /// Whether an event about `subscription_id` may affect the tenant at all: not about a
@@ -245,7 +248,7 @@ fn checkout_completed(
         state.customer_id = Some(customer_id.to_owned());
     }
     if paid && is_fresh(state, at) {
-        set_phase(state, Phase::Active, at);
+        set_phase(state, BillingPhase::Active, at);
     }
 }
 
@@ -277,7 +280,7 @@ fn subscription_changed(
     {
         state.plan = Some(plan);
     }
-    if let (Phase::Trialing { ends_at, .. }, Some(trial_end)) =
+    if let (BillingPhase::Trialing { ends_at, .. }, Some(trial_end)) =
         (&mut state.phase, snapshot.trial_end)
     {
         if snapshot.status == SubscriptionStatus::Trialing {
@@ -286,7 +289,7 @@ fn subscription_changed(
     }
     if is_fresh(state, at) {
         match phase_for_status(&state.phase, &snapshot.status, at, config) {
-            Some(phase @ (Phase::PastDue { .. } | Phase::Suspended { .. })) => {
+            Some(phase @ (BillingPhase::PastDue { .. } | BillingPhase::Suspended { .. })) => {
                 set_degraded_phase(state, phase, at);
             }
             Some(phase) => set_phase(state, phase, at),
@@ -297,27 +300,29 @@ fn subscription_changed(
 
 /// The phase a subscription status leads to from `current`, if it changes anything.
 fn phase_for_status(
-    current: &Phase,
+    current: &BillingPhase,
     status: &SubscriptionStatus,
     at: OffsetDateTime,
     config: &LifecycleConfig,
-) -> Option<Phase> {
-    let suspended = matches!(current, Phase::Suspended { .. });
+) -> Option<BillingPhase> {
+    let suspended = matches!(current, BillingPhase::Suspended { .. });
     match status {
-        SubscriptionStatus::Active => Some(Phase::Active),
-        SubscriptionStatus::PastDue if !suspended && !matches!(current, Phase::PastDue { .. }) => {
-            Some(Phase::PastDue {
+        SubscriptionStatus::Active => Some(BillingPhase::Active),
+        SubscriptionStatus::PastDue
+            if !suspended && !matches!(current, BillingPhase::PastDue { .. }) =>
+        {
+            Some(BillingPhase::PastDue {
                 grace_ends_at: at.saturating_add(config.grace_period),
             })
         }
-        SubscriptionStatus::Unpaid if !suspended => Some(Phase::Suspended {
+        SubscriptionStatus::Unpaid if !suspended => Some(BillingPhase::Suspended {
             reason: SuspendReason::Unpaid,
         }),
-        SubscriptionStatus::Paused if !suspended => Some(Phase::Suspended {
+        SubscriptionStatus::Paused if !suspended => Some(BillingPhase::Suspended {
             reason: SuspendReason::Paused,
         }),
         SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired => {
-            Some(Phase::Cancelled)
+            Some(BillingPhase::Cancelled)
         }
         // `trialing` never takes a tenant back into a trial; `incomplete` and unknown
         // statuses change nothing until Stripe says more.
@@ -335,7 +340,7 @@ fn subscription_deleted(
     }
     adopt(state, &snapshot.id, Some(&snapshot.customer_id));
     state.subscription_as_of = state.subscription_as_of.max(Some(at));
-    set_phase(state, Phase::Cancelled, at);
+    set_phase(state, BillingPhase::Cancelled, at);
 }
 
 fn trial_will_end(
@@ -346,7 +351,7 @@ fn trial_will_end(
     if !concerns_tenant(state, &snapshot.id) {
         return;
     }
-    if let Phase::Trialing { ends_at, notified } = &mut state.phase {
+    if let BillingPhase::Trialing { ends_at, notified } = &mut state.phase {
         if let Some(trial_end) = snapshot.trial_end {
             *ends_at = trial_end;
         }
@@ -384,21 +389,21 @@ fn phase_notice(old: &BillingState, new: &BillingState) -> Option<BillingNotice>
         return None;
     }
     Some(match &new.phase {
-        Phase::PastDue { grace_ends_at } => BillingNotice::PaymentFailed {
+        BillingPhase::PastDue { grace_ends_at } => BillingNotice::PaymentFailed {
             grace_ends_at: *grace_ends_at,
         },
-        Phase::Suspended { reason } => BillingNotice::Suspended { reason: *reason },
-        Phase::Cancelled => BillingNotice::Cancelled,
+        BillingPhase::Suspended { reason } => BillingNotice::Suspended { reason: *reason },
+        BillingPhase::Cancelled => BillingNotice::Cancelled,
         // A payment after a failure; a trial that expired unpaid is activated, not recovered.
-        Phase::Active
-            if matches!(old.phase, Phase::PastDue { .. })
-                || matches!(old.phase, Phase::Suspended { reason } if reason != SuspendReason::TrialExpired) =>
+        BillingPhase::Active
+            if matches!(old.phase, BillingPhase::PastDue { .. })
+                || matches!(old.phase, BillingPhase::Suspended { reason } if reason != SuspendReason::TrialExpired) =>
         {
             BillingNotice::PaymentRecovered
         }
-        Phase::Active => BillingNotice::Activated {
+        BillingPhase::Active => BillingNotice::Activated {
             plan: new.plan.as_ref().map(|p| p.plan.clone()),
         },
-        Phase::Trialing { .. } => return None,
+        BillingPhase::Trialing { .. } => return None,
     })
 }

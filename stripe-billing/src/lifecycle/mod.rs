@@ -8,6 +8,6 @@ mod state;
 
 pub use config::{LifecycleConfig, TrialEndBehaviour};
 pub use effect::{BillingNotice, Effect};
-pub use input::{BillingEvent, BillingEventKind, Input, SubscriptionSnapshot};
-pub use machine::next;
-pub use state::{BillingState, Phase, SuspendReason};
+pub use input::{BillingEvent, BillingEventKind, LifecycleInput, SubscriptionSnapshot};
+pub use machine::transition;
+pub use state::{BillingPhase, BillingState, SuspendReason};

@@ -25,7 +25,7 @@ pub enum SuspendReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Phase {
+pub enum BillingPhase {
     /// In the free trial.
     Trialing {
         /// When the trial ends.
@@ -51,7 +51,7 @@ pub enum Phase {
     Cancelled,
 }
 
-impl Phase {
+impl BillingPhase {
     /// The phase's name (`trialing`, `active`, `past_due`, `suspended`, `cancelled`).
     pub fn name(&self) -> &'static str {
         match self {
@@ -78,7 +78,7 @@ impl Phase {
 #[non_exhaustive]
 pub struct BillingState {
     /// The lifecycle phase.
-    pub phase: Phase,
+    pub phase: BillingPhase,
     /// The plan, once a price resolved to one.
     pub plan: Option<PlanSelection>,
     /// The Stripe customer id (`cus_…`), once known.
@@ -97,7 +97,7 @@ impl BillingState {
     /// A trial that starts at `now`, and the effects of starting it (the trial plan's modules).
     pub fn start_trial(now: OffsetDateTime, config: &LifecycleConfig) -> (Self, Vec<Effect>) {
         let state = Self {
-            phase: Phase::Trialing {
+            phase: BillingPhase::Trialing {
                 ends_at: now.saturating_add(config.trial_length),
                 notified: false,
             },
@@ -123,15 +123,15 @@ impl BillingState {
     /// The next time a clock tick can change this state (a trial notice, a trial end, a grace end).
     pub fn next_deadline(&self, config: &LifecycleConfig) -> Option<OffsetDateTime> {
         match &self.phase {
-            Phase::Trialing {
+            BillingPhase::Trialing {
                 ends_at,
                 notified: false,
             } => Some(ends_at.saturating_sub(config.trial_notice)),
-            Phase::Trialing {
+            BillingPhase::Trialing {
                 ends_at,
                 notified: true,
             } if self.plan.is_none() => Some(*ends_at),
-            Phase::PastDue { grace_ends_at } => Some(*grace_ends_at),
+            BillingPhase::PastDue { grace_ends_at } => Some(*grace_ends_at),
             _ => None,
         }
     }

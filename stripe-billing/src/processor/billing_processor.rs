@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 
 use super::{BillingStore, StateUpdate, StoreError, SubscriptionSource, Transacted};
 use crate::{
-    next, BillingEvent, BillingEventKind, BillingState, Effect, Event, EventType, Input,
-    LifecycleConfig, Phase, SubscriptionSnapshot,
+    transition, BillingEvent, BillingEventKind, BillingPhase, BillingState, Effect, Event,
+    EventType, LifecycleConfig, LifecycleInput, SubscriptionSnapshot,
 };
 
 /// What processing an event did.
@@ -19,7 +19,7 @@ pub enum ProcessOutcome {
         /// The tenant.
         tenant_id: TenantId,
         /// The tenant's phase after the event.
-        phase: Phase,
+        phase: BillingPhase,
         /// What the host must do.
         effects: Vec<Effect>,
     },
@@ -77,7 +77,7 @@ pub struct TickOutcome {
     /// The tenant.
     pub tenant_id: TenantId,
     /// Its phase after the tick.
-    pub phase: Phase,
+    pub phase: BillingPhase,
     /// What the host must do (also queued in the outbox).
     pub effects: Vec<Effect>,
 }
@@ -94,7 +94,7 @@ pub struct TickReport {
 
 /// Applies verified Stripe events to tenants' billing state: idempotently (an event id
 /// is applied once, recorded in the same transaction as the change) and order-safely
-/// (see [`next`](crate::next)).
+/// (see [`transition`](crate::transition)).
 ///
 /// The tenant comes from the object's `client_reference_id` or `metadata.tenant_id`,
 /// else from the customer → tenant mapping the store learnt from earlier events.
@@ -183,10 +183,10 @@ impl BillingProcessor {
         };
         self.refresh_subscription(&mut input).await;
         let (transacted, outcome) = self
-            .transition(
+            .transact_input(
                 &tenant_id,
                 Some(&event.id),
-                &Input::Event(input),
+                &LifecycleInput::Event(input),
                 Some(event.created),
             )
             .await?;
@@ -223,9 +223,9 @@ impl BillingProcessor {
         &self,
         tenant_id: &TenantId,
         now: OffsetDateTime,
-    ) -> Result<Option<(Phase, Vec<Effect>)>, StoreError> {
+    ) -> Result<Option<(BillingPhase, Vec<Effect>)>, StoreError> {
         let (_, outcome) = self
-            .transition(tenant_id, None, &Input::Tick(now), None)
+            .transact_input(tenant_id, None, &LifecycleInput::Tick(now), None)
             .await?;
         Ok(outcome)
     }
@@ -233,13 +233,13 @@ impl BillingProcessor {
     /// Applies `input` to the tenant in one store transaction (recording `event_id`), and
     /// returns what the store did and, if the state changed, the new phase and the effects.
     /// A tenant without a state starts a trial at `trial_start`, or is left alone if `None`.
-    async fn transition(
+    async fn transact_input(
         &self,
         tenant_id: &TenantId,
         event_id: Option<&str>,
-        input: &Input,
+        input: &LifecycleInput,
         trial_start: Option<OffsetDateTime>,
-    ) -> Result<(Transacted, Option<(Phase, Vec<Effect>)>), StoreError> {
+    ) -> Result<(Transacted, Option<(BillingPhase, Vec<Effect>)>), StoreError> {
         let config = &self.config;
         let mut outcome = None;
         let transacted = self
@@ -247,7 +247,7 @@ impl BillingProcessor {
             .transact(tenant_id, event_id, &mut |current| {
                 let update = match (current, trial_start) {
                     (Some(state), _) => match apply(&state, input, config) {
-                        None if matches!(input, Input::Tick(_)) => {
+                        None if matches!(input, LifecycleInput::Tick(_)) => {
                             // Nothing to do, yet the tenant was due: the configuration moved
                             // its deadline. Store the new one so it leaves the due set.
                             outcome = None;
@@ -321,8 +321,12 @@ impl tenancy_core::BillingStarter for BillingProcessor {
 
 /// Runs the state machine on the tenant's state and returns the update to write, or
 /// `None` if nothing changed.
-fn apply(state: &BillingState, input: &Input, config: &LifecycleConfig) -> Option<StateUpdate> {
-    let (new_state, effects) = next(state, input, config);
+fn apply(
+    state: &BillingState,
+    input: &LifecycleInput,
+    config: &LifecycleConfig,
+) -> Option<StateUpdate> {
+    let (new_state, effects) = transition(state, input, config);
     if &new_state == state && effects.is_empty() {
         return None;
     }
@@ -333,11 +337,11 @@ fn apply(state: &BillingState, input: &Input, config: &LifecycleConfig) -> Optio
 /// `trial_start`, applies `input`, and describes the modules from nothing enabled.
 fn apply_to_new_tenant(
     trial_start: OffsetDateTime,
-    input: &Input,
+    input: &LifecycleInput,
     config: &LifecycleConfig,
 ) -> StateUpdate {
     let (trial, _) = BillingState::start_trial(trial_start, config);
-    let (new_state, effects) = next(&trial, input, config);
+    let (new_state, effects) = transition(&trial, input, config);
     let modules = new_state.enabled_modules(config);
     let enable = (!modules.is_empty()).then_some(Effect::EnableModules(modules));
     let notices = effects

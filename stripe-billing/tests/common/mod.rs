@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 pub use stripe_billing::testing::{example, InvoiceShape};
-use stripe_billing::{testing, Event, LifecycleConfig, Plan, PlanCatalog};
+use stripe_billing::{testing, Event, LifecycleConfig, PlanCatalog, PricingPlan};
 use time::OffsetDateTime;
 
 pub const SECRET: &str = "whsec_test_secret";
@@ -20,11 +20,11 @@ pub const DAY: i64 = 86_400;
 
 pub fn catalog() -> PlanCatalog {
     PlanCatalog::new([
-        Plan::new("starter", "Starter")
+        PricingPlan::new("starter", "Starter")
             .monthly(STARTER_MONTHLY, 9_900)
             .yearly(STARTER_YEARLY, 99_000)
             .modules(["inventory", "sales"]),
-        Plan::new("professional", "Professional")
+        PricingPlan::new("professional", "Professional")
             .monthly(PRO_MONTHLY, 29_900)
             .yearly(PRO_YEARLY, 299_000)
             .modules(["inventory", "sales", "reports", "api"]),
