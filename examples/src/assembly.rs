@@ -8,7 +8,7 @@ use tenancy_core::{Clock, Notifier, Onboarding};
 
 use crate::config::{Env, SupabaseConfig};
 use crate::control_plane::{ControlPlane, ControlPlaneError, TenantDatabases};
-use crate::migrations::{AppMigrations, MigrationsError};
+use crate::migrations::AppMigrations;
 use crate::plans::seed_lifecycle;
 
 /// Why the service could not be assembled.
@@ -20,7 +20,7 @@ pub enum AssemblyError {
     ControlPlane(#[from] ControlPlaneError),
     /// The application's migrations are invalid.
     #[error(transparent)]
-    Migrations(#[from] MigrationsError),
+    Migrations(#[from] tenant_migrate::CatalogError),
     /// The plan catalog is invalid.
     #[error("plan catalog: {0}; check the STRIPE_PRICE_* variables")]
     Catalog(#[from] stripe_billing::CatalogError),
@@ -85,12 +85,12 @@ impl Assembly {
         env: &impl Env,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AssemblyError> {
-        let migrations = AppMigrations::open(&plane).await?;
+        let migrations = crate::migrations::open(&plane).await?;
         let billing = BillingProcessor::new(plane.billing.clone(), seed_lifecycle(env)?);
         let onboarding = Onboarding::new(
             plane.directory.clone(),
             databases.provisioner.clone(),
-            Arc::new(migrations.clone()),
+            migrations.clone(),
             databases.admins.clone(),
         )
         .with_billing(Arc::new(billing.clone()))

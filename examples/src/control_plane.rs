@@ -3,21 +3,19 @@
 //! tenant databases.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use stripe_billing::{BillingStore, PostgresBillingStore, SqliteBillingStore};
 use supabase_mgmt::{
     DatabasePasswords, ManagementClient, SupabaseAdminUserCreator, SupabaseProvisioner, WaitOptions,
 };
+use tenancy_core::persistence::{StorePool, StorePoolOptions};
 use tenancy_core::{
     AdminUserCreator, DatabaseKind, DatabaseProvisioner, DatabaseUrl, LocalAdminUserCreator,
     PostgresServerProvisioner, PostgresTenantDirectory, SqliteFileProvisioner,
     SqliteTenantDirectory, TenantDirectory,
 };
-use tenant_migrate::{PostgresRolloutStore, RolloutStore, SqliteRolloutStore};
+use tenant_migrate::rollout::store::{PostgresRolloutStore, RolloutStore, SqliteRolloutStore};
 
 use crate::config::SupabaseConfig;
 
@@ -47,35 +45,13 @@ pub enum ControlPlaneError {
     Supabase(String),
 }
 
-/// The state database's connection pool.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum StatePool {
-    /// A PostgreSQL control plane.
-    Postgres(sqlx::PgPool),
-    /// A SQLite control plane.
-    Sqlite(sqlx::SqlitePool),
-}
-
-/// Evaluates `$body` with `$pool` bound to the concrete pool, whichever the backend:
-/// for the example's own small tables, whose SQL is the same on both.
-macro_rules! with_pool {
-    ($state:expr, |$pool:ident| $body:expr) => {
-        match $state {
-            $crate::control_plane::StatePool::Postgres($pool) => $body,
-            $crate::control_plane::StatePool::Sqlite($pool) => $body,
-        }
-    };
-}
-pub(crate) use with_pool;
-
 /// The stores of the control plane.
 #[derive(Clone)]
 pub struct ControlPlane {
     /// The state database's URL.
     pub state_url: DatabaseUrl,
     /// The state database's pool, shared by the stores.
-    pub pool: StatePool,
+    pub pool: StorePool,
     /// Tenant records.
     pub directory: Arc<dyn TenantDirectory>,
     /// Billing state, processed event ids and the effect outbox.
@@ -93,84 +69,23 @@ impl std::fmt::Debug for ControlPlane {
 }
 
 impl ControlPlane {
-    /// Opens (creating if needed) the stores in the database at `state_url`.
+    /// Opens (creating if needed) the stores in the database at `state_url`: one pool
+    /// under tenancy-core's persistence policy, shared by every store.
     pub async fn open(state_url: &str) -> Result<Self, ControlPlaneError> {
         let url = DatabaseUrl::parse(state_url)?;
-        let open_error = |source| ControlPlaneError::Open {
-            url: url.to_string(),
-            source,
-        };
-        let schema = |e: &dyn std::fmt::Display| ControlPlaneError::Schema(e.to_string());
-        let (pool, directory, billing): (
-            StatePool,
-            Arc<dyn TenantDirectory>,
-            Arc<dyn BillingStore>,
-        ) = match url.kind() {
-            DatabaseKind::Postgres => {
-                let pool = PgPoolOptions::new()
-                    .max_connections(10)
-                    .connect(url.expose())
-                    .await
-                    .map_err(open_error)?;
-                (
-                    StatePool::Postgres(pool.clone()),
-                    Arc::new(
-                        PostgresTenantDirectory::from_pool(pool.clone())
-                            .await
-                            .map_err(|e| schema(&e))?,
-                    ),
-                    Arc::new(
-                        PostgresBillingStore::from_pool(pool)
-                            .await
-                            .map_err(|e| schema(&e))?,
-                    ),
-                )
-            }
-            _ => {
-                let options = SqliteConnectOptions::from_str(url.expose())
-                    .map_err(open_error)?
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(std::time::Duration::from_secs(10));
-                // Each connection to `:memory:` is its own database: keep one.
-                let max_connections = if url.expose().contains(":memory:") {
-                    1
-                } else {
-                    4
-                };
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(max_connections)
-                    .connect_with(options)
-                    .await
-                    .map_err(open_error)?;
-                (
-                    StatePool::Sqlite(pool.clone()),
-                    Arc::new(
-                        SqliteTenantDirectory::from_pool(pool.clone())
-                            .await
-                            .map_err(|e| schema(&e))?,
-                    ),
-                    Arc::new(
-                        SqliteBillingStore::from_pool(pool)
-                            .await
-                            .map_err(|e| schema(&e))?,
-                    ),
-                )
-            }
-        };
-        let rollouts: Arc<dyn RolloutStore> = match &pool {
-            StatePool::Postgres(pool) => Arc::new(
-                PostgresRolloutStore::from_pool(pool.clone())
-                    .await
-                    .map_err(|e| schema(&e))?,
-            ),
-            StatePool::Sqlite(_) => Arc::new(
-                SqliteRolloutStore::open(url.expose())
-                    .await
-                    .map_err(|e| schema(&e))?,
-            ),
-        };
-        adopt_parked_events(&pool).await.map_err(|e| schema(&e))?;
+        let pool = StorePoolOptions::new()
+            .create_if_missing(true)
+            .open(&url)
+            .await
+            .map_err(|source| ControlPlaneError::Open {
+                url: url.to_string(),
+                source,
+            })?;
+        let (directory, billing, rollouts) =
+            stores(&pool).await.map_err(ControlPlaneError::Schema)?;
+        adopt_parked_events(&pool)
+            .await
+            .map_err(|e| ControlPlaneError::Schema(e.to_string()))?;
         Ok(Self {
             state_url: url,
             pool,
@@ -188,44 +103,73 @@ impl ControlPlane {
     }
 }
 
+type Stores = (
+    Arc<dyn TenantDirectory>,
+    Arc<dyn BillingStore>,
+    Arc<dyn RolloutStore>,
+);
+
+/// The control plane's stores, on one pool.
+async fn stores(pool: &StorePool) -> Result<Stores, String> {
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    Ok(match pool {
+        StorePool::Postgres(pool) => (
+            Arc::new(
+                PostgresTenantDirectory::from_pool(pool.clone())
+                    .await
+                    .map_err(|e| text(&e))?,
+            ),
+            Arc::new(
+                PostgresBillingStore::from_pool(pool.clone())
+                    .await
+                    .map_err(|e| text(&e))?,
+            ),
+            Arc::new(
+                PostgresRolloutStore::from_pool(pool.clone())
+                    .await
+                    .map_err(|e| text(&e))?,
+            ),
+        ),
+        StorePool::Sqlite(pool) => (
+            Arc::new(
+                SqliteTenantDirectory::from_pool(pool.clone())
+                    .await
+                    .map_err(|e| text(&e))?,
+            ),
+            Arc::new(
+                SqliteBillingStore::from_pool(pool.clone())
+                    .await
+                    .map_err(|e| text(&e))?,
+            ),
+            Arc::new(
+                SqliteRolloutStore::from_pool(pool.clone())
+                    .await
+                    .map_err(|e| text(&e))?,
+            ),
+        ),
+        other => return Err(format!("no store for a {} control plane", other.kind())),
+    })
+}
+
 /// Moves the Stripe events that earlier versions of this service parked in their own
 /// table (`tenancy_parked_events`) into the billing store's, then drops that table:
 /// they were acknowledged to Stripe, which will not send them again. (`WHERE true`
 /// lets SQLite tell the upsert from a join.)
-async fn adopt_parked_events(pool: &StatePool) -> Result<(), sqlx::Error> {
-    const EXISTS_POSTGRES: &str = "SELECT count(*) FROM pg_tables WHERE tablename = 'tenancy_parked_events' AND schemaname = current_schema()";
-    const EXISTS_SQLITE: &str =
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tenancy_parked_events'";
+async fn adopt_parked_events(pool: &StorePool) -> Result<(), sqlx::Error> {
     const ADOPT: &str =
         "INSERT INTO billing_parked_events (event_id, customer_id, body, parked_at) \
         SELECT event_id, customer_id, body, parked_at FROM tenancy_parked_events WHERE true \
         ON CONFLICT (event_id) DO NOTHING;
         DROP TABLE tenancy_parked_events";
-    let exists = match pool {
-        StatePool::Postgres(pool) => {
-            sqlx::query_scalar::<_, i64>(EXISTS_POSTGRES)
-                .fetch_one(pool)
-                .await?
-        }
-        StatePool::Sqlite(pool) => {
-            sqlx::query_scalar::<_, i64>(EXISTS_SQLITE)
-                .fetch_one(pool)
-                .await?
-        }
-    };
-    if exists == 0 {
+    if !pool.table_exists("tenancy_parked_events").await? {
         return Ok(());
     }
-    with_pool!(pool, |pool| {
-        let mut tx = pool.begin().await?;
-        let moved = sqlx::raw_sql(ADOPT).execute(&mut *tx).await?;
-        tx.commit().await?;
-        tracing::info!(
-            events = moved.rows_affected(),
-            "moved parked Stripe events into the billing store"
-        );
-        Ok(())
-    })
+    let moved = pool.execute_script(ADOPT).await?;
+    tracing::info!(
+        events = moved,
+        "moved parked Stripe events into the billing store"
+    );
+    Ok(())
 }
 
 /// Where tenant databases come from, and who creates their first admin user.

@@ -25,7 +25,7 @@ pub fn rollout_migrations(
 
 /// Rolls `examples/rollout/` out over the demo's tenants, narrating each step.
 pub async fn run(demo: &Assembly) -> Result<(), Box<dyn std::error::Error>> {
-    let set = rollout_migrations(&demo.migrations.current())?;
+    let set = rollout_migrations(&demo.migrations.last_read())?;
     let strategy = Strategy::canary(CanaryTenants::Tag("staging".into()), Strategy::AllAtOnce)?;
     let rollout = Rollout::of_migrations(
         demo.plane.directory.clone(),

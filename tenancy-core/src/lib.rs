@@ -16,7 +16,9 @@
 //! - **HTTP** (feature `axum`): `http::signup_router`, `http::tenant_router`,
 //!   `http::require_admin_token`, `http::ApiError`.
 //! - **Stores**: [`MemoryTenantDirectory`], `SqliteTenantDirectory` (feature `sqlite`,
-//!   the embedded default), `PostgresTenantDirectory` (feature `postgres`).
+//!   the embedded default), `PostgresTenantDirectory` (feature `postgres`), and
+//!   `persistence`, the policy every store of the workspace shares: pool settings,
+//!   versioned table upgrades, advisory-lock keys.
 //! - **Local databases**: `SqliteFileProvisioner` (one file per tenant),
 //!   `PostgresServerProvisioner` (one database per tenant on your server) and
 //!   `LocalAdminUserCreator`, for running without a cloud provider.
@@ -62,6 +64,8 @@ mod migrator;
 mod notifier;
 mod onboarding;
 mod open_enum;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod persistence;
 mod provisioner;
 mod retry;
 mod secret;

@@ -22,9 +22,8 @@ use tenancy_core::{
     BackendError, DatabaseTarget, DatabaseUrl, MemoryTenantDirectory, MigrationReport, NewTenant,
     TenantDirectory, TenantId,
 };
-use tenant_migrate::{
-    PostgresRolloutStore, Rollout, RolloutMigrator, RolloutStore, SqliteRolloutStore, TenantSession,
-};
+use tenant_migrate::rollout::store::{PostgresRolloutStore, RolloutStore, SqliteRolloutStore};
+use tenant_migrate::{Rollout, RolloutMigrator, TenantSession};
 use time::OffsetDateTime;
 
 const TARGET: i64 = 2;

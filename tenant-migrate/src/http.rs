@@ -24,9 +24,10 @@ use serde::{Deserialize, Serialize};
 use tenancy_core::http::ApiError;
 use tenancy_core::TenantDirectory;
 
+use crate::rollout::store::RolloutStore;
 use crate::{
     CatalogError, MigrationCatalog, MigrationSet, Rollout, RolloutError, RolloutStatusView,
-    RolloutStore, Strategy,
+    Strategy,
 };
 
 /// A task the routes hand to the host to run in the background.
@@ -189,11 +190,11 @@ where
         ));
     };
     let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
-    let page = rollout
-        .tenants(report.rollout_id, query.after, limit)
+    let view = rollout
+        .view(&report, query.after, limit)
         .await
         .map_err(rollout_error)?;
-    Ok(Json(RolloutStatusView::new(&report, &page)))
+    Ok(Json(view))
 }
 
 async fn halt<S>(

@@ -14,9 +14,10 @@
 //!   with the last.
 //! - **Linting**: [`lint`] returns [`Finding`]s (rule, [`Severity`], line, fix hint).
 //! - **Fleet rollouts**: [`Rollout`] takes a migration set to every tenant of a
-//!   `TenantDirectory` with a [`Strategy`] (all at once, waves, canary), resumable state
-//!   in a [`RolloutStore`] ([`PostgresRolloutStore`] for several runners,
-//!   [`SqliteRolloutStore`] embedded), [`RolloutEvent`]s and a [`RolloutReport`]; see
+//!   [`TenantFleet`] (a `TenantDirectory`, or a [`FleetList`] read from a fleet file) with a [`Strategy`] (all at once, waves, canary), resumable state
+//!   in a [`RolloutStore`](rollout::store::RolloutStore)
+//!   ([`PostgresRolloutStore`](rollout::store::PostgresRolloutStore) for several runners,
+//!   [`SqliteRolloutStore`](rollout::store::SqliteRolloutStore) embedded), [`RolloutEvent`]s and a [`RolloutReport`]; see
 //!   [`Rollout`] for a canary rollout in a dozen lines.
 //!
 //! The history lives in sqlx's own `_sqlx_migrations` table, created with sqlx's DDL
@@ -80,13 +81,15 @@ mod options;
 mod outcome;
 #[cfg(feature = "postgres")]
 mod postgres;
-mod rollout;
+pub mod rollout;
+mod schema_version;
 mod session;
 mod source;
 mod source_error;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod status;
+mod stored_catalog;
 mod tenant_migrator;
 
 pub use catalog::{CatalogError, MigrationCatalog};
@@ -96,18 +99,16 @@ pub use migration::Migration;
 pub use migration_set::{MigrationSet, MigrationSetBuilder};
 pub use options::MigrateOptions;
 pub use outcome::{MigrationOutcome, MigrationStep};
-#[cfg(feature = "postgres")]
-pub use rollout::PostgresRolloutStore;
-#[cfg(feature = "sqlite")]
-pub use rollout::SqliteRolloutStore;
 pub use rollout::{
-    CanaryTenants, ClaimRequest, ClaimedTenant, FailureThreshold, Phase, Plan, PlannedTenant,
-    Rollout, RolloutBuilder, RolloutError, RolloutEvent, RolloutKey, RolloutMigrator,
-    RolloutRecord, RolloutReport, RolloutStatus, RolloutStatusView, RolloutStore, StateCounts,
-    Strategy, Targeting, TenantOutcome, TenantRecord, TenantRow, TenantSession, TenantState,
-    VersionCount, WaveProgress, DEFAULT_CONCURRENCY, DEFAULT_LEASE,
+    CanaryTenants, DirectoryFleet, FailureThreshold, FleetFileError, FleetList, FleetMember,
+    IntoFleet, PlannedTenant, Rollout, RolloutBuilder, RolloutError, RolloutEvent, RolloutMigrator,
+    RolloutPlan, RolloutReport, RolloutStatus, RolloutStatusView, StateCounts, Strategy, Targeting,
+    TenantFleet, TenantRow, TenantSession, TenantState, VersionCount, WaveProgress,
+    DEFAULT_CONCURRENCY, DEFAULT_LEASE,
 };
+pub use schema_version::SchemaVersion;
 pub use session::MigrationSession;
 pub use source_error::MigrationSourceError;
 pub use status::MigrationStatus;
+pub use stored_catalog::StoredCatalog;
 pub use tenant_migrator::TenantMigrator;

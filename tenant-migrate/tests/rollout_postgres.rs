@@ -12,9 +12,9 @@ use rollout_support::{
 };
 use sqlx::Connection;
 use tenancy_core::{DatabaseUrl, TenantId};
+use tenant_migrate::rollout::store::{PostgresRolloutStore, RolloutStore, TenantRecord};
 use tenant_migrate::{
-    FailureThreshold, PostgresRolloutStore, Rollout, RolloutError, RolloutEvent, RolloutStatus,
-    RolloutStore, Strategy, TenantRecord, TenantState,
+    FailureThreshold, Rollout, RolloutError, RolloutEvent, RolloutStatus, Strategy, TenantState,
 };
 
 async fn records(rollout: &Rollout, rollout_id: i64) -> Vec<TenantRecord> {

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rollout_support::{rollout, v1, Fleet, PgTestMigrator};
-use tenant_migrate::{CanaryTenants, RolloutEvent, RolloutStatus, SqliteRolloutStore, Strategy};
+use tenant_migrate::rollout::store::SqliteRolloutStore;
+use tenant_migrate::{CanaryTenants, RolloutEvent, RolloutStatus, Strategy};
 
 /// A fresh SQLite state file, removed on drop.
 struct StateFile(PathBuf);

@@ -135,15 +135,19 @@ async fn a_migration_added_by_another_server_reaches_new_tenants() {
     use tenancy_core::testing::TestDatabase;
     use tenancy_core::{DatabaseTarget, SchemaMigrator};
     use tenancy_examples::control_plane::ControlPlane;
-    use tenancy_examples::migrations::AppMigrations;
+    use tenant_migrate::MigrationCatalog;
 
     let control = TestDatabase::create().await.unwrap();
-    let first = AppMigrations::open(&ControlPlane::open(control.url().expose()).await.unwrap())
-        .await
-        .unwrap();
-    let second = AppMigrations::open(&ControlPlane::open(control.url().expose()).await.unwrap())
-        .await
-        .unwrap();
+    let first = tenancy_examples::migrations::open(
+        &ControlPlane::open(control.url().expose()).await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let second = tenancy_examples::migrations::open(
+        &ControlPlane::open(control.url().expose()).await.unwrap(),
+    )
+    .await
+    .unwrap();
     first
         .add(
             "20240127000000_add_new_field",
@@ -151,7 +155,7 @@ async fn a_migration_added_by_another_server_reaches_new_tenants() {
         )
         .await
         .unwrap();
-    assert_eq!(second.current().latest_version(), Some(20240115000000));
+    assert_eq!(second.last_read().latest_version(), Some(20240115000000));
 
     let tenant_db = TestDatabase::create().await.unwrap();
     let id = TenantId::try_from("acme").unwrap();
@@ -223,7 +227,7 @@ async fn a_halted_rollout_resumes_through_the_api() {
     service.signup_ready("Acme", "a@acme.example").await;
     // A rollout of the current migrations recorded by another runner, not run yet.
     let assembly = &service.assembly;
-    let set = assembly.migrations.current().as_ref().clone();
+    let set = assembly.migrations.last_read().as_ref().clone();
     let recorded = tenant_migrate::Rollout::of_migrations(
         assembly.plane.directory.clone(),
         set,

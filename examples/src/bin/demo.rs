@@ -267,7 +267,7 @@ async fn summary(demo: &Assembly) -> DemoResult<()> {
 
 async fn print_row(demo: &Assembly, tenant: &Tenant) -> DemoResult<()> {
     let version = match &tenant.database {
-        Some(db) => tenant_migrate::TenantMigrator::new(demo.migrations.current())
+        Some(db) => tenant_migrate::TenantMigrator::new(demo.migrations.last_read())
             .status(db)
             .await?
             .current_version

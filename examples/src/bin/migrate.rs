@@ -9,7 +9,10 @@
 //! migrate lint DIR
 //! ```
 //!
-//! `FILE` is CSV with a header `id,database_url[,tags]` (tags separated by `;`).
+//! `FILE` is CSV with a header `id,database_url[,tags]` (tags separated by `;`,
+//! fields may be quoted, `#` starts a comment line), read by `tenant_migrate::FleetList`.
+//! `--json` prints one `RolloutStatusView` object (the admin API's `GET /status`
+//! shape, with every tenant).
 //! Exit codes: 0 every targeted tenant is at the target version (or, for `rollback`,
 //! every migrated tenant was reverted), 1 a tenant failed or the rollout halted, 2 bad
 //! usage or configuration (a bad CSV row names its line; an unreadable migrations
@@ -18,22 +21,15 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
-use tenancy_core::{
-    DatabaseTarget, DatabaseUrl, MemoryTenantDirectory, NewTenant, TenantDirectory, TenantId,
-    TenantStatus,
-};
+use tenancy_core::DatabaseUrl;
 use tenant_migrate::{
-    lint, FailureThreshold, MigrationSet, PostgresRolloutStore, Rollout, RolloutError,
-    RolloutEvent, RolloutReport, RolloutStatus, RolloutStore, Severity, SqliteRolloutStore,
-    Strategy, Targeting, TenantRow,
+    lint, FailureThreshold, FleetList, MigrationSet, Rollout, RolloutError, RolloutEvent,
+    RolloutReport, RolloutStatusView, Severity, Strategy, Targeting,
 };
-use time::OffsetDateTime;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,8 +66,8 @@ struct Common {
     #[arg(long, value_name = "DIR")]
     migrations: PathBuf,
     /// The state store: `sqlite:FILE` or `postgres://…`.
-    #[arg(long, value_name = "URL", default_value = "sqlite:migrate-state.db")]
-    state: String,
+    #[arg(long, value_name = "URL", default_value = "sqlite:migrate-state.db", value_parser = parse_state)]
+    state: DatabaseUrl,
     /// Print one JSON object at the end.
     #[arg(long)]
     json: bool,
@@ -91,8 +87,8 @@ struct RunArgs {
     #[arg(long, value_name = "N|P%")]
     max_failures: Option<String>,
     /// Wait after each wave, e.g. 30s, 10m, 1h.
-    #[arg(long, value_name = "DURATION")]
-    soak: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    soak: Option<Duration>,
     /// Only tenants with this tag (repeat to accept several).
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
@@ -164,15 +160,7 @@ async fn status(args: Common) -> Result<ExitCode, UsageError> {
     match rollout.status().await.map_err(fatal)? {
         Some(report) => finish(&rollout, &report, args.json, report.is_complete()).await,
         None => {
-            let target = rollout.key().map_err(fatal)?.target_version;
-            let plan = rollout.plan().await.map_err(fatal)?;
-            let ids: Vec<&TenantId> = plan.tenants().iter().map(|t| &t.id).collect();
-            print_unstarted(
-                target,
-                &ids,
-                args.json,
-                "no rollout of this migration set yet",
-            );
+            print_unstarted(&rollout, args.json, "no rollout of this migration set yet").await?;
             Ok(ExitCode::from(1))
         }
     }
@@ -207,10 +195,15 @@ async fn open_rollout(
     set: MigrationSet,
     progress: &Progress,
 ) -> Result<tenant_migrate::RolloutBuilder, UsageError> {
-    let directory = load_tenants(&common.tenants).await?;
-    let store = open_store(&common.state).await?;
+    let fleet = FleetList::from_csv_path(&common.tenants)?;
+    let store = tenant_migrate::rollout::store::open(&common.state).await?;
     let progress = progress.clone();
-    Ok(Rollout::of_migrations(directory, set, store).on_event(move |event| progress.show(event)))
+    Ok(Rollout::of_migrations(fleet, set, store).on_event(move |event| progress.show(event)))
+}
+
+/// `--state`: a database URL; `sqlite:` without a file keeps nothing and is refused.
+fn parse_state(raw: &str) -> Result<DatabaseUrl, String> {
+    DatabaseUrl::parse(raw).map_err(|e| e.to_string())
 }
 
 fn load_migrations(dir: &Path) -> Result<MigrationSet, UsageError> {
@@ -250,105 +243,13 @@ fn strategy(args: &RunArgs) -> Result<Strategy, UsageError> {
     if let Some(max) = &args.max_failures {
         strategy = strategy.with_max_failures(max.parse::<FailureThreshold>()?);
     }
-    if let Some(soak) = &args.soak {
-        strategy = strategy.with_soak(parse_duration(soak)?);
+    if let Some(soak) = args.soak {
+        strategy = strategy.with_soak(soak);
     }
     if args.concurrency == 0 {
         return Err(UsageError("--concurrency must be at least 1".into()));
     }
     Ok(strategy)
-}
-
-/// `500ms`, `30s`, `10m`, `2h` or a bare number of seconds.
-fn parse_duration(raw: &str) -> Result<Duration, UsageError> {
-    let raw = raw.trim();
-    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-    let (number, unit) = raw.split_at(split);
-    let bad = || {
-        UsageError(format!(
-            "--soak `{raw}` is not a duration; write e.g. 30s, 10m or 1h"
-        ))
-    };
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return Err(bad()),
-    };
-    Ok(Duration::from_secs(n.saturating_mul(seconds)))
-}
-
-async fn open_store(url: &str) -> Result<Arc<dyn RolloutStore>, UsageError> {
-    let store: Arc<dyn RolloutStore> = if url.starts_with("sqlite:") {
-        Arc::new(SqliteRolloutStore::open(url).await?)
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Arc::new(PostgresRolloutStore::connect(&DatabaseUrl::parse(url)?).await?)
-    } else {
-        return Err(UsageError(
-            "--state must be sqlite:FILE or postgres://user@host/db".into(),
-        ));
-    };
-    Ok(store)
-}
-
-/// Reads the tenants CSV into a directory; a bad row names its line.
-async fn load_tenants(path: &Path) -> Result<Arc<MemoryTenantDirectory>, UsageError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError(format!("cannot read --tenants {}: {e}", path.display())))?;
-    let directory = Arc::new(MemoryTenantDirectory::new());
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    let header: Vec<&str> = lines
-        .next()
-        .map(|(_, l)| l.split(',').map(str::trim).collect())
-        .unwrap_or_default();
-    if header != ["id", "database_url"] && header != ["id", "database_url", "tags"] {
-        return Err(UsageError(format!(
-            "{}: line 1 must be the header `id,database_url` or `id,database_url,tags`",
-            path.display()
-        )));
-    }
-    let now = OffsetDateTime::now_utc();
-    for (index, line) in lines {
-        let tenant = parse_row(line, now)
-            .map_err(|e| UsageError(format!("{}: line {}: {}", path.display(), index + 1, e.0)))?;
-        directory
-            .insert(&tenant)
-            .await
-            .map_err(|e| UsageError(format!("{}: line {}: {e}", path.display(), index + 1)))?;
-    }
-    Ok(directory)
-}
-
-fn parse_row(line: &str, now: OffsetDateTime) -> Result<tenancy_core::Tenant, UsageError> {
-    let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-    let [id, url, rest @ ..] = fields.as_slice() else {
-        return Err(UsageError("expected `id,database_url[,tags]`".into()));
-    };
-    if rest.len() > 1 {
-        return Err(UsageError(
-            "too many fields; separate tags with `;`, not `,`".into(),
-        ));
-    }
-    let id = TenantId::new(*id)?;
-    let url = DatabaseUrl::parse(url)?;
-    let mut signup = NewTenant::with_id(id.clone(), id.as_str(), &format!("admin@{id}.invalid"))?;
-    for tag in rest
-        .first()
-        .into_iter()
-        .flat_map(|t| t.split(';'))
-        .filter(|t| !t.trim().is_empty())
-    {
-        signup = signup.with_tag(tag)?;
-    }
-    let mut tenant = signup.into_tenant(now);
-    tenant.status = TenantStatus::Ready;
-    tenant.database = Some(DatabaseTarget::new(url));
-    Ok(tenant)
 }
 
 /// Maps a rollout error to an exit: configuration problems are usage errors (2).
@@ -357,39 +258,29 @@ fn fatal(error: RolloutError) -> UsageError {
 }
 
 async fn dry_run(rollout: &Rollout, as_json: bool) -> Result<ExitCode, UsageError> {
-    let key = rollout.key().map_err(fatal)?;
-    let plan = rollout.plan().await.map_err(fatal)?;
     if !as_json {
+        let plan = rollout.plan().await.map_err(fatal)?;
         for (wave, size) in plan.wave_sizes().iter().enumerate() {
             println!("wave {wave}: {size} tenants");
         }
     }
-    let ids: Vec<&TenantId> = plan.tenants().iter().map(|t| &t.id).collect();
-    print_unstarted(
-        key.target_version,
-        &ids,
-        as_json,
-        "dry run: nothing was changed",
-    );
+    print_unstarted(rollout, as_json, "dry run: nothing was changed").await?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_unstarted(target: i64, ids: &[&TenantId], as_json: bool, note: &str) {
+/// Prints the plan of a rollout that has not started: every tenant pending.
+async fn print_unstarted(rollout: &Rollout, as_json: bool, note: &str) -> Result<(), UsageError> {
+    let target = rollout.key().map_err(fatal)?.target_version;
+    let plan = rollout.plan().await.map_err(fatal)?;
     if as_json {
-        let tenants = ids.iter().map(|id| TenantRow::pending(id)).collect();
-        let pending = u64::try_from(ids.len()).unwrap_or(u64::MAX);
-        print_json(&Summary {
-            target_version: target,
-            succeeded: 0,
-            failed: 0,
-            skipped: 0,
-            pending,
-            halted: false,
-            tenants,
-        });
+        print_json(&RolloutStatusView::planned(target, plan.tenants()));
     } else {
-        println!("{note}; {} tenants pending for version {target}", ids.len());
+        println!(
+            "{note}; {} tenants pending for version {target}",
+            plan.len()
+        );
     }
+    Ok(())
 }
 
 /// Prints the final report (JSON or text) and picks the exit code.
@@ -400,19 +291,10 @@ async fn finish(
     success: bool,
 ) -> Result<ExitCode, UsageError> {
     if as_json {
-        let tenants = tenant_rows(rollout, report.rollout_id).await?;
-        let c = &report.counts;
-        print_json(&Summary {
-            target_version: report.target_version,
-            succeeded: c.succeeded,
-            failed: c.failed,
-            skipped: c.skipped,
-            pending: c.pending + c.running,
-            halted: report.status == RolloutStatus::Halted,
-            tenants,
-        });
+        let view = rollout.view(report, None, u32::MAX).await.map_err(fatal)?;
+        print_json(&view);
     } else {
-        print_text(report);
+        println!("{report}");
     }
     Ok(if success {
         ExitCode::SUCCESS
@@ -421,56 +303,10 @@ async fn finish(
     })
 }
 
-async fn tenant_rows(rollout: &Rollout, rollout_id: i64) -> Result<Vec<TenantRow>, UsageError> {
-    let mut rows = Vec::new();
-    let mut after = None;
-    loop {
-        let page = rollout
-            .tenants(rollout_id, after, 1000)
-            .await
-            .map_err(fatal)?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(*last);
-        rows.extend(page.iter().map(|(_, t)| TenantRow::from(t)));
-    }
-    Ok(rows)
-}
-
-/// The final `--json` object, fields in the documented order.
-#[derive(Debug, Serialize)]
-struct Summary {
-    target_version: i64,
-    succeeded: u64,
-    failed: u64,
-    skipped: u64,
-    pending: u64,
-    halted: bool,
-    tenants: Vec<TenantRow>,
-}
-
-fn print_json(summary: &Summary) {
-    match serde_json::to_string(summary) {
+fn print_json(view: &RolloutStatusView) {
+    match serde_json::to_string(view) {
         Ok(line) => println!("{line}"),
         Err(error) => eprintln!("migrate: cannot print JSON: {error}"),
-    }
-}
-
-fn print_text(report: &RolloutReport) {
-    let c = &report.counts;
-    println!(
-        "rollout {} to version {}: {}",
-        report.rollout_id, report.target_version, report.status
-    );
-    println!(
-        "  succeeded {}, failed {}, skipped {}, pending {}, running {}, rolled back {}",
-        c.succeeded, c.failed, c.skipped, c.pending, c.running, c.rolled_back
-    );
-    for (version, tenants) in &report.versions {
-        let version = version.map_or_else(|| "none".to_owned(), |v| v.to_string());
-        println!("  version {version}: {tenants} tenants");
-    }
-    if let Some(reason) = &report.halted_reason {
-        println!("  halted: {reason}");
     }
 }
 
@@ -563,24 +399,10 @@ mod tests {
     }
 
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
-    }
-
-    #[test]
-    fn rows_are_validated_without_echoing_urls() {
-        let now = OffsetDateTime::now_utc();
-        let tenant = parse_row("acme, postgres://u:pw@db/acme, eu;beta", now).unwrap();
-        assert_eq!(tenant.tags.len(), 2);
-        let bad_url = parse_row("acme,mysql://u:secret@db/acme", now).unwrap_err();
-        assert!(!bad_url.0.contains("secret"), "{}", bad_url.0);
-        assert!(parse_row("Acme!,postgres://db/acme", now).is_err());
-        assert!(parse_row("acme", now).is_err());
-        assert!(parse_row("acme,postgres://db/acme,eu,beta", now).is_err());
+    fn a_state_url_without_a_file_is_refused() {
+        assert!(parse_state("sqlite:").is_err());
+        assert!(parse_state("sqlite:state.db").is_ok());
+        let refused = parse_state("mysql://u:secret@db/state").unwrap_err();
+        assert!(!refused.contains("secret"), "{refused}");
     }
 }

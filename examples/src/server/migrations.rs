@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use tenancy_core::TenantDirectory;
 use tenant_migrate::http::RolloutRoutes;
-use tenant_migrate::{MigrationSet, Rollout, RolloutError, RolloutStore, Strategy};
+use tenant_migrate::rollout::store::RolloutStore;
+use tenant_migrate::{MigrationSet, Rollout, RolloutError, Strategy};
 
 use crate::assembly::Assembly;
 use crate::migrations::AppMigrations;
@@ -55,7 +56,7 @@ impl MigrationAdmin {
         RolloutRoutes::new(
             self.directory.clone(),
             self.store.clone(),
-            Arc::new(self.migrations.clone()),
+            self.migrations.clone(),
         )
     }
 

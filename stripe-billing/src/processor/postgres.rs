@@ -1,6 +1,7 @@
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
+use tenancy_core::persistence::{advisory_key, SchemaStep, StorePoolOptions, StoreSchema};
 use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
@@ -8,37 +9,43 @@ use super::store::codec;
 use super::{BillingStore, ParkedEvent, PendingEffect, StateChange, StoreError, Transacted};
 use crate::BillingState;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS billing_tenants (
-    tenant_id   TEXT PRIMARY KEY,
-    customer_id TEXT,
-    phase       TEXT NOT NULL,
-    due_at      BIGINT,
-    state       JSONB NOT NULL,
-    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+/// The store's tables, step by step (see [`StoreSchema`]).
+const SCHEMA: StoreSchema = StoreSchema::new(
+    "stripe_billing",
+    &[SchemaStep::Sql(
+        "
+            CREATE TABLE IF NOT EXISTS billing_tenants (
+                tenant_id   TEXT PRIMARY KEY,
+                customer_id TEXT,
+                phase       TEXT NOT NULL,
+                due_at      BIGINT,
+                state       JSONB NOT NULL,
+                updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+            );
+            CREATE INDEX IF NOT EXISTS billing_tenants_customer ON billing_tenants (customer_id);
+            CREATE INDEX IF NOT EXISTS billing_tenants_due ON billing_tenants (due_at) WHERE due_at IS NOT NULL;
+            CREATE TABLE IF NOT EXISTS billing_events (
+                event_id     TEXT PRIMARY KEY,
+                tenant_id    TEXT NOT NULL,
+                processed_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            );
+            CREATE TABLE IF NOT EXISTS billing_parked_events (
+                event_id    TEXT PRIMARY KEY,
+                customer_id TEXT,
+                body        TEXT NOT NULL,
+                parked_at   BIGINT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS billing_parked_events_customer ON billing_parked_events (customer_id, parked_at);
+            CREATE INDEX IF NOT EXISTS billing_parked_events_parked_at ON billing_parked_events (parked_at);
+            CREATE TABLE IF NOT EXISTS billing_effects (
+                id         BIGSERIAL PRIMARY KEY,
+                tenant_id  TEXT NOT NULL,
+                effect     JSONB NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            );
+        ",
+    )],
 );
-CREATE INDEX IF NOT EXISTS billing_tenants_customer ON billing_tenants (customer_id);
-CREATE INDEX IF NOT EXISTS billing_tenants_due ON billing_tenants (due_at) WHERE due_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS billing_events (
-    event_id     TEXT PRIMARY KEY,
-    tenant_id    TEXT NOT NULL,
-    processed_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS billing_parked_events (
-    event_id    TEXT PRIMARY KEY,
-    customer_id TEXT,
-    body        TEXT NOT NULL,
-    parked_at   BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS billing_parked_events_customer ON billing_parked_events (customer_id, parked_at);
-CREATE INDEX IF NOT EXISTS billing_parked_events_parked_at ON billing_parked_events (parked_at);
-CREATE TABLE IF NOT EXISTS billing_effects (
-    id         BIGSERIAL PRIMARY KEY,
-    tenant_id  TEXT NOT NULL,
-    effect     JSONB NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-";
 
 /// A [`BillingStore`] in PostgreSQL (tables `billing_tenants`, `billing_events`,
 /// `billing_parked_events`, `billing_effects`), safe for several host processes at once: concurrent deliveries
@@ -58,21 +65,17 @@ pub struct PostgresBillingStore {
 }
 
 impl PostgresBillingStore {
-    /// Connects to the database at `url` and creates the tables if missing.
+    /// Connects to the database at `url` under tenancy-core's shared
+    /// [`StorePoolOptions`] policy, and creates or upgrades the tables.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+        let pool = StorePoolOptions::new().open_postgres(url).await?;
         Self::from_pool(pool).await
     }
 
-    /// Uses an existing pool, creating the tables if missing.
+    /// Uses an existing pool (possibly shared with other stores), creating or
+    /// upgrading the tables.
     pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
-        // Serialise concurrent first starts: CREATE … IF NOT EXISTS races on the catalog.
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('stripe_billing_schema'))")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
-        tx.commit().await?;
+        SCHEMA.apply_postgres(&pool).await?;
         Ok(Self { pool })
     }
 }
@@ -141,8 +144,8 @@ impl BillingStore for PostgresBillingStore {
             }
         }
         // Serialise changes to one tenant, including its first row.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('stripe_billing:' || $1))")
-            .bind(tenant_id.as_str())
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(advisory_key(&format!("stripe-billing:tenant:{tenant_id}")))
             .execute(&mut *tx)
             .await?;
         let current = read_state(&mut tx, tenant_id).await?;

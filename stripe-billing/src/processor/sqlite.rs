@@ -1,8 +1,7 @@
-use std::str::FromStr;
-
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
 use sqlx::SqliteConnection;
+use tenancy_core::persistence::{SchemaStep, StorePoolOptions, StoreSchema};
 use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
@@ -10,37 +9,43 @@ use super::store::codec;
 use super::{BillingStore, ParkedEvent, PendingEffect, StateChange, StoreError, Transacted};
 use crate::BillingState;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS billing_tenants (
-    tenant_id   TEXT PRIMARY KEY,
-    customer_id TEXT,
-    phase       TEXT NOT NULL,
-    due_at      INTEGER,
-    state       TEXT NOT NULL,
-    updated_at  INTEGER NOT NULL
+/// The store's tables, step by step (see [`StoreSchema`]).
+const SCHEMA: StoreSchema = StoreSchema::new(
+    "stripe_billing",
+    &[SchemaStep::Sql(
+        "
+            CREATE TABLE IF NOT EXISTS billing_tenants (
+                tenant_id   TEXT PRIMARY KEY,
+                customer_id TEXT,
+                phase       TEXT NOT NULL,
+                due_at      INTEGER,
+                state       TEXT NOT NULL,
+                updated_at  INTEGER NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS billing_tenants_customer ON billing_tenants (customer_id);
+            CREATE INDEX IF NOT EXISTS billing_tenants_due ON billing_tenants (due_at);
+            CREATE TABLE IF NOT EXISTS billing_events (
+                event_id     TEXT PRIMARY KEY,
+                tenant_id    TEXT NOT NULL,
+                processed_at INTEGER NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS billing_parked_events (
+                event_id    TEXT PRIMARY KEY,
+                customer_id TEXT,
+                body        TEXT NOT NULL,
+                parked_at   INTEGER NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS billing_parked_events_customer ON billing_parked_events (customer_id, parked_at);
+            CREATE INDEX IF NOT EXISTS billing_parked_events_parked_at ON billing_parked_events (parked_at);
+            CREATE TABLE IF NOT EXISTS billing_effects (
+                id         INTEGER PRIMARY KEY AUTOINCREMENT,
+                tenant_id  TEXT NOT NULL,
+                effect     TEXT NOT NULL,
+                created_at INTEGER NOT NULL
+            );
+        ",
+    )],
 );
-CREATE INDEX IF NOT EXISTS billing_tenants_customer ON billing_tenants (customer_id);
-CREATE INDEX IF NOT EXISTS billing_tenants_due ON billing_tenants (due_at);
-CREATE TABLE IF NOT EXISTS billing_events (
-    event_id     TEXT PRIMARY KEY,
-    tenant_id    TEXT NOT NULL,
-    processed_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS billing_parked_events (
-    event_id    TEXT PRIMARY KEY,
-    customer_id TEXT,
-    body        TEXT NOT NULL,
-    parked_at   INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS billing_parked_events_customer ON billing_parked_events (customer_id, parked_at);
-CREATE INDEX IF NOT EXISTS billing_parked_events_parked_at ON billing_parked_events (parked_at);
-CREATE TABLE IF NOT EXISTS billing_effects (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant_id  TEXT NOT NULL,
-    effect     TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-";
 
 /// A [`BillingStore`] in SQLite (tables `billing_tenants`, `billing_events`,
 /// `billing_parked_events`, `billing_effects`), for a single host process.
@@ -49,7 +54,7 @@ CREATE TABLE IF NOT EXISTS billing_effects (
 /// use stripe_billing::SqliteBillingStore;
 ///
 /// # async fn run() -> Result<(), stripe_billing::StoreError> {
-/// let store = SqliteBillingStore::connect("sqlite://billing.db?mode=rwc").await?;
+/// let store = SqliteBillingStore::connect("sqlite:billing.db").await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -58,20 +63,20 @@ pub struct SqliteBillingStore {
 }
 
 impl SqliteBillingStore {
-    /// Opens (creating if needed, with `?mode=rwc`) the database at `url` and creates the tables.
+    /// Opens (creating if missing) the database at `url` under tenancy-core's shared
+    /// [`StorePoolOptions`] policy, and creates or upgrades the tables.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options =
-            SqliteConnectOptions::from_str(url)?.busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        let pool = StorePoolOptions::new()
+            .create_if_missing(true)
+            .open_sqlite(url)
             .await?;
         Self::from_pool(pool).await
     }
 
-    /// Uses an existing pool, creating the tables if missing.
+    /// Uses an existing pool (possibly shared with other stores), creating or
+    /// upgrading the tables.
     pub async fn from_pool(pool: SqlitePool) -> Result<Self, StoreError> {
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        SCHEMA.apply_sqlite(&pool).await?;
         Ok(Self { pool })
     }
 }

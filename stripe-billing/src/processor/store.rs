@@ -32,6 +32,13 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl From<tenancy_core::persistence::SchemaError> for StoreError {
+    fn from(error: tenancy_core::persistence::SchemaError) -> Self {
+        Self::Database(Box::new(error))
+    }
+}
+
 /// What a [`StateChange`] decided: the new state, when a clock tick is next due, and the
 /// effects to queue in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]

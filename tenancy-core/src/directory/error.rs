@@ -39,3 +39,10 @@ impl From<sqlx::Error> for DirectoryError {
         Self::Storage(Box::new(error))
     }
 }
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl From<crate::persistence::SchemaError> for DirectoryError {
+    fn from(error: crate::persistence::SchemaError) -> Self {
+        Self::Storage(Box::new(error))
+    }
+}

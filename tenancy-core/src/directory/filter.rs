@@ -75,7 +75,13 @@ impl TenantFilter {
 
     /// Whether `tenant` matches (ignoring paging).
     pub fn matches(&self, tenant: &Tenant) -> bool {
-        (self.ids.is_empty() || self.ids.contains(&tenant.id))
-            && (self.tags.is_empty() || !self.tags.is_disjoint(&tenant.tags))
+        self.accepts(&tenant.id, &tenant.tags)
+    }
+
+    /// Whether a tenant with this id and these tags matches (ignoring paging), for
+    /// lists of tenants that are not whole [`Tenant`] records.
+    pub fn accepts(&self, id: &TenantId, tags: &BTreeSet<String>) -> bool {
+        (self.ids.is_empty() || self.ids.contains(id))
+            && (self.tags.is_empty() || !self.tags.is_disjoint(tags))
     }
 }

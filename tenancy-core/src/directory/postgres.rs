@@ -1,45 +1,51 @@
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgRow};
 use sqlx::Row;
 
 use super::codec::{bind_tenant_row, missed_update, TenantRow, COLUMNS};
 use super::{DirectoryError, TenantDirectory, TenantFilter};
+use crate::persistence::{SchemaStep, StorePoolOptions, StoreSchema};
 use crate::{Tenant, TenantId};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS tenancy_tenants (
-    id            TEXT PRIMARY KEY,
-    name          TEXT NOT NULL,
-    admin_email   TEXT NOT NULL,
-    status        TEXT NOT NULL,
-    status_detail TEXT NOT NULL,
-    database_url  TEXT,
-    pooled_url    TEXT,
-    external_ref  TEXT,
-    tags          TEXT[] NOT NULL DEFAULT '{}',
-    created_at    TIMESTAMPTZ NOT NULL,
-    updated_at    TIMESTAMPTZ NOT NULL,
-    revision      BIGINT NOT NULL
+/// The directory's tables, step by step (see [`StoreSchema`]).
+const SCHEMA: StoreSchema = StoreSchema::new(
+    "tenancy_tenants",
+    &[
+        SchemaStep::Sql(
+            "CREATE TABLE IF NOT EXISTS tenancy_tenants (
+                id            TEXT PRIMARY KEY,
+                name          TEXT NOT NULL,
+                admin_email   TEXT NOT NULL,
+                status        TEXT NOT NULL,
+                status_detail TEXT NOT NULL,
+                database_url  TEXT,
+                pooled_url    TEXT,
+                external_ref  TEXT,
+                tags          TEXT[] NOT NULL DEFAULT '{}',
+                created_at    TIMESTAMPTZ NOT NULL,
+                updated_at    TIMESTAMPTZ NOT NULL,
+                revision      BIGINT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS tenancy_tenants_status ON tenancy_tenants (status);
+            CREATE INDEX IF NOT EXISTS tenancy_tenants_tags ON tenancy_tenants USING GIN (tags);",
+        ),
+        SchemaStep::AddColumn {
+            table: "tenancy_tenants",
+            column: "provisioning_notes",
+            definition: "TEXT",
+            backfill: None,
+        },
+        SchemaStep::AddColumn {
+            table: "tenancy_tenants",
+            column: "ready_notified_at",
+            definition: "TIMESTAMPTZ",
+            // Tenants ready before notices were recorded were told then: never again.
+            backfill: Some(
+                "UPDATE tenancy_tenants SET ready_notified_at = updated_at WHERE status = 'ready'",
+            ),
+        },
+    ],
 );
--- Columns added after the first release reach tables created before them (checked
--- first, so that an up-to-date table is not locked for an ALTER at every start).
-DO $$ BEGIN
-    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
-                   WHERE table_schema = current_schema() AND table_name = 'tenancy_tenants'
-                     AND column_name = 'provisioning_notes') THEN
-        ALTER TABLE tenancy_tenants ADD COLUMN provisioning_notes TEXT;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
-                   WHERE table_schema = current_schema() AND table_name = 'tenancy_tenants'
-                     AND column_name = 'ready_notified_at') THEN
-        ALTER TABLE tenancy_tenants ADD COLUMN ready_notified_at TIMESTAMPTZ;
-        -- Tenants ready before notices were recorded were told then: never again.
-        UPDATE tenancy_tenants SET ready_notified_at = updated_at WHERE status = 'ready';
-    END IF;
-END $$;
-CREATE INDEX IF NOT EXISTS tenancy_tenants_status ON tenancy_tenants (status);
-CREATE INDEX IF NOT EXISTS tenancy_tenants_tags ON tenancy_tenants USING GIN (tags);
-";
 
 /// An optimistic update: the row changes only if its revision is still the caller's.
 const UPDATE: &str = "UPDATE tenancy_tenants SET name = $2, admin_email = $3, status = $4, \
@@ -63,21 +69,17 @@ pub struct PostgresTenantDirectory {
 }
 
 impl PostgresTenantDirectory {
-    /// Connects to the database at `url` and creates the table if missing.
+    /// Connects to the database at `url` under the shared [`StorePoolOptions`]
+    /// policy, and brings its table up to date.
     pub async fn connect(url: &str) -> Result<Self, DirectoryError> {
-        let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+        let pool = StorePoolOptions::new().open_postgres(url).await?;
         Self::from_pool(pool).await
     }
 
-    /// Uses an existing pool, creating the table if missing.
+    /// Uses an existing pool (possibly shared with other stores), creating or
+    /// upgrading the table.
     pub async fn from_pool(pool: PgPool) -> Result<Self, DirectoryError> {
-        // Serialise concurrent first starts: CREATE … IF NOT EXISTS races on the catalog.
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(7262657)")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
-        tx.commit().await?;
+        SCHEMA.apply_postgres(&pool).await?;
         Ok(Self { pool })
     }
 

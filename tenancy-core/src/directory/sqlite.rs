@@ -1,43 +1,50 @@
-use std::str::FromStr;
-
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::Row;
 
 use super::codec::{bind_tenant_row, missed_update, TenantRow, COLUMNS};
 use super::{DirectoryError, TenantDirectory, TenantFilter};
+use crate::persistence::{SchemaStep, StorePoolOptions, StoreSchema};
 use crate::{Tenant, TenantId};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS tenancy_tenants (
-    id            TEXT PRIMARY KEY NOT NULL,
-    name          TEXT NOT NULL,
-    admin_email   TEXT NOT NULL,
-    status        TEXT NOT NULL,
-    status_detail TEXT NOT NULL,
-    database_url  TEXT,
-    pooled_url    TEXT,
-    external_ref  TEXT,
-    tags          TEXT NOT NULL DEFAULT '[]',
-    created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL,
-    revision      INTEGER NOT NULL
+/// The directory's tables, step by step (see [`StoreSchema`]).
+const SCHEMA: StoreSchema = StoreSchema::new(
+    "tenancy_tenants",
+    &[
+        SchemaStep::Sql(
+            "CREATE TABLE IF NOT EXISTS tenancy_tenants (
+                id            TEXT PRIMARY KEY NOT NULL,
+                name          TEXT NOT NULL,
+                admin_email   TEXT NOT NULL,
+                status        TEXT NOT NULL,
+                status_detail TEXT NOT NULL,
+                database_url  TEXT,
+                pooled_url    TEXT,
+                external_ref  TEXT,
+                tags          TEXT NOT NULL DEFAULT '[]',
+                created_at    TEXT NOT NULL,
+                updated_at    TEXT NOT NULL,
+                revision      INTEGER NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS tenancy_tenants_status ON tenancy_tenants (status);",
+        ),
+        SchemaStep::AddColumn {
+            table: "tenancy_tenants",
+            column: "provisioning_notes",
+            definition: "TEXT",
+            backfill: None,
+        },
+        SchemaStep::AddColumn {
+            table: "tenancy_tenants",
+            column: "ready_notified_at",
+            definition: "TEXT",
+            // Tenants ready before notices were recorded were told then: never again.
+            backfill: Some(
+                "UPDATE tenancy_tenants SET ready_notified_at = updated_at WHERE status = 'ready'",
+            ),
+        },
+    ],
 );
-CREATE INDEX IF NOT EXISTS tenancy_tenants_status ON tenancy_tenants (status);
-";
-
-/// Columns added after the first release, with their definitions: each reaches a
-/// table created before it (SQLite has no `ADD COLUMN IF NOT EXISTS`).
-/// The third member brings existing rows in line (tenants ready before notices were
-/// recorded were told then: never again).
-const ADDED_COLUMNS: [(&str, &str, Option<&str>); 2] = [
-    ("provisioning_notes", "TEXT", None),
-    (
-        "ready_notified_at",
-        "TEXT",
-        Some("UPDATE tenancy_tenants SET ready_notified_at = updated_at WHERE status = 'ready'"),
-    ),
-];
 
 /// An optimistic update: the row changes only if its revision is still the caller's.
 const UPDATE: &str = "UPDATE tenancy_tenants SET name = ?2, admin_email = ?3, status = ?4, \
@@ -61,44 +68,20 @@ pub struct SqliteTenantDirectory {
 }
 
 impl SqliteTenantDirectory {
-    /// Opens (creating if missing) the SQLite database at `url` and its table.
+    /// Opens (creating if missing) the SQLite database at `url` under the shared
+    /// [`StorePoolOptions`] policy, and brings its table up to date.
     pub async fn connect(url: &str) -> Result<Self, DirectoryError> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let pool = StorePoolOptions::new()
             .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        // Each connection to `:memory:` is its own database: keep one.
-        let max_connections = if url.contains(":memory:") { 1 } else { 4 };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
-            .connect_with(options)
+            .open_sqlite(url)
             .await?;
         Self::from_pool(pool).await
     }
 
-    /// Uses an existing pool, creating the table if missing.
+    /// Uses an existing pool (opened with [`StorePoolOptions`], possibly shared with
+    /// other stores), creating or upgrading the table.
     pub async fn from_pool(pool: SqlitePool) -> Result<Self, DirectoryError> {
-        let mut tx = pool.begin().await?;
-        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
-        for (column, definition, backfill) in ADDED_COLUMNS {
-            let present: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pragma_table_info('tenancy_tenants') WHERE name = ?",
-            )
-            .bind(column)
-            .fetch_one(&mut *tx)
-            .await?;
-            if present == 0 {
-                sqlx::raw_sql(&format!(
-                    "ALTER TABLE tenancy_tenants ADD COLUMN {column} {definition}"
-                ))
-                .execute(&mut *tx)
-                .await?;
-                if let Some(backfill) = backfill {
-                    sqlx::raw_sql(backfill).execute(&mut *tx).await?;
-                }
-            }
-        }
-        tx.commit().await?;
+        SCHEMA.apply_sqlite(&pool).await?;
         Ok(Self { pool })
     }
 

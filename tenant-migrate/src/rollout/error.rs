@@ -66,3 +66,9 @@ impl From<sqlx::Error> for RolloutError {
         Self::store(error)
     }
 }
+
+impl From<tenancy_core::persistence::SchemaError> for RolloutError {
+    fn from(error: tenancy_core::persistence::SchemaError) -> Self {
+        Self::store(error)
+    }
+}

@@ -3,14 +3,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenancy_core::{RetryPolicy, TenantDirectory};
+use tenancy_core::RetryPolicy;
 
 use super::job::JobContext;
 use super::progress::Listener;
 use super::runner::Runner;
 use super::{
-    Phase, Plan, RolloutError, RolloutEvent, RolloutKey, RolloutMigrator, RolloutRecord,
-    RolloutReport, RolloutStatus, RolloutStore, Strategy, Targeting, TenantRecord,
+    IntoFleet, RolloutError, RolloutEvent, RolloutKey, RolloutMigrator, RolloutPhase, RolloutPlan,
+    RolloutRecord, RolloutReport, RolloutStatus, RolloutStatusView, RolloutStore, Strategy,
+    Targeting, TenantFleet, TenantRecord,
 };
 use crate::{MigrationSet, TenantMigrator};
 
@@ -22,13 +23,14 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 static RUNNERS: AtomicU32 = AtomicU32::new(0);
 
 /// A migration rolled out to a fleet of tenant databases: planned over a
-/// [`TenantDirectory`], recorded in a [`RolloutStore`], and run by any number of
-/// runners that claim tenants from it.
+/// [`TenantFleet`] (a tenant directory, or a [`FleetList`](crate::FleetList) such as a
+/// fleet file), recorded in a [`RolloutStore`](super::store::RolloutStore), and run by any number of runners
+/// that claim tenants from it.
 ///
 /// [`run`](Self::run) creates the rollout for (target version, migration-set
 /// checksum), or joins the unfinished one: a rerun after a crash, or a second runner
 /// started at the same moment. Runners on several machines share a rollout through a
-/// [`PostgresRolloutStore`](crate::PostgresRolloutStore); a tenant whose runner died
+/// [`PostgresRolloutStore`](super::store::PostgresRolloutStore); a tenant whose runner died
 /// is taken over when its lease expires and rechecked against its own history.
 ///
 /// A canary rollout: the `staging` tenants first, then 10 %, 50 % and the rest,
@@ -38,6 +40,7 @@ static RUNNERS: AtomicU32 = AtomicU32::new(0);
 /// use std::{sync::Arc, time::Duration};
 /// use tenancy_core::{DatabaseUrl, PostgresTenantDirectory};
 /// use tenant_migrate::*;
+/// use tenant_migrate::rollout::store::PostgresRolloutStore;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let directory = Arc::new(PostgresTenantDirectory::connect("postgres://ops@control/tenants").await?);
@@ -55,7 +58,7 @@ static RUNNERS: AtomicU32 = AtomicU32::new(0);
 /// # Ok(()) }
 /// ```
 pub struct Rollout {
-    directory: Arc<dyn TenantDirectory>,
+    fleet: Arc<dyn TenantFleet>,
     migrator: Arc<dyn RolloutMigrator>,
     store: Arc<dyn RolloutStore>,
     strategy: Strategy,
@@ -75,16 +78,17 @@ pub struct RolloutBuilder {
 }
 
 impl Rollout {
-    /// Starts a rollout of `migrator`'s migration set over `directory`, recorded in
-    /// `store`; all tenants at once, [`DEFAULT_CONCURRENCY`] in flight, unless configured.
+    /// Starts a rollout of `migrator`'s migration set over `fleet` (see
+    /// [`IntoFleet`]), recorded in `store`; all tenants at once,
+    /// [`DEFAULT_CONCURRENCY`] in flight, unless configured.
     pub fn builder(
-        directory: Arc<dyn TenantDirectory>,
+        fleet: impl IntoFleet,
         migrator: Arc<dyn RolloutMigrator>,
         store: Arc<dyn RolloutStore>,
     ) -> RolloutBuilder {
         RolloutBuilder {
             rollout: Self {
-                directory,
+                fleet: fleet.into_fleet(),
                 migrator,
                 store,
                 strategy: Strategy::AllAtOnce,
@@ -103,11 +107,11 @@ impl Rollout {
     /// A rollout of `set` applied by a [`TenantMigrator`] with default options
     /// (use [`Rollout::builder`] with your own migrator to change them).
     pub fn of_migrations(
-        directory: Arc<dyn TenantDirectory>,
+        fleet: impl IntoFleet,
         set: MigrationSet,
         store: Arc<dyn RolloutStore>,
     ) -> RolloutBuilder {
-        Self::builder(directory, Arc::new(TenantMigrator::new(set)), store)
+        Self::builder(fleet, Arc::new(TenantMigrator::new(set)), store)
     }
 
     /// What identifies this rollout in the state store; an empty migration set has
@@ -123,8 +127,8 @@ impl Rollout {
     }
 
     /// The plan a new rollout would follow (a dry run: nothing is written).
-    pub async fn plan(&self) -> Result<Plan, RolloutError> {
-        Plan::build(self.directory.as_ref(), &self.targeting, &self.strategy).await
+    pub async fn plan(&self) -> Result<RolloutPlan, RolloutError> {
+        RolloutPlan::build(self.fleet.as_ref(), &self.targeting, &self.strategy).await
     }
 
     /// Runs the rollout until every tenant is done, it halts, or nothing is left that
@@ -142,7 +146,7 @@ impl Rollout {
             existing,
         });
         let id = record.id;
-        self.runner(record, Phase::Forward).run().await?;
+        self.runner(record, RolloutPhase::Forward).run().await?;
         self.report(id).await
     }
 
@@ -187,7 +191,7 @@ impl Rollout {
             self.store
                 .set_status(record.id, RolloutStatus::RollingBack, None)
                 .await?;
-            self.runner(record, Phase::Revert).run().await?;
+            self.runner(record, RolloutPhase::Revert).run().await?;
         }
         self.report(id).await
     }
@@ -203,7 +207,7 @@ impl Rollout {
 
     async fn check_reversible(&self, record: &RolloutRecord) -> Result<(), RolloutError> {
         if let Some(floor) = self.store.rollback_floor(record.id).await? {
-            if let Some(version) = self.migrator.first_irreversible_above(floor) {
+            if let Some(version) = self.migrator.first_irreversible_above(floor.latest()) {
                 return Err(RolloutError::Irreversible { version });
             }
         }
@@ -241,6 +245,18 @@ impl Rollout {
         self.store.tenants(rollout_id, after, limit).await
     }
 
+    /// `report` with a page of its tenants in rollout order (after position
+    /// `after`, at most `limit`), as the admin API and the command line show it.
+    pub async fn view(
+        &self,
+        report: &RolloutReport,
+        after: Option<u32>,
+        limit: u32,
+    ) -> Result<RolloutStatusView, RolloutError> {
+        let page = self.tenants(report.rollout_id, after, limit).await?;
+        Ok(RolloutStatusView::new(report, &page))
+    }
+
     async fn latest(&self) -> Result<RolloutRecord, RolloutError> {
         let key = self.key()?;
         self.store
@@ -257,9 +273,9 @@ impl Rollout {
         Ok(RolloutReport::new(record, waves, versions))
     }
 
-    fn runner(&self, record: RolloutRecord, phase: Phase) -> Runner {
+    fn runner(&self, record: RolloutRecord, phase: RolloutPhase) -> Runner {
         let ctx = JobContext {
-            directory: Arc::clone(&self.directory),
+            fleet: Arc::clone(&self.fleet),
             migrator: Arc::clone(&self.migrator),
             store: Arc::clone(&self.store),
             listener: self.listener.clone(),
@@ -282,6 +298,7 @@ impl Rollout {
 impl fmt::Debug for Rollout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rollout")
+            .field("fleet", &self.fleet)
             .field("migrator", &self.migrator)
             .field("store", &self.store)
             .field("strategy", &self.strategy)

@@ -2,20 +2,20 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenancy_core::{
-    BackendError, DatabaseTarget, RetryDecision, RetryPolicy, TenantDirectory, TenantId,
-};
+use tenancy_core::{BackendError, DatabaseTarget, RetryDecision, RetryPolicy, TenantId};
 use tokio::time::Instant;
+
+use crate::SchemaVersion;
 
 use super::progress::Listener;
 use super::{
-    ClaimedTenant, Phase, RolloutError, RolloutEvent, RolloutMigrator, RolloutStore, TenantOutcome,
-    TenantSession, TenantState,
+    ClaimedTenant, RolloutError, RolloutEvent, RolloutMigrator, RolloutPhase, RolloutStore,
+    TenantFleet, TenantOutcome, TenantSession, TenantState,
 };
 
 /// What every tenant job of one runner shares.
 pub(crate) struct JobContext {
-    pub(crate) directory: Arc<dyn TenantDirectory>,
+    pub(crate) fleet: Arc<dyn TenantFleet>,
     pub(crate) migrator: Arc<dyn RolloutMigrator>,
     pub(crate) store: Arc<dyn RolloutStore>,
     pub(crate) listener: Listener,
@@ -23,7 +23,7 @@ pub(crate) struct JobContext {
     pub(crate) rollout_id: i64,
     pub(crate) target_version: i64,
     pub(crate) owner: String,
-    pub(crate) phase: Phase,
+    pub(crate) phase: RolloutPhase,
 }
 
 impl fmt::Debug for JobContext {
@@ -41,7 +41,7 @@ enum Stop {
     /// The tenant database failed; `version` is its version afterwards, if read.
     Backend {
         error: BackendError,
-        version: Option<Option<i64>>,
+        version: Option<SchemaVersion>,
     },
     /// Another runner took the tenant over (our lease expired).
     LeaseLost,
@@ -79,13 +79,15 @@ pub(crate) async fn run_job(
     let mut job = Job {
         ctx: &ctx,
         claimed: &claimed,
-        from: claimed.started.then_some(claimed.from_version),
+        from: claimed
+            .started
+            .then(|| SchemaVersion::from(claimed.from_version)),
     };
     let outcome = match job.database().await {
         Ok(Some(database)) => job.with_retries(&database).await,
         Ok(None) => Ok(skipped(
             None,
-            "the directory has no database for this tenant (or no longer lists it)".into(),
+            "the fleet has no database for this tenant (or no longer lists it)".into(),
         )),
         Err(stop) => Err(stop),
     };
@@ -115,18 +117,18 @@ struct Job<'a> {
     ctx: &'a JobContext,
     claimed: &'a ClaimedTenant,
     /// The version the tenant started from, once recorded.
-    from: Option<Option<i64>>,
+    from: Option<SchemaVersion>,
 }
 
 impl Job<'_> {
     async fn database(&self) -> Result<Option<DatabaseTarget>, Stop> {
-        let tenant = self
+        let database = self
             .ctx
-            .directory
-            .get(&self.claimed.tenant_id)
+            .fleet
+            .database(&self.claimed.tenant_id)
             .await
             .map_err(BackendError::transient)?;
-        Ok(tenant.and_then(|t| t.database))
+        Ok(database)
     }
 
     /// Attempts the job until it succeeds, fails permanently or the policy gives up.
@@ -154,8 +156,8 @@ impl Job<'_> {
     async fn attempt(&mut self, database: &DatabaseTarget) -> Result<TenantOutcome, Stop> {
         let mut session = self.ctx.migrator.connect(database).await?;
         let result = match self.ctx.phase {
-            Phase::Forward => self.forward(session.as_mut()).await,
-            Phase::Revert => self.revert(session.as_mut()).await,
+            RolloutPhase::Forward => self.forward(session.as_mut()).await,
+            RolloutPhase::Revert => self.revert(session.as_mut()).await,
         };
         session.close().await;
         result
@@ -171,7 +173,7 @@ impl Job<'_> {
                 return Ok(outcome(TenantState::Succeeded, current, true));
             }
             return Ok(skipped(
-                Some(current),
+                Some(SchemaVersion::from(current)),
                 format!("already at version {}", display(current)),
             ));
         }
@@ -182,7 +184,7 @@ impl Job<'_> {
                 report.to_version != from,
             )),
             Err(error) => Err(Stop::Backend {
-                version: session.version().await.ok(),
+                version: session.version().await.ok().map(SchemaVersion::from),
                 error,
             }),
         }
@@ -193,10 +195,10 @@ impl Job<'_> {
             // Claimed for rollback before any forward attempt started: nothing to undo.
             return Ok(outcome(TenantState::Pending, None, false));
         };
-        match session.revert(from).await {
+        match session.revert(from.latest()).await {
             Ok(report) => Ok(outcome(TenantState::RolledBack, report.to_version, false)),
             Err(error) => Err(Stop::Backend {
-                version: session.version().await.ok(),
+                version: session.version().await.ok().map(SchemaVersion::from),
                 error,
             }),
         }
@@ -205,7 +207,7 @@ impl Job<'_> {
     /// Writes the starting version before anything changes, once per tenant.
     async fn record_start(&mut self, current: Option<i64>) -> Result<Option<i64>, Stop> {
         if let Some(from) = self.from {
-            return Ok(from);
+            return Ok(from.latest());
         }
         let ctx = self.ctx;
         let recorded = ctx
@@ -215,7 +217,7 @@ impl Job<'_> {
         if !recorded {
             return Err(Stop::LeaseLost);
         }
-        self.from = Some(current);
+        self.from = Some(SchemaVersion::from(current));
         Ok(current)
     }
 }
@@ -223,13 +225,13 @@ impl Job<'_> {
 fn outcome(state: TenantState, version: Option<i64>, migrated: bool) -> TenantOutcome {
     TenantOutcome {
         state,
-        version: Some(version),
+        version: Some(SchemaVersion::from(version)),
         migrated,
         error: None,
     }
 }
 
-fn skipped(version: Option<Option<i64>>, reason: String) -> TenantOutcome {
+fn skipped(version: Option<SchemaVersion>, reason: String) -> TenantOutcome {
     TenantOutcome {
         state: TenantState::Skipped,
         version,
@@ -239,8 +241,8 @@ fn skipped(version: Option<Option<i64>>, reason: String) -> TenantOutcome {
 }
 
 fn failed(
-    version: Option<Option<i64>>,
-    from: Option<Option<i64>>,
+    version: Option<SchemaVersion>,
+    from: Option<SchemaVersion>,
     error: &BackendError,
 ) -> TenantOutcome {
     TenantOutcome {
@@ -255,7 +257,7 @@ fn failed(
 fn event(
     tenant: &TenantId,
     outcome: &TenantOutcome,
-    from: Option<Option<i64>>,
+    from: Option<SchemaVersion>,
     elapsed: Duration,
 ) -> RolloutEvent {
     let tenant = tenant.clone();
@@ -270,13 +272,13 @@ fn event(
         },
         TenantState::RolledBack => RolloutEvent::TenantRolledBack {
             tenant,
-            to_version: outcome.version.flatten(),
+            to_version: outcome.version.and_then(SchemaVersion::latest),
             elapsed,
         },
         _ => RolloutEvent::TenantSucceeded {
             tenant,
-            from_version: from.flatten(),
-            to_version: outcome.version.flatten(),
+            from_version: from.and_then(SchemaVersion::latest),
+            to_version: outcome.version.and_then(SchemaVersion::latest),
             elapsed,
         },
     }

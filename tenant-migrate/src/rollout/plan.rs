@@ -1,46 +1,57 @@
 use std::collections::BTreeSet;
 
-use tenancy_core::{Tenant, TenantDirectory, TenantFilter, TenantId};
+use tenancy_core::{TenantFilter, TenantId};
 
-use super::{CanaryTenants, RolloutError, Strategy};
+use super::{CanaryTenants, RolloutError, Strategy, TenantFleet};
 
 /// How many tenant records are read from the directory at a time while planning.
 const PAGE_SIZE: u32 = 500;
 
 /// Which tenants a rollout covers, and in what order.
 ///
-/// An empty targeting covers the whole directory. Ids and tags narrow it as
-/// [`TenantFilter`] does. Tenants are ordered by tag priority (tenants carrying the
-/// first priority tag first, and so on; the others last), then by id, so waves are
-/// the same on every run.
+/// The covered tenants are those a [`TenantFilter`] matches (all of them by
+/// default; its paging is ignored). They are ordered by tag priority (tenants
+/// carrying the first priority tag first, and so on; the others last), then by id,
+/// so waves are the same on every run.
 ///
 /// ```
+/// use tenancy_core::TenantFilter;
 /// use tenant_migrate::Targeting;
 ///
-/// let targeting = Targeting::all().with_tag("eu").with_tag_priority(["internal", "staging"]);
+/// let targeting = Targeting::from(TenantFilter::all().with_tag("eu"))
+///     .with_tag_priority(["internal", "staging"]);
+/// assert!(targeting.filter().tags().contains("eu"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Targeting {
-    ids: BTreeSet<TenantId>,
-    tags: BTreeSet<String>,
+    filter: TenantFilter,
     priority: Vec<String>,
 }
 
+impl From<TenantFilter> for Targeting {
+    fn from(filter: TenantFilter) -> Self {
+        Self {
+            filter,
+            priority: Vec::new(),
+        }
+    }
+}
+
 impl Targeting {
-    /// Every tenant of the directory.
+    /// Every tenant of the fleet.
     pub fn all() -> Self {
         Self::default()
     }
 
     /// Only this tenant (call again to add more).
     pub fn with_id(mut self, id: TenantId) -> Self {
-        self.ids.insert(id);
+        self.filter = self.filter.with_id(id);
         self
     }
 
     /// Only tenants with this tag (call again to accept any of several).
     pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
-        self.tags.insert(tag.into());
+        self.filter = self.filter.with_tag(tag);
         self
     }
 
@@ -50,20 +61,28 @@ impl Targeting {
         self
     }
 
-    fn filter(&self) -> TenantFilter {
-        let filter = self
-            .ids
-            .iter()
-            .fold(TenantFilter::all(), |f, id| f.with_id(id.clone()));
-        self.tags
-            .iter()
-            .fold(filter, |f, tag| f.with_tag(tag.clone()))
+    /// The filter selecting the covered tenants.
+    pub fn filter(&self) -> &TenantFilter {
+        &self.filter
     }
 
-    fn rank(&self, tenant: &Tenant) -> usize {
+    fn page(&self) -> TenantFilter {
+        let first = self
+            .filter
+            .ids()
+            .iter()
+            .fold(TenantFilter::all(), |f, id| f.with_id(id.clone()));
+        self.filter
+            .tags()
+            .iter()
+            .fold(first, |f, tag| f.with_tag(tag.clone()))
+            .limit(PAGE_SIZE)
+    }
+
+    fn rank(&self, tags: &BTreeSet<String>) -> usize {
         self.priority
             .iter()
-            .position(|tag| tenant.tags.contains(tag))
+            .position(|tag| tags.contains(tag))
             .unwrap_or(self.priority.len())
     }
 }
@@ -82,7 +101,7 @@ pub struct PlannedTenant {
 /// The tenants of a rollout in order, each with its wave: what a dry run shows and
 /// what the state store records when the rollout starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub struct RolloutPlan {
     tenants: Vec<PlannedTenant>,
 }
 
@@ -93,10 +112,10 @@ struct Candidate {
     canary_tag: bool,
 }
 
-impl Plan {
-    /// Reads the targeted tenants page by page and assigns them to waves.
+impl RolloutPlan {
+    /// Reads the targeted tenants of `fleet` page by page and assigns them to waves.
     pub async fn build(
-        directory: &dyn TenantDirectory,
+        fleet: &dyn TenantFleet,
         targeting: &Targeting,
         strategy: &Strategy,
     ) -> Result<Self, RolloutError> {
@@ -108,14 +127,14 @@ impl Plan {
             _ => None,
         };
         let mut candidates = Vec::new();
-        let mut page = targeting.filter().limit(PAGE_SIZE);
+        let mut page = targeting.page();
         loop {
-            let tenants = directory.list(&page).await?;
+            let tenants = fleet.members(&page).await?;
             let Some(last) = tenants.last() else { break };
             page = page.after(last.id.clone());
             let full = tenants.len() >= PAGE_SIZE as usize;
             candidates.extend(tenants.into_iter().map(|t| Candidate {
-                rank: targeting.rank(&t),
+                rank: targeting.rank(&t.tags),
                 canary_tag: canary_tag.is_some_and(|tag| t.tags.contains(tag)),
                 id: t.id,
             }));
@@ -223,12 +242,13 @@ fn wave_numbers(count: usize, strategy: &Strategy) -> impl Iterator<Item = u32> 
 
 #[cfg(test)]
 mod tests {
-    use tenancy_core::{MemoryTenantDirectory, NewTenant};
+    use crate::rollout::members::DirectoryFleet;
+    use tenancy_core::{MemoryTenantDirectory, NewTenant, TenantDirectory};
     use time::OffsetDateTime;
 
     use super::*;
 
-    async fn directory(tenants: &[(&str, &[&str])]) -> MemoryTenantDirectory {
+    async fn directory(tenants: &[(&str, &[&str])]) -> DirectoryFleet {
         let directory = MemoryTenantDirectory::new();
         for (id, tags) in tenants {
             let mut signup =
@@ -241,10 +261,10 @@ mod tests {
                 .await
                 .unwrap();
         }
-        directory
+        DirectoryFleet::new(std::sync::Arc::new(directory))
     }
 
-    fn ids(plan: &Plan, wave: u32) -> Vec<&str> {
+    fn ids(plan: &RolloutPlan, wave: u32) -> Vec<&str> {
         plan.tenants()
             .iter()
             .filter(|t| t.wave == wave)
@@ -258,12 +278,12 @@ mod tests {
         let list: Vec<(&str, &[&str])> = names.iter().map(|n| (n.as_str(), &[][..])).collect();
         let dir = directory(&list).await;
         let strategy = Strategy::waves([10, 50, 100]).unwrap();
-        let plan = Plan::build(&dir, &Targeting::all(), &strategy)
+        let plan = RolloutPlan::build(&dir, &Targeting::all(), &strategy)
             .await
             .unwrap();
         assert_eq!(plan.wave_sizes(), vec![2, 8, 10]);
         assert_eq!(ids(&plan, 0), vec!["t00", "t01"]);
-        let again = Plan::build(&dir, &Targeting::all(), &strategy)
+        let again = RolloutPlan::build(&dir, &Targeting::all(), &strategy)
             .await
             .unwrap();
         assert_eq!(plan, again);
@@ -281,14 +301,14 @@ mod tests {
         let targeting = Targeting::all()
             .with_tag("eu")
             .with_tag_priority(["internal", "staging"]);
-        let plan = Plan::build(&dir, &targeting, &Strategy::AllAtOnce)
+        let plan = RolloutPlan::build(&dir, &targeting, &Strategy::AllAtOnce)
             .await
             .unwrap();
         assert_eq!(ids(&plan, 0), vec!["ddd", "bbb", "aaa"]);
 
         let none = Targeting::all().with_tag("apac");
         assert!(matches!(
-            Plan::build(&dir, &none, &Strategy::AllAtOnce).await,
+            RolloutPlan::build(&dir, &none, &Strategy::AllAtOnce).await,
             Err(RolloutError::NoTenants)
         ));
     }
@@ -308,14 +328,16 @@ mod tests {
             Strategy::waves([50, 100]).unwrap(),
         )
         .unwrap();
-        let plan = Plan::build(&dir, &Targeting::all(), &by_tag).await.unwrap();
+        let plan = RolloutPlan::build(&dir, &Targeting::all(), &by_tag)
+            .await
+            .unwrap();
         assert_eq!(ids(&plan, 0), vec!["bbb", "ddd"]);
         assert_eq!(ids(&plan, 1), vec!["aaa", "ccc"]);
         assert_eq!(ids(&plan, 2), vec!["eee"]);
         assert_eq!(plan.tenants()[0].position, 0);
 
         let by_count = Strategy::canary(CanaryTenants::Count(1), Strategy::AllAtOnce).unwrap();
-        let plan = Plan::build(&dir, &Targeting::all(), &by_count)
+        let plan = RolloutPlan::build(&dir, &Targeting::all(), &by_count)
             .await
             .unwrap();
         assert_eq!(ids(&plan, 0), vec!["aaa"]);
@@ -327,7 +349,7 @@ mod tests {
         let names: Vec<String> = (0..1203).map(|i| format!("t{i:05}")).collect();
         let list: Vec<(&str, &[&str])> = names.iter().map(|n| (n.as_str(), &[][..])).collect();
         let dir = directory(&list).await;
-        let plan = Plan::build(&dir, &Targeting::all(), &Strategy::AllAtOnce)
+        let plan = RolloutPlan::build(&dir, &Targeting::all(), &Strategy::AllAtOnce)
             .await
             .unwrap();
         assert_eq!(plan.len(), 1203);

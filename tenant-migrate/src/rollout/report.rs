@@ -1,4 +1,6 @@
-use super::{RolloutRecord, RolloutStatus, StateCounts, WaveProgress};
+use std::fmt;
+
+use super::{PlannedTenant, RolloutRecord, RolloutStatus, StateCounts, WaveProgress};
 
 /// The state of a rollout, read from the state store: counts per tenant state, per
 /// wave and per schema version. List the tenants themselves with
@@ -57,6 +59,32 @@ impl RolloutReport {
     /// Whether a rollback finished with every migrated tenant reverted.
     pub fn is_rolled_back(&self) -> bool {
         self.status == RolloutStatus::RolledBack
+    }
+}
+
+/// A few lines for a person: status, counts per state, tenants per version, and
+/// why it halted.
+impl fmt::Display for RolloutReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counts;
+        writeln!(
+            f,
+            "rollout {} to version {}: {}",
+            self.rollout_id, self.target_version, self.status
+        )?;
+        write!(
+            f,
+            "  succeeded {}, failed {}, skipped {}, pending {}, running {}, rolled back {}",
+            c.succeeded, c.failed, c.skipped, c.pending, c.running, c.rolled_back
+        )?;
+        for (version, tenants) in &self.versions {
+            let version = version.map_or_else(|| "none".to_owned(), |v| v.to_string());
+            write!(f, "\n  version {version}: {tenants} tenants")?;
+        }
+        if let Some(reason) = &self.halted_reason {
+            write!(f, "\n  halted: {reason}")?;
+        }
+        Ok(())
     }
 }
 
@@ -144,6 +172,27 @@ pub struct RolloutStatusView {
 }
 
 impl RolloutStatusView {
+    /// The view of a rollout that has not started: every tenant of `plan` pending
+    /// (what a dry run shows). Its `rollout_id` is 0 and its status `planned`.
+    pub fn planned(target_version: i64, plan: &[PlannedTenant]) -> Self {
+        Self {
+            rollout_id: 0,
+            target_version,
+            status: "planned".to_owned(),
+            halted: false,
+            halted_reason: None,
+            succeeded: 0,
+            failed: 0,
+            skipped: 0,
+            pending: u64::try_from(plan.len()).unwrap_or(u64::MAX),
+            running: 0,
+            rolled_back: 0,
+            versions: Vec::new(),
+            tenants: plan.iter().map(|t| TenantRow::pending(&t.id)).collect(),
+            next_after: None,
+        }
+    }
+
     /// The view of `report` with the page `tenants` (as [`Rollout::tenants`](crate::Rollout::tenants) returns it).
     pub fn new(report: &RolloutReport, tenants: &[(u32, super::TenantRecord)]) -> Self {
         let c = &report.counts;

@@ -7,8 +7,8 @@ use tokio::time::MissedTickBehavior;
 
 use super::job::{run_job, JobContext};
 use super::{
-    ClaimRequest, Phase, RolloutError, RolloutEvent, RolloutRecord, RolloutStatus, TenantState,
-    WaveProgress,
+    ClaimRequest, RolloutError, RolloutEvent, RolloutPhase, RolloutRecord, RolloutStatus,
+    TenantState, WaveProgress,
 };
 
 /// The loop of one runner: claim up to `concurrency` tenants of the open wave, run
@@ -53,8 +53,8 @@ impl Runner {
         let mut renew = tokio::time::interval(self.lease / 3);
         renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut gate = match self.ctx.phase {
-            Phase::Forward => self.refresh(&mut view, false).await?,
-            Phase::Revert => Gate::Open(u32::MAX),
+            RolloutPhase::Forward => self.refresh(&mut view, false).await?,
+            RolloutPhase::Revert => Gate::Open(u32::MAX),
         };
         let mut fruitless = false;
         loop {
@@ -127,8 +127,8 @@ impl Runner {
     async fn refresh(&self, view: &mut WaveView, drained: bool) -> Result<Gate, RolloutError> {
         let (record, waves) = self.ctx.store.progress(self.ctx.rollout_id).await?;
         let expected = match self.ctx.phase {
-            Phase::Forward => RolloutStatus::Active,
-            Phase::Revert => RolloutStatus::RollingBack,
+            RolloutPhase::Forward => RolloutStatus::Active,
+            RolloutPhase::Revert => RolloutStatus::RollingBack,
         };
         if record.status != expected {
             if record.status == RolloutStatus::Halted && !view.halted_seen {
@@ -139,8 +139,8 @@ impl Runner {
             return Ok(Gate::Stopped);
         }
         match self.ctx.phase {
-            Phase::Forward => self.forward_gate(&waves, view).await,
-            Phase::Revert => Ok(revert_gate(&waves, drained)),
+            RolloutPhase::Forward => self.forward_gate(&waves, view).await,
+            RolloutPhase::Revert => Ok(revert_gate(&waves, drained)),
         }
     }
 
@@ -238,7 +238,7 @@ impl Runner {
         let unfinished: u64 = waves.iter().map(|w| w.counts.unfinished()).sum();
         let failed: u64 = waves.iter().map(|w| w.counts.failed).sum();
         match (self.ctx.phase, record.status) {
-            (Phase::Forward, RolloutStatus::Active) if unfinished == 0 => {
+            (RolloutPhase::Forward, RolloutStatus::Active) if unfinished == 0 => {
                 self.finish_wave(view.current.take(), &waves);
                 if failed == 0 {
                     self.ctx
@@ -247,7 +247,7 @@ impl Runner {
                         .await?;
                 }
             }
-            (Phase::Revert, RolloutStatus::RollingBack) if unfinished == 0 => {
+            (RolloutPhase::Revert, RolloutStatus::RollingBack) if unfinished == 0 => {
                 let left = self.ctx.store.rollback_floor(self.ctx.rollout_id).await?;
                 if left.is_none() {
                     self.ctx

@@ -13,9 +13,10 @@ use tenancy_core::{
     BackendError, DatabaseProvisioner, DatabaseTarget, DatabaseUrl, MemoryTenantDirectory,
     MigrationReport, NewTenant, PostgresServerProvisioner, TenantDirectory, TenantId,
 };
+use tenant_migrate::rollout::store::{PostgresRolloutStore, RolloutStore};
 use tenant_migrate::{
-    MigrationSet, PostgresRolloutStore, Rollout, RolloutBuilder, RolloutEvent, RolloutMigrator,
-    RolloutStore, TenantMigrator, TenantSession,
+    MigrationSet, Rollout, RolloutBuilder, RolloutEvent, RolloutMigrator, TenantMigrator,
+    TenantSession,
 };
 use time::OffsetDateTime;
 

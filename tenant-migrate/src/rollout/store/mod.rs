@@ -1,3 +1,11 @@
+//! The rollout state store: the interface runners share ([`RolloutStore`]) and its
+//! implementations, [`PostgresRolloutStore`] for several runners on several
+//! machines and [`SqliteRolloutStore`] embedded.
+//!
+//! Both keep their tables (`tenancy_rollouts`, `tenancy_rollout_tenants`) under
+//! tenancy-core's persistence policy: open them on a pool shared with the host's
+//! other stores with `from_pool`.
+
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -6,7 +14,20 @@ use async_trait::async_trait;
 use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
-use super::{Plan, RolloutError, Strategy};
+use super::{RolloutError, RolloutPlan, Strategy};
+use crate::SchemaVersion;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+mod rows;
+mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresRolloutStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteRolloutStore;
 
 /// What identifies a rollout: the version it migrates to and the fingerprint of its
 /// migration set. Every `run` with the same key joins the same unfinished rollout.
@@ -54,7 +75,7 @@ pub enum TenantState {
 
 /// Which work a claim is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum RolloutPhase {
     /// Migrating pending tenants forward.
     Forward,
     /// Reverting the tenants the rollout migrated.
@@ -101,7 +122,7 @@ pub struct ClaimRequest<'a> {
     /// The runner claiming.
     pub owner: &'a str,
     /// Forward or revert.
-    pub phase: Phase,
+    pub phase: RolloutPhase,
     /// Only tenants of this wave or earlier.
     pub max_wave: u32,
     /// At most this many tenants.
@@ -115,9 +136,9 @@ pub struct ClaimRequest<'a> {
 pub struct TenantOutcome {
     /// The new state.
     pub state: TenantState,
-    /// The tenant's version afterwards (`Some(None)`: an empty history); `None`
-    /// when it could not be read, which keeps the stored version and `migrated`.
-    pub version: Option<Option<i64>>,
+    /// The tenant's version afterwards; `None` when it could not be read, which
+    /// keeps the stored version and `migrated`.
+    pub version: Option<SchemaVersion>,
     /// Whether this rollout changed the tenant's schema (what a rollback reverts).
     pub migrated: bool,
     /// The error, as text safe to show an operator.
@@ -178,8 +199,8 @@ pub struct TenantRecord {
 
 /// Where rollouts and their per-tenant states are kept.
 ///
-/// [`PostgresRolloutStore`](crate::PostgresRolloutStore) coordinates several runners
-/// on several machines; [`SqliteRolloutStore`](crate::SqliteRolloutStore) is the
+/// [`PostgresRolloutStore`] coordinates several runners
+/// on several machines; [`SqliteRolloutStore`] is the
 /// embedded default for one runner. Tenant database URLs are never stored here:
 /// runners read them from the tenant directory when they claim a tenant.
 #[async_trait]
@@ -196,7 +217,7 @@ pub trait RolloutStore: Send + Sync + fmt::Debug {
         &self,
         key: &RolloutKey,
         strategy: &Strategy,
-        plan: &Plan,
+        plan: &RolloutPlan,
     ) -> Result<RolloutRecord, RolloutError>;
 
     /// Makes a halted rollout active again; when no tenant is pending or in flight
@@ -269,7 +290,7 @@ pub trait RolloutStore: Send + Sync + fmt::Debug {
 
     /// The lowest version a tenant this rollout migrated started from, or `None`
     /// when it migrated none; `Some(None)` when one started from an empty database.
-    async fn rollback_floor(&self, rollout_id: i64) -> Result<Option<Option<i64>>, RolloutError>;
+    async fn rollback_floor(&self, rollout_id: i64) -> Result<Option<SchemaVersion>, RolloutError>;
 }
 
 macro_rules! text_enum {
@@ -357,5 +378,35 @@ impl StateCounts {
     /// All tenants counted.
     pub fn total(&self) -> u64 {
         self.unfinished() + self.succeeded + self.failed + self.skipped + self.rolled_back
+    }
+}
+
+/// Opens the state store a URL names: [`SqliteRolloutStore`] for `sqlite:` (the
+/// file is created if missing), [`PostgresRolloutStore`] for `postgres://`.
+///
+/// ```no_run
+/// use tenancy_core::DatabaseUrl;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = tenant_migrate::rollout::store::open(&DatabaseUrl::parse("sqlite:migrate-state.db")?).await?;
+/// # Ok(()) }
+/// ```
+pub async fn open(
+    url: &tenancy_core::DatabaseUrl,
+) -> Result<std::sync::Arc<dyn RolloutStore>, RolloutError> {
+    use tenancy_core::DatabaseKind;
+    match url.kind() {
+        #[cfg(feature = "sqlite")]
+        DatabaseKind::Sqlite => Ok(std::sync::Arc::new(
+            SqliteRolloutStore::open(url.expose()).await?,
+        )),
+        #[cfg(feature = "postgres")]
+        DatabaseKind::Postgres => Ok(std::sync::Arc::new(
+            PostgresRolloutStore::connect(url).await?,
+        )),
+        #[allow(unreachable_patterns)]
+        other => Err(RolloutError::store(std::io::Error::other(format!(
+            "this build of tenant-migrate has no {other} support; enable its `{other}` feature"
+        )))),
     }
 }

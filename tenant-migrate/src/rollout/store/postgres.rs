@@ -1,58 +1,65 @@
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
+use tenancy_core::persistence::{SchemaStep, StorePoolOptions, StoreSchema};
 use tenancy_core::{DatabaseUrl, TenantId};
 
-use super::store_rows::{
+use super::rows::{
     claim_from_row, record_from_row, rollback_floor, strategy_json, tenant_from_row, to_u64,
     waves_from_rows, ClaimRow, ProgressRow, RecordRow, TenantRow,
 };
-use super::store_sql::{claim_status, rollout_store, POSTGRES_STATEMENTS};
+use super::sql::{claim_status, rollout_store, POSTGRES_STATEMENTS};
 use super::{
-    ClaimRequest, ClaimedTenant, Plan, RolloutError, RolloutKey, RolloutRecord, RolloutStatus,
-    RolloutStore, Strategy, TenantOutcome, TenantRecord, WaveProgress,
+    ClaimRequest, ClaimedTenant, RolloutError, RolloutKey, RolloutPlan, RolloutRecord,
+    RolloutStatus, RolloutStore, Strategy, TenantOutcome, TenantRecord, WaveProgress,
 };
 
-const SCHEMA: &str = r"
-CREATE TABLE IF NOT EXISTS tenancy_rollouts (
-    id               BIGSERIAL PRIMARY KEY,
-    target_version   BIGINT NOT NULL,
-    set_checksum     TEXT NOT NULL,
-    strategy         JSONB NOT NULL,
-    status           TEXT NOT NULL,
-    tenant_count     BIGINT NOT NULL,
-    created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
-    updated_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
-    phase_started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    halted_reason    TEXT
+/// The store's tables, step by step (see [`StoreSchema`]).
+const SCHEMA: StoreSchema = StoreSchema::new(
+    "tenancy_rollouts",
+    &[SchemaStep::Sql(
+        r"
+            CREATE TABLE IF NOT EXISTS tenancy_rollouts (
+                id               BIGSERIAL PRIMARY KEY,
+                target_version   BIGINT NOT NULL,
+                set_checksum     TEXT NOT NULL,
+                strategy         JSONB NOT NULL,
+                status           TEXT NOT NULL,
+                tenant_count     BIGINT NOT NULL,
+                created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+                updated_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+                phase_started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                halted_reason    TEXT
+            );
+            CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollouts_open
+                ON tenancy_rollouts (target_version, set_checksum)
+                WHERE status IN ('active', 'halted', 'rolling_back');
+            CREATE TABLE IF NOT EXISTS tenancy_rollout_tenants (
+                rollout_id       BIGINT NOT NULL REFERENCES tenancy_rollouts (id) ON DELETE CASCADE,
+                tenant_id        TEXT NOT NULL,
+                wave             INT NOT NULL,
+                position         INT NOT NULL,
+                status           TEXT NOT NULL DEFAULT 'pending',
+                attempts         INT NOT NULL DEFAULT 0,
+                lease_owner      TEXT,
+                lease_expires_at TIMESTAMPTZ,
+                started_at       TIMESTAMPTZ,
+                finished_at      TIMESTAMPTZ,
+                from_version     BIGINT,
+                to_version       BIGINT,
+                migrated         BOOLEAN NOT NULL DEFAULT false,
+                error            TEXT,
+                PRIMARY KEY (rollout_id, tenant_id)
+            );
+            CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollout_tenants_order
+                ON tenancy_rollout_tenants (rollout_id, wave, position);
+            -- Claims walk one status at a time in rollout order.
+            CREATE INDEX IF NOT EXISTS tenancy_rollout_tenants_claim
+                ON tenancy_rollout_tenants (rollout_id, status, wave, position);
+        ",
+    )],
 );
-CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollouts_open
-    ON tenancy_rollouts (target_version, set_checksum)
-    WHERE status IN ('active', 'halted', 'rolling_back');
-CREATE TABLE IF NOT EXISTS tenancy_rollout_tenants (
-    rollout_id       BIGINT NOT NULL REFERENCES tenancy_rollouts (id) ON DELETE CASCADE,
-    tenant_id        TEXT NOT NULL,
-    wave             INT NOT NULL,
-    position         INT NOT NULL,
-    status           TEXT NOT NULL DEFAULT 'pending',
-    attempts         INT NOT NULL DEFAULT 0,
-    lease_owner      TEXT,
-    lease_expires_at TIMESTAMPTZ,
-    started_at       TIMESTAMPTZ,
-    finished_at      TIMESTAMPTZ,
-    from_version     BIGINT,
-    to_version       BIGINT,
-    migrated         BOOLEAN NOT NULL DEFAULT false,
-    error            TEXT,
-    PRIMARY KEY (rollout_id, tenant_id)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollout_tenants_order
-    ON tenancy_rollout_tenants (rollout_id, wave, position);
--- Claims walk one status at a time in rollout order.
-CREATE INDEX IF NOT EXISTS tenancy_rollout_tenants_claim
-    ON tenancy_rollout_tenants (rollout_id, status, wave, position);
-";
 
 /// The rollout state store on a PostgreSQL control-plane database: several runners,
 /// on one machine or many, share a rollout through it.
@@ -62,7 +69,7 @@ CREATE INDEX IF NOT EXISTS tenancy_rollout_tenants_claim
 ///
 /// ```no_run
 /// use tenancy_core::DatabaseUrl;
-/// use tenant_migrate::PostgresRolloutStore;
+/// use tenant_migrate::rollout::store::PostgresRolloutStore;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let url = DatabaseUrl::parse("postgres://postgres@127.0.0.1:5432/control")?;
@@ -75,24 +82,20 @@ pub struct PostgresRolloutStore {
 }
 
 impl PostgresRolloutStore {
-    /// Connects (a small pool) and creates the `tenancy_rollout*` tables if missing.
+    /// Connects under tenancy-core's [`StorePoolOptions`] policy (a pool of 4) and
+    /// creates or upgrades the `tenancy_rollout*` tables.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, RolloutError> {
-        let pool = PgPoolOptions::new()
+        let pool = StorePoolOptions::new()
             .max_connections(4)
-            .connect(url.expose())
+            .open_postgres(url.expose())
             .await?;
         Self::from_pool(pool).await
     }
 
-    /// Uses an existing pool; creates the tables if missing.
+    /// Uses an existing pool (possibly shared with the host's other stores),
+    /// creating or upgrading the tables.
     pub async fn from_pool(pool: PgPool) -> Result<Self, RolloutError> {
-        let mut tx = pool.begin().await?;
-        // Two runners starting at once must not both run CREATE TABLE.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenancy_rollouts'))")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
-        tx.commit().await?;
+        SCHEMA.apply_postgres(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -106,7 +109,7 @@ impl PostgresRolloutStore {
         &self,
         key: &RolloutKey,
         strategy: &Strategy,
-        plan: &Plan,
+        plan: &RolloutPlan,
     ) -> Result<Option<i64>, RolloutError> {
         let mut tx = self.pool.begin().await?;
         let id: Option<i64> = sqlx::query_scalar(
@@ -150,7 +153,7 @@ rollout_store!(PostgresRolloutStore, POSTGRES_STATEMENTS, {
         &self,
         key: &RolloutKey,
         strategy: &Strategy,
-        plan: &Plan,
+        plan: &RolloutPlan,
     ) -> Result<RolloutRecord, RolloutError> {
         // The loser of a race finds the winner's rollout; a rollout that finished in
         // between (rare) lets the next attempt create a fresh one.

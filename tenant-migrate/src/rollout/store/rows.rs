@@ -1,6 +1,8 @@
 //! Rows of the state tables as both stores read them, and their decoding.
 
 use tenancy_core::TenantId;
+
+use crate::SchemaVersion;
 use time::OffsetDateTime;
 
 use super::{
@@ -144,10 +146,10 @@ pub(crate) fn rollback_floor(
     any: Option<bool>,
     from_empty: Option<bool>,
     lowest: Option<i64>,
-) -> Option<Option<i64>> {
+) -> Option<SchemaVersion> {
     match (any, from_empty) {
-        (Some(true), Some(true)) => Some(None),
-        (Some(true), _) => Some(lowest),
+        (Some(true), Some(true)) => Some(SchemaVersion::Empty),
+        (Some(true), _) => Some(SchemaVersion::from(lowest)),
         _ => None,
     }
 }

@@ -3,8 +3,8 @@
 
 use std::sync::LazyLock;
 
-use super::store_rows::allowed_sources;
-use super::{Phase, RolloutStatus};
+use super::rows::allowed_sources;
+use super::{RolloutPhase, RolloutStatus};
 
 /// What differs between the engines' SQL.
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +82,7 @@ pub(crate) static POSTGRES_STATEMENTS: LazyLock<Statements> =
 pub(crate) static SQLITE_STATEMENTS: LazyLock<Statements> =
     LazyLock::new(|| Statements::new(SQLITE));
 
-/// The columns a [`RecordRow`](super::store_rows::RecordRow) is read from.
+/// The columns a [`RecordRow`](super::rows::RecordRow) is read from.
 fn record_columns(d: &Dialect) -> String {
     format!(
         "id, target_version, set_checksum, {}, status, halted_reason, tenant_count, {}",
@@ -117,8 +117,8 @@ impl Statements {
                 "UPDATE tenancy_rollouts SET status = 'active', halted_reason = NULL, updated_at = {now}
                   WHERE id = $1"
             ),
-            claim_forward: claim(&d, Phase::Forward),
-            claim_revert: claim(&d, Phase::Revert),
+            claim_forward: claim(&d, RolloutPhase::Forward),
+            claim_revert: claim(&d, RolloutPhase::Revert),
             record_start: format!(
                 "UPDATE tenancy_rollout_tenants SET started_at = {now}, from_version = $4
                   WHERE rollout_id = $1 AND tenant_id = $2 AND lease_owner = $3 AND status = 'running'"
@@ -168,10 +168,10 @@ impl Statements {
     }
 
     /// The claim statement of a phase.
-    pub(crate) fn claim(&self, phase: Phase) -> &str {
+    pub(crate) fn claim(&self, phase: RolloutPhase) -> &str {
         match phase {
-            Phase::Forward => &self.claim_forward,
-            Phase::Revert => &self.claim_revert,
+            RolloutPhase::Forward => &self.claim_forward,
+            RolloutPhase::Revert => &self.claim_revert,
         }
     }
 
@@ -197,11 +197,11 @@ impl Statements {
 /// seconds, while the rollout has status `$6`: pending tenants (forward) or those the
 /// rollout migrated and has not tried to revert in this pass (revert), plus any whose
 /// lease expired.
-fn claim(d: &Dialect, phase: Phase) -> String {
+fn claim(d: &Dialect, phase: RolloutPhase) -> String {
     let expired = format!("lease_expires_at < {}", d.now);
     let branches: Vec<(&str, &str)> = match phase {
-        Phase::Forward => vec![("pending", "TRUE"), ("running", expired.as_str())],
-        Phase::Revert => vec![
+        RolloutPhase::Forward => vec![("pending", "TRUE"), ("running", expired.as_str())],
+        RolloutPhase::Revert => vec![
             ("succeeded", "migrated"),
             (
                 "failed",
@@ -247,10 +247,10 @@ fn claim(d: &Dialect, phase: Phase) -> String {
 }
 
 /// The status a claim needs the rollout to have.
-pub(crate) fn claim_status(phase: Phase) -> &'static str {
+pub(crate) fn claim_status(phase: RolloutPhase) -> &'static str {
     match phase {
-        Phase::Forward => "active",
-        Phase::Revert => "rolling_back",
+        RolloutPhase::Forward => "active",
+        RolloutPhase::Revert => "rolling_back",
     }
 }
 
@@ -260,7 +260,7 @@ pub(crate) fn claim_status(phase: Phase) -> &'static str {
 macro_rules! rollout_store {
     ($store:ty, $statements:expr, { $($specific:tt)* }) => {
         impl $store {
-            fn sql(&self) -> &'static $crate::rollout::store_sql::Statements {
+            fn sql(&self) -> &'static $crate::rollout::store::sql::Statements {
                 &$statements
             }
 
@@ -361,7 +361,7 @@ macro_rules! rollout_store {
                     .bind(tenant.as_str())
                     .bind(owner)
                     .bind(outcome.state.as_str())
-                    .bind(outcome.version.flatten())
+                    .bind(outcome.version.and_then($crate::SchemaVersion::latest))
                     .bind(outcome.migrated)
                     .bind(outcome.error.as_deref())
                     .bind(outcome.version.is_some())
@@ -441,7 +441,7 @@ macro_rules! rollout_store {
             async fn rollback_floor(
                 &self,
                 rollout_id: i64,
-            ) -> Result<Option<Option<i64>>, RolloutError> {
+            ) -> Result<Option<$crate::SchemaVersion>, RolloutError> {
                 let (any, from_empty, lowest): (Option<bool>, Option<bool>, Option<i64>) =
                     sqlx::query_as(&self.sql().rollback_floor)
                         .bind(rollout_id)

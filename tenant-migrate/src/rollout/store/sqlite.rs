@@ -1,62 +1,66 @@
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
+use tenancy_core::persistence::{SchemaStep, StorePoolOptions, StoreSchema};
 use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
-use super::store_rows::{
+use super::rows::{
     claim_from_row, record_from_row, rollback_floor, strategy_json, tenant_from_row, to_u64,
     waves_from_rows, ClaimRow, ProgressRow, RecordRow, TenantRow,
 };
-use super::store_sql::{claim_status, rollout_store, SQLITE_STATEMENTS};
+use super::sql::{claim_status, rollout_store, SQLITE_STATEMENTS};
 use super::{
-    ClaimRequest, ClaimedTenant, Plan, RolloutError, RolloutKey, RolloutRecord, RolloutStatus,
-    RolloutStore, Strategy, TenantOutcome, TenantRecord, WaveProgress,
+    ClaimRequest, ClaimedTenant, RolloutError, RolloutKey, RolloutPlan, RolloutRecord,
+    RolloutStatus, RolloutStore, Strategy, TenantOutcome, TenantRecord, WaveProgress,
 };
 
-const SCHEMA: &str = r"
-CREATE TABLE IF NOT EXISTS tenancy_rollouts (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
-    target_version   INTEGER NOT NULL,
-    set_checksum     TEXT NOT NULL,
-    strategy         TEXT NOT NULL,
-    status           TEXT NOT NULL,
-    tenant_count     INTEGER NOT NULL,
-    created_at       INTEGER NOT NULL,
-    updated_at       INTEGER NOT NULL,
-    phase_started_at INTEGER NOT NULL,
-    halted_reason    TEXT
+/// The store's tables, step by step (see [`StoreSchema`]).
+const SCHEMA: StoreSchema = StoreSchema::new(
+    "tenancy_rollouts",
+    &[SchemaStep::Sql(
+        r"
+            CREATE TABLE IF NOT EXISTS tenancy_rollouts (
+                id               INTEGER PRIMARY KEY AUTOINCREMENT,
+                target_version   INTEGER NOT NULL,
+                set_checksum     TEXT NOT NULL,
+                strategy         TEXT NOT NULL,
+                status           TEXT NOT NULL,
+                tenant_count     INTEGER NOT NULL,
+                created_at       INTEGER NOT NULL,
+                updated_at       INTEGER NOT NULL,
+                phase_started_at INTEGER NOT NULL,
+                halted_reason    TEXT
+            );
+            CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollouts_open
+                ON tenancy_rollouts (target_version, set_checksum)
+                WHERE status IN ('active', 'halted', 'rolling_back');
+            CREATE TABLE IF NOT EXISTS tenancy_rollout_tenants (
+                rollout_id       INTEGER NOT NULL REFERENCES tenancy_rollouts (id) ON DELETE CASCADE,
+                tenant_id        TEXT NOT NULL,
+                wave             INTEGER NOT NULL,
+                position         INTEGER NOT NULL,
+                status           TEXT NOT NULL DEFAULT 'pending',
+                attempts         INTEGER NOT NULL DEFAULT 0,
+                lease_owner      TEXT,
+                lease_expires_at INTEGER,
+                started_at       INTEGER,
+                finished_at      INTEGER,
+                from_version     INTEGER,
+                to_version       INTEGER,
+                migrated         INTEGER NOT NULL DEFAULT 0,
+                error            TEXT,
+                PRIMARY KEY (rollout_id, tenant_id)
+            );
+            CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollout_tenants_order
+                ON tenancy_rollout_tenants (rollout_id, wave, position);
+            -- Claims walk one status at a time in rollout order.
+            CREATE INDEX IF NOT EXISTS tenancy_rollout_tenants_claim
+                ON tenancy_rollout_tenants (rollout_id, status, wave, position);
+        ",
+    )],
 );
-CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollouts_open
-    ON tenancy_rollouts (target_version, set_checksum)
-    WHERE status IN ('active', 'halted', 'rolling_back');
-CREATE TABLE IF NOT EXISTS tenancy_rollout_tenants (
-    rollout_id       INTEGER NOT NULL REFERENCES tenancy_rollouts (id) ON DELETE CASCADE,
-    tenant_id        TEXT NOT NULL,
-    wave             INTEGER NOT NULL,
-    position         INTEGER NOT NULL,
-    status           TEXT NOT NULL DEFAULT 'pending',
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    lease_owner      TEXT,
-    lease_expires_at INTEGER,
-    started_at       INTEGER,
-    finished_at      INTEGER,
-    from_version     INTEGER,
-    to_version       INTEGER,
-    migrated         INTEGER NOT NULL DEFAULT 0,
-    error            TEXT,
-    PRIMARY KEY (rollout_id, tenant_id)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS tenancy_rollout_tenants_order
-    ON tenancy_rollout_tenants (rollout_id, wave, position);
--- Claims walk one status at a time in rollout order.
-CREATE INDEX IF NOT EXISTS tenancy_rollout_tenants_claim
-    ON tenancy_rollout_tenants (rollout_id, status, wave, position);
-";
 
 /// Tenant rows inserted per statement (4 parameters each, under SQLite's limit).
 const INSERT_CHUNK: usize = 2000;
@@ -65,7 +69,7 @@ const INSERT_CHUNK: usize = 2000;
 /// at a time (each claim is one statement holding the write lock).
 ///
 /// ```no_run
-/// use tenant_migrate::SqliteRolloutStore;
+/// use tenant_migrate::rollout::store::SqliteRolloutStore;
 ///
 /// # async fn run() -> Result<(), tenant_migrate::RolloutError> {
 /// let store = SqliteRolloutStore::open("sqlite:migrate-state.db").await?;
@@ -77,32 +81,27 @@ pub struct SqliteRolloutStore {
 }
 
 impl SqliteRolloutStore {
-    /// Opens (creating if missing) the SQLite file named by a `sqlite:` URL and
-    /// creates the `tenancy_rollout*` tables.
+    /// Opens (creating if missing) the SQLite file named by a `sqlite:` URL under
+    /// tenancy-core's [`StorePoolOptions`] policy, and creates or upgrades the
+    /// `tenancy_rollout*` tables.
+    ///
+    /// The pool has one connection: this process's writes queue in memory instead
+    /// of meeting SQLite's busy handler (which sleeps). A kill -9 loses no commit
+    /// (write-ahead log); a tenant whose status write an OS crash lost is rechecked
+    /// against its own history when it is claimed again.
     pub async fn open(url: &str) -> Result<Self, RolloutError> {
-        // WAL with `synchronous = NORMAL`: a commit survives the process being
-        // killed (what resuming relies on); only an OS crash may lose the last ones,
-        // and a tenant whose status write was lost is rechecked against its own
-        // history when it is claimed again.
-        let options = SqliteConnectOptions::from_str(url)?
+        let pool = StorePoolOptions::new()
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true)
-            // 256 KiB of page cache (SQLite's default is 2 MiB): claims walk the
-            // front of one index and outcomes update by primary key, so a small
-            // cache costs no speed, and the runner's memory stops following the
-            // size of the state file (rollout_bench: +1.1 MiB from 1,000 to 5,000
-            // tenants instead of +1.9 MiB, none from 5,000 to 10,000).
-            .pragma("cache_size", "-256");
-        // One connection: this process's writes queue in memory instead of meeting
-        // SQLite's busy handler (which sleeps), and `:memory:` stays one database.
-        let pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .open_sqlite(url)
             .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool (possibly shared with the host's other stores),
+    /// creating or upgrading the tables.
+    pub async fn from_pool(pool: SqlitePool) -> Result<Self, RolloutError> {
+        SCHEMA.apply_sqlite(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -122,7 +121,7 @@ rollout_store!(SqliteRolloutStore, SQLITE_STATEMENTS, {
         &self,
         key: &RolloutKey,
         strategy: &Strategy,
-        plan: &Plan,
+        plan: &RolloutPlan,
     ) -> Result<RolloutRecord, RolloutError> {
         let mut tx = self.begin_write().await?;
         let id: Option<i64> = sqlx::query_scalar(
