@@ -12,7 +12,7 @@ fn folder(name: &str) -> std::path::PathBuf {
 #[test]
 fn demo_runs_end_to_end_and_tells_the_story() {
     let dir = folder("demo");
-    let output = Command::new(env!("CARGO_BIN_EXE_demo"))
+    let output = Command::new(demo_binary())
         .arg("--dir")
         .arg(&dir)
         .output()
@@ -142,4 +142,20 @@ fn billing_states(file: &std::path::Path, tenant: &str) -> i64 {
         pool.close().await;
         count
     })
+}
+
+/// The `demo` example, which `cargo test` builds beside the test binaries
+/// (`target/<profile>/examples/demo`).
+fn demo_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let demo = profile
+        .join("examples")
+        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        demo.exists(),
+        "{} is missing; build it with cargo build -p tenancy-examples --example demo",
+        demo.display()
+    );
+    demo
 }

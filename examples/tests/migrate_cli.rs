@@ -1,34 +1,20 @@
 //! The `migrate` binary killed with SIGKILL mid-rollout, then run again.
 
-// The fleet of throw-away tenant databases that tenant-migrate's rollout tests use.
-#[path = "../../tenant-migrate/tests/rollout_support/mod.rs"]
-mod rollout_support;
-
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rollout_support::{slow, v1, v2, Fleet, TestMigration};
+use tenant_migrate::testing::{slow, v1, v2, TestFleet, TestMigration};
 
 /// A scratch directory with the migrations, the tenants CSV and the state file.
 struct Workspace(PathBuf);
 
 impl Workspace {
-    async fn new(fleet: &Fleet, migrations: &[TestMigration]) -> Self {
+    async fn new(fleet: &TestFleet, migrations: &[TestMigration]) -> Self {
         let dir = std::env::temp_dir().join(format!("tk-migrate-cli-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("migrations")).unwrap();
-        for m in migrations {
-            let base = dir.join("migrations").join(format!("{}_step", m.version));
-            std::fs::write(base.with_extension("up.sql"), &m.up).unwrap();
-            std::fs::write(base.with_extension("down.sql"), m.down.as_deref().unwrap()).unwrap();
-        }
-        let mut csv = String::from("id,database_url,tags\n");
-        for i in 0..fleet.ids.len() {
-            let url = fleet.target(i).await.url;
-            csv.push_str(&format!("{},{},\n", fleet.id(i), url.expose()));
-        }
-        std::fs::write(dir.join("tenants.csv"), csv).unwrap();
+        TestMigration::write_dir(migrations, &dir.join("migrations"));
+        fleet.write_csv(&dir.join("tenants.csv")).await;
         Self(dir)
     }
 
@@ -56,7 +42,7 @@ impl Drop for Workspace {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_rollout_then_rerun_applies_every_tenant_exactly_once() {
-    let fleet = Fleet::create(8).await;
+    let fleet = TestFleet::create(8).await;
     let workspace = Workspace::new(&fleet, &[slow(v1(), Duration::from_millis(400)), v2()]).await;
 
     let mut first = workspace
@@ -66,8 +52,13 @@ async fn kill_9_mid_rollout_then_rerun_applies_every_tenant_exactly_once() {
         .spawn()
         .unwrap();
     // Kill it once some tenants are done and others are in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut done = 0;
     while done < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no tenant was migrated within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
         done = 0;
         for i in 0..8 {

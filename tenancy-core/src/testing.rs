@@ -113,3 +113,60 @@ impl Drop for TestDatabase {
         let _ = handle.join();
     }
 }
+
+/// A uniquely named SQLite file under the temporary directory, removed (with its
+/// journal files) when this value is dropped. Nothing is created until a store or
+/// a driver opens it.
+///
+/// ```
+/// use tenancy_core::testing::TempSqlite;
+///
+/// let file = TempSqlite::new();
+/// assert!(file.url().starts_with("sqlite://"));
+/// ```
+#[derive(Debug)]
+pub struct TempSqlite {
+    path: std::path::PathBuf,
+}
+
+impl Default for TempSqlite {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TempSqlite {
+    /// A new, unused name.
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "tenancy_{}_{}_{:08x}.db",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            fastrand::u32(..)
+        ));
+        Self { path }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The file's `sqlite://` URL.
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+
+    /// The file as a tenant database target.
+    pub fn target(&self) -> Result<crate::DatabaseTarget, crate::DatabaseUrlError> {
+        Ok(crate::DatabaseTarget::new(DatabaseUrl::parse(&self.url())?))
+    }
+}
+
+impl Drop for TempSqlite {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
+    }
+}

@@ -8,16 +8,12 @@
 //! Run: `cargo bench -p tenant-migrate --bench rollout_overhead` (the PostgreSQL
 //! store needs `DATABASE_URL` or the local server; `-- 1000 10000` picks sizes).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use support::TempSqlite;
-use tenancy_core::testing::TestDatabase;
+use tenancy_core::testing::{TempSqlite, TestDatabase};
 use tenancy_core::{
     BackendError, DatabaseTarget, DatabaseUrl, MemoryTenantDirectory, MigrationReport, NewTenant,
     TenantDirectory, TenantId,

@@ -57,6 +57,7 @@
 //! | `postgres` | tenant databases on PostgreSQL | yes |
 //! | `sqlite` | tenant databases on SQLite | yes |
 //! | `axum` | `http::rollout_router`: the admin API of rollouts (run, status, halt, resume, rollback) | no |
+//! | `testing` | `testing::TestFleet` and small migrations, for tests of rollouts | no |
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
@@ -91,6 +92,8 @@ mod sqlite;
 mod status;
 mod stored_catalog;
 mod tenant_migrator;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use catalog::{CatalogError, MigrationCatalog};
 pub use error::MigrateError;

@@ -39,10 +39,10 @@ async fn applies_reports_status_and_reverts() {
     let file = TempSqlite::new();
     let migrator = TenantMigrator::new(set());
 
-    let status = migrator.status(&file.target()).await.unwrap();
+    let status = migrator.status(&file.target().unwrap()).await.unwrap();
     assert_eq!(status.pending, [1, 2]);
 
-    let outcome = migrator.apply(&file.target()).await.unwrap();
+    let outcome = migrator.apply(&file.target().unwrap()).await.unwrap();
     assert_eq!(
         (
             outcome.from_version,
@@ -53,20 +53,28 @@ async fn applies_reports_status_and_reverts() {
     );
     assert_eq!(tables(&file).await, ["_sqlx_migrations", "notes"]);
     assert!(migrator
-        .status(&file.target())
+        .status(&file.target().unwrap())
         .await
         .unwrap()
         .is_up_to_date());
-    assert!(!migrator.apply(&file.target()).await.unwrap().changed());
+    assert!(!migrator
+        .apply(&file.target().unwrap())
+        .await
+        .unwrap()
+        .changed());
 
-    let reverted = migrator.revert(&file.target(), 0).await.unwrap();
+    let reverted = migrator.revert(&file.target().unwrap(), 0).await.unwrap();
     assert_eq!(
         reverted.steps.iter().map(|s| s.version).collect::<Vec<_>>(),
         [2, 1]
     );
     assert_eq!(tables(&file).await, ["_sqlx_migrations"]);
     assert_eq!(
-        migrator.status(&file.target()).await.unwrap().pending,
+        migrator
+            .status(&file.target().unwrap())
+            .await
+            .unwrap()
+            .pending,
         [1, 2]
     );
 }
@@ -83,7 +91,7 @@ async fn a_failing_migration_is_rolled_back_and_named() {
         .build()
         .unwrap();
     let error = TenantMigrator::new(broken)
-        .apply(&file.target())
+        .apply(&file.target().unwrap())
         .await
         .unwrap_err();
     assert!(
@@ -97,7 +105,7 @@ async fn a_failing_migration_is_rolled_back_and_named() {
 async fn edited_migration_is_refused_on_sqlite_too() {
     let file = TempSqlite::new();
     TenantMigrator::new(set())
-        .apply(&file.target())
+        .apply(&file.target().unwrap())
         .await
         .unwrap();
     let edited = MigrationSet::builder()
@@ -113,7 +121,7 @@ async fn edited_migration_is_refused_on_sqlite_too() {
         .build()
         .unwrap();
     let error = TenantMigrator::new(edited)
-        .apply(&file.target())
+        .apply(&file.target().unwrap())
         .await
         .unwrap_err();
     assert!(
@@ -128,7 +136,7 @@ async fn schema_migrator_works_on_sqlite_targets() {
     let file = TempSqlite::new();
     let migrator: &dyn SchemaMigrator = &TenantMigrator::new(set());
     let report = migrator
-        .migrate(&TenantId::new("acme").unwrap(), &file.target())
+        .migrate(&TenantId::new("acme").unwrap(), &file.target().unwrap())
         .await
         .unwrap();
     assert_eq!((report.to_version, report.applied), (Some(2), 2));
@@ -148,7 +156,7 @@ async fn a_step_another_migrator_did_while_this_one_waited_is_not_run_again() {
     let mut tx = other.begin_with("BEGIN IMMEDIATE").await.unwrap();
 
     let waiting = tokio::spawn({
-        let target = file.target();
+        let target = file.target().unwrap();
         async move { migrator.apply(&target).await }
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -168,7 +176,7 @@ async fn a_step_another_migrator_did_while_this_one_waited_is_not_run_again() {
     other.close().await.unwrap();
     // The retry finds 1 done and applies only 2.
     let retry = TenantMigrator::new(set())
-        .apply(&file.target())
+        .apply(&file.target().unwrap())
         .await
         .unwrap();
     assert_eq!(
@@ -181,10 +189,10 @@ async fn a_step_another_migrator_did_while_this_one_waited_is_not_run_again() {
 async fn a_session_applies_after_lock_status_even_though_sqlite_holds_no_lock() {
     let file = TempSqlite::new();
     let migrator = TenantMigrator::new(set());
-    let mut session = migrator.connect(&file.target()).await.unwrap();
+    let mut session = migrator.connect(&file.target().unwrap()).await.unwrap();
     assert_eq!(session.lock_status().await.unwrap().pending, [1, 2]);
     // Another migrator gets in between: the session must not trust what it read.
-    migrator.apply(&file.target()).await.unwrap();
+    migrator.apply(&file.target().unwrap()).await.unwrap();
     let outcome = session.apply().await.unwrap();
     assert!(!outcome.changed(), "{outcome:?}");
     session.close().await;

@@ -154,7 +154,7 @@ async fn sqlite_history_is_shared_with_sqlx_both_ways() {
 
     // Us first on a fresh file, then sqlx.
     let fresh = TempSqlite::new();
-    migrator.apply(&fresh.target()).await.unwrap();
+    migrator.apply(&fresh.target().unwrap()).await.unwrap();
     let mut conn = SqliteConnection::connect(&fresh.url()).await.unwrap();
     sqlx_migrator.run(&mut conn).await.unwrap();
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")

@@ -105,42 +105,8 @@ pub async fn open_gate(db: &TestDatabase, seconds: f64) {
         .unwrap();
 }
 
-/// A unique SQLite file under the temp directory, removed on drop.
-pub struct TempSqlite {
-    path: PathBuf,
-}
-
-impl TempSqlite {
-    pub fn new() -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tenant_migrate_{}_{:08x}.db",
-            std::process::id(),
-            fastrand_u32()
-        ));
-        Self { path }
-    }
-
-    pub fn url(&self) -> String {
-        format!("sqlite://{}", self.path.display())
-    }
-
-    pub fn target(&self) -> DatabaseTarget {
-        url(&self.url())
-    }
-}
-
-impl Drop for TempSqlite {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
-        }
-    }
-}
-
-fn fastrand_u32() -> u32 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now()) as u32
-}
+#[allow(unused_imports)]
+pub use tenancy_core::testing::TempSqlite;
 
 /// Waits (at most 10 s) until some session holds a migration lock on `db`: an
 /// advisory lock granted in that database, as our migrator and sqlx's take.

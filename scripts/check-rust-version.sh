@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the libraries with the toolchain of the declared `rust-version`, so that the
+# promise in Cargo.toml is checked rather than assumed. The toolchain must be
+# installed (`rustup toolchain install <version>`); a missing one fails CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+version=$(cargo metadata --no-deps --format-version 1 | python3 -c '
+import json, sys
+versions = {p["rust_version"] for p in json.load(sys.stdin)["packages"] if p.get("rust_version")}
+if len(versions) != 1:
+    sys.exit(f"crates declare different rust-versions: {sorted(versions)}")
+print(versions.pop())
+')
+toolchain=$(rustup toolchain list | awk '{print $1}' | grep -E "^${version//./\\.}(\.0)?-" | head -1 || true)
+if [ -z "$toolchain" ]; then
+  echo "rust-version $version is declared but no such toolchain is installed; run rustup toolchain install $version" >&2
+  exit 1
+fi
+echo "== building the workspace with $toolchain (declared rust-version $version)"
+cargo "+$toolchain" check --workspace --all-targets --quiet
