@@ -120,6 +120,8 @@ pub use plans::{
 pub use processor::PostgresBillingStore;
 #[cfg(feature = "sqlite")]
 pub use processor::SqliteBillingStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use processor::{BillingEngine, SqlBillingStore};
 pub use processor::{
     BillingProcessor, BillingStore, MemoryBillingStore, ParkedEvent, PendingEffect, ProcessError,
     ProcessOutcome, ReplayReport, StateChange, StateUpdate, StoreError, SubscriptionSource,

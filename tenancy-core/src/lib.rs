@@ -83,6 +83,8 @@ pub use database::{DatabaseKind, DatabaseTarget, DatabaseUrl, DatabaseUrlError};
 pub use directory::PostgresTenantDirectory;
 #[cfg(feature = "sqlite")]
 pub use directory::SqliteTenantDirectory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use directory::{DirectoryEngine, SqlTenantDirectory};
 pub use directory::{DirectoryError, MemoryTenantDirectory, TenantDirectory, TenantFilter};
 pub use email::{EmailAddress, EmailError};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

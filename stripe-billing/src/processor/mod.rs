@@ -6,6 +6,8 @@ mod parking;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod source;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql_store;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
@@ -18,6 +20,8 @@ pub use parking::{ReplayReport, PARKING_LIMIT};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBillingStore;
 pub use source::SubscriptionSource;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql_store::{BillingEngine, SqlBillingStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBillingStore;
 pub use store::{

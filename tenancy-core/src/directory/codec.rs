@@ -107,30 +107,39 @@ impl TenantRow {
     }
 }
 
-/// Binds a [`TenantRow`]'s columns in `COLUMNS` order (`$1`/`?1` … `$14`/`?14`), with
-/// `$tags` as the store encodes tags (an array in PostgreSQL, JSON text in SQLite).
+/// Binds a [`TenantRow`]'s 14 columns in table order (`id` … `ready_notified_at`) (`$1`/`?1` … `$14`/`?14`), with
+/// `tags` as the store encodes them (an array in PostgreSQL, JSON text in SQLite).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-macro_rules! bind_tenant_row {
-    ($query:expr, $row:expr, $tags:expr) => {
-        $query
-            .bind(&$row.id)
-            .bind(&$row.name)
-            .bind(&$row.admin_email)
-            .bind(&$row.status)
-            .bind(&$row.status_detail)
-            .bind(&$row.database_url)
-            .bind(&$row.pooled_url)
-            .bind(&$row.external_ref)
-            .bind($tags)
-            .bind($row.created_at)
-            .bind($row.updated_at)
-            .bind($row.revision)
-            .bind(&$row.provisioning_notes)
-            .bind($row.ready_notified_at)
-    };
+pub(crate) fn bind_tenant_row<'q, D, T>(
+    query: sqlx::query::Query<'q, D, <D as sqlx::Database>::Arguments<'q>>,
+    row: &'q TenantRow,
+    tags: T,
+) -> sqlx::query::Query<'q, D, <D as sqlx::Database>::Arguments<'q>>
+where
+    D: sqlx::Database,
+    T: 'q + sqlx::Encode<'q, D> + sqlx::Type<D>,
+    &'q str: sqlx::Encode<'q, D> + sqlx::Type<D>,
+    Option<&'q str>: sqlx::Encode<'q, D> + sqlx::Type<D>,
+    i64: sqlx::Encode<'q, D> + sqlx::Type<D>,
+    OffsetDateTime: sqlx::Encode<'q, D> + sqlx::Type<D>,
+    Option<OffsetDateTime>: sqlx::Encode<'q, D> + sqlx::Type<D>,
+{
+    query
+        .bind(row.id.as_str())
+        .bind(row.name.as_str())
+        .bind(row.admin_email.as_str())
+        .bind(row.status.as_str())
+        .bind(row.status_detail.as_str())
+        .bind(row.database_url.as_deref())
+        .bind(row.pooled_url.as_deref())
+        .bind(row.external_ref.as_deref())
+        .bind(tags)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .bind(row.revision)
+        .bind(row.provisioning_notes.as_deref())
+        .bind(row.ready_notified_at)
 }
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) use bind_tenant_row;
 
 /// Why an optimistic update touched no row: the tenant is gone, or its revision moved.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -147,9 +156,3 @@ pub(crate) async fn missed_update(
         Err(error) => error,
     }
 }
-
-/// The columns of `tenancy_tenants`, in the order [`bind_tenant_row`] binds them.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) const COLUMNS: &str = "id, name, admin_email, status, status_detail, database_url, \
-                                  pooled_url, external_ref, tags, created_at, updated_at, revision, \
-                                  provisioning_notes, ready_notified_at";

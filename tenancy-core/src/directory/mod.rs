@@ -6,6 +6,8 @@ mod filter;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -14,6 +16,8 @@ pub use filter::TenantFilter;
 pub use memory::MemoryTenantDirectory;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresTenantDirectory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::{DirectoryEngine, SqlTenantDirectory};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteTenantDirectory;
 

@@ -1,11 +1,9 @@
-use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgRow};
-use sqlx::Row;
+use sqlx::postgres::{PgPool, PgQueryResult};
+use sqlx::Postgres;
 
-use super::codec::{bind_tenant_row, missed_update, TenantRow, COLUMNS};
-use super::{DirectoryError, TenantDirectory, TenantFilter};
+use super::sql::{DirectoryEngine, DirectorySql, SqlTenantDirectory};
+use super::DirectoryError;
 use crate::persistence::{SchemaStep, StorePoolOptions, StoreSchema};
-use crate::{Tenant, TenantId};
 
 /// The directory's tables, step by step (see [`StoreSchema`]).
 const SCHEMA: StoreSchema = StoreSchema::new(
@@ -47,12 +45,7 @@ const SCHEMA: StoreSchema = StoreSchema::new(
     ],
 );
 
-/// An optimistic update: the row changes only if its revision is still the caller's.
-const UPDATE: &str = "UPDATE tenancy_tenants SET name = $2, admin_email = $3, status = $4, \
-    status_detail = $5, database_url = $6, pooled_url = $7, external_ref = $8, tags = $9, \
-    updated_at = $11, provisioning_notes = $13, ready_notified_at = $14, revision = revision + 1 WHERE id = $1 AND revision = $12";
-
-/// A [`TenantDirectory`] in PostgreSQL (table `tenancy_tenants`): the control plane
+/// A [`TenantDirectory`](crate::TenantDirectory) in PostgreSQL (table `tenancy_tenants`): the control plane
 /// shared by several processes and machines.
 ///
 /// ```no_run
@@ -63,12 +56,9 @@ const UPDATE: &str = "UPDATE tenancy_tenants SET name = $2, admin_email = $3, st
 /// let staging = directory.list(&TenantFilter::all().with_tag("staging")).await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
-pub struct PostgresTenantDirectory {
-    pool: PgPool,
-}
+pub type PostgresTenantDirectory = SqlTenantDirectory<Postgres>;
 
-impl PostgresTenantDirectory {
+impl SqlTenantDirectory<Postgres> {
     /// Connects to the database at `url` under the shared [`StorePoolOptions`]
     /// policy, and brings its table up to date.
     pub async fn connect(url: &str) -> Result<Self, DirectoryError> {
@@ -82,84 +72,39 @@ impl PostgresTenantDirectory {
         SCHEMA.apply_postgres(&pool).await?;
         Ok(Self { pool })
     }
-
-    /// The underlying pool.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
 }
 
-fn read(row: &PgRow) -> Result<Tenant, DirectoryError> {
-    let raw = TenantRow {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        admin_email: row.try_get("admin_email")?,
-        status: row.try_get("status")?,
-        status_detail: row.try_get("status_detail")?,
-        database_url: row.try_get("database_url")?,
-        pooled_url: row.try_get("pooled_url")?,
-        external_ref: row.try_get("external_ref")?,
-        provisioning_notes: row.try_get("provisioning_notes")?,
-        ready_notified_at: row.try_get("ready_notified_at")?,
-        tags: row.try_get("tags")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        revision: row.try_get("revision")?,
-    };
-    raw.decode()
-}
+/// Tags in a `TEXT[]` column (GIN-indexed), passed in and out as JSON.
+const SQL: DirectorySql = DirectorySql {
+    get: "SELECT id, name, admin_email, status, status_detail, database_url, pooled_url, \
+          external_ref, to_json(tags)::text AS tags, created_at, updated_at, revision, \
+          provisioning_notes, ready_notified_at FROM tenancy_tenants WHERE id = $1",
+    insert: "INSERT INTO tenancy_tenants (id, name, admin_email, status, status_detail, \
+             database_url, pooled_url, external_ref, tags, created_at, updated_at, revision, \
+             provisioning_notes, ready_notified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+                     ARRAY(SELECT jsonb_array_elements_text($9::jsonb)), $10, $11, $12, $13, $14) \
+             ON CONFLICT (id) DO NOTHING",
+    // An optimistic update: the row changes only if its revision is still the caller's.
+    update: "UPDATE tenancy_tenants SET name = $2, admin_email = $3, status = $4, \
+             status_detail = $5, database_url = $6, pooled_url = $7, external_ref = $8, \
+             tags = ARRAY(SELECT jsonb_array_elements_text($9::jsonb)), updated_at = $11, \
+             provisioning_notes = $13, ready_notified_at = $14, revision = revision + 1 \
+             WHERE id = $1 AND revision = $12",
+    list: "SELECT id, name, admin_email, status, status_detail, database_url, pooled_url, \
+           external_ref, to_json(tags)::text AS tags, created_at, updated_at, revision, \
+           provisioning_notes, ready_notified_at FROM tenancy_tenants \
+           WHERE ($1::text IS NULL OR id > $1) \
+             AND ($2::jsonb = '[]'::jsonb OR id IN (SELECT jsonb_array_elements_text($2::jsonb))) \
+             AND ($3::jsonb = '[]'::jsonb OR tags && ARRAY(SELECT jsonb_array_elements_text($3::jsonb))) \
+           ORDER BY id LIMIT $4",
+};
 
-#[async_trait]
-impl TenantDirectory for PostgresTenantDirectory {
-    async fn insert(&self, tenant: &Tenant) -> Result<Tenant, DirectoryError> {
-        let row = TenantRow::encode(tenant)?;
-        let sql = format!(
-            "INSERT INTO tenancy_tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING"
-        );
-        let query = bind_tenant_row!(sqlx::query(&sql), row, &row.tags);
-        if query.execute(&self.pool).await?.rows_affected() == 0 {
-            return Err(DirectoryError::AlreadyExists(tenant.id.clone()));
-        }
-        Ok(tenant.clone())
-    }
+impl DirectoryEngine for Postgres {
+    #[allow(private_interfaces)] // sealed: only this crate names it
+    const SQL: &'static DirectorySql = &SQL;
 
-    async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, DirectoryError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tenancy_tenants WHERE id = $1"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(read).transpose()
-    }
-
-    async fn update(&self, tenant: &Tenant) -> Result<Tenant, DirectoryError> {
-        let row = TenantRow::encode(tenant)?;
-        let query = bind_tenant_row!(sqlx::query(UPDATE), row, &row.tags);
-        if query.execute(&self.pool).await?.rows_affected() == 1 {
-            let mut next = tenant.clone();
-            next.revision += 1;
-            return Ok(next);
-        }
-        Err(missed_update(self, tenant).await)
-    }
-
-    async fn list(&self, filter: &TenantFilter) -> Result<Vec<Tenant>, DirectoryError> {
-        let ids: Vec<&str> = filter.ids().iter().map(TenantId::as_str).collect();
-        let tags: Vec<&str> = filter.tags().iter().map(String::as_str).collect();
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tenancy_tenants \
-             WHERE ($1::text IS NULL OR id > $1) \
-               AND (cardinality($2::text[]) = 0 OR id = ANY($2)) \
-               AND (cardinality($3::text[]) = 0 OR tags && $3) \
-             ORDER BY id LIMIT $4"
-        ))
-        .bind(filter.after_id().map(TenantId::as_str))
-        .bind(&ids)
-        .bind(&tags)
-        .bind(filter.page_limit().map(i64::from))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(read).collect()
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
     }
 }

@@ -1,11 +1,9 @@
-use async_trait::async_trait;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
-use sqlx::Row;
+use sqlx::sqlite::{SqlitePool, SqliteQueryResult};
+use sqlx::Sqlite;
 
-use super::codec::{bind_tenant_row, missed_update, TenantRow, COLUMNS};
-use super::{DirectoryError, TenantDirectory, TenantFilter};
+use super::sql::{DirectoryEngine, DirectorySql, SqlTenantDirectory};
+use super::DirectoryError;
 use crate::persistence::{SchemaStep, StorePoolOptions, StoreSchema};
-use crate::{Tenant, TenantId};
 
 /// The directory's tables, step by step (see [`StoreSchema`]).
 const SCHEMA: StoreSchema = StoreSchema::new(
@@ -46,12 +44,7 @@ const SCHEMA: StoreSchema = StoreSchema::new(
     ],
 );
 
-/// An optimistic update: the row changes only if its revision is still the caller's.
-const UPDATE: &str = "UPDATE tenancy_tenants SET name = ?2, admin_email = ?3, status = ?4, \
-    status_detail = ?5, database_url = ?6, pooled_url = ?7, external_ref = ?8, tags = ?9, \
-    updated_at = ?11, provisioning_notes = ?13, ready_notified_at = ?14, revision = revision + 1 WHERE id = ?1 AND revision = ?12";
-
-/// A [`TenantDirectory`] in a SQLite database (table `tenancy_tenants`): the embedded
+/// A [`TenantDirectory`](crate::TenantDirectory) in a SQLite database (table `tenancy_tenants`): the embedded
 /// default, for one process or a handful on one machine.
 ///
 /// ```no_run
@@ -62,12 +55,9 @@ const UPDATE: &str = "UPDATE tenancy_tenants SET name = ?2, admin_email = ?3, st
 /// let everyone = directory.list(&TenantFilter::all()).await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
-pub struct SqliteTenantDirectory {
-    pool: SqlitePool,
-}
+pub type SqliteTenantDirectory = SqlTenantDirectory<Sqlite>;
 
-impl SqliteTenantDirectory {
+impl SqlTenantDirectory<Sqlite> {
     /// Opens (creating if missing) the SQLite database at `url` under the shared
     /// [`StorePoolOptions`] policy, and brings its table up to date.
     pub async fn connect(url: &str) -> Result<Self, DirectoryError> {
@@ -84,99 +74,38 @@ impl SqliteTenantDirectory {
         SCHEMA.apply_sqlite(&pool).await?;
         Ok(Self { pool })
     }
-
-    /// The underlying pool.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
 }
 
-fn read(row: &SqliteRow) -> Result<Tenant, DirectoryError> {
-    let tags: String = row.try_get("tags")?;
-    let raw = TenantRow {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        admin_email: row.try_get("admin_email")?,
-        status: row.try_get("status")?,
-        status_detail: row.try_get("status_detail")?,
-        database_url: row.try_get("database_url")?,
-        pooled_url: row.try_get("pooled_url")?,
-        external_ref: row.try_get("external_ref")?,
-        provisioning_notes: row.try_get("provisioning_notes")?,
-        ready_notified_at: row.try_get("ready_notified_at")?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        revision: row.try_get("revision")?,
-    };
-    raw.decode()
-}
+/// Tags as JSON text; time as text.
+const SQL: DirectorySql = DirectorySql {
+    get: "SELECT id, name, admin_email, status, status_detail, database_url, pooled_url, \
+          external_ref, tags, created_at, updated_at, revision, provisioning_notes, \
+          ready_notified_at FROM tenancy_tenants WHERE id = $1",
+    insert: "INSERT INTO tenancy_tenants (id, name, admin_email, status, status_detail, \
+             database_url, pooled_url, external_ref, tags, created_at, updated_at, revision, \
+             provisioning_notes, ready_notified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (id) DO NOTHING",
+    // An optimistic update: the row changes only if its revision is still the caller's.
+    update: "UPDATE tenancy_tenants SET name = $2, admin_email = $3, status = $4, \
+             status_detail = $5, database_url = $6, pooled_url = $7, external_ref = $8, \
+             tags = $9, updated_at = $11, provisioning_notes = $13, ready_notified_at = $14, \
+             revision = revision + 1 WHERE id = $1 AND revision = $12",
+    list: "SELECT id, name, admin_email, status, status_detail, database_url, pooled_url, \
+           external_ref, tags, created_at, updated_at, revision, provisioning_notes, \
+           ready_notified_at FROM tenancy_tenants \
+           WHERE ($1 IS NULL OR id > $1) \
+             AND ($2 = '[]' OR id IN (SELECT value FROM json_each($2))) \
+             AND ($3 = '[]' OR EXISTS (SELECT 1 FROM json_each(tenancy_tenants.tags) t \
+                                       WHERE t.value IN (SELECT value FROM json_each($3)))) \
+           ORDER BY id LIMIT COALESCE($4, -1)",
+};
 
-fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    serde_json::to_string(&items.into_iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
-}
+impl DirectoryEngine for Sqlite {
+    #[allow(private_interfaces)] // sealed: only this crate names it
+    const SQL: &'static DirectorySql = &SQL;
 
-#[async_trait]
-impl TenantDirectory for SqliteTenantDirectory {
-    async fn insert(&self, tenant: &Tenant) -> Result<Tenant, DirectoryError> {
-        let row = TenantRow::encode(tenant)?;
-        let sql = format!(
-            "INSERT INTO tenancy_tenants ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (id) DO NOTHING"
-        );
-        let query = bind_tenant_row!(
-            sqlx::query(&sql),
-            row,
-            json_list(row.tags.iter().map(String::as_str))
-        );
-        if query.execute(&self.pool).await?.rows_affected() == 0 {
-            return Err(DirectoryError::AlreadyExists(tenant.id.clone()));
-        }
-        Ok(tenant.clone())
-    }
-
-    async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, DirectoryError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tenancy_tenants WHERE id = ?"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(read).transpose()
-    }
-
-    async fn update(&self, tenant: &Tenant) -> Result<Tenant, DirectoryError> {
-        let row = TenantRow::encode(tenant)?;
-        let query = bind_tenant_row!(
-            sqlx::query(UPDATE),
-            row,
-            json_list(row.tags.iter().map(String::as_str))
-        );
-        if query.execute(&self.pool).await?.rows_affected() == 1 {
-            let mut next = tenant.clone();
-            next.revision += 1;
-            return Ok(next);
-        }
-        Err(missed_update(self, tenant).await)
-    }
-
-    async fn list(&self, filter: &TenantFilter) -> Result<Vec<Tenant>, DirectoryError> {
-        let ids = json_list(filter.ids().iter().map(TenantId::as_str));
-        let tags = json_list(filter.tags().iter().map(String::as_str));
-        let limit = filter.page_limit().map_or(-1, i64::from);
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tenancy_tenants \
-             WHERE (?1 IS NULL OR id > ?1) \
-               AND (?2 = '[]' OR id IN (SELECT value FROM json_each(?2))) \
-               AND (?3 = '[]' OR EXISTS (SELECT 1 FROM json_each(tenancy_tenants.tags) t \
-                                         WHERE t.value IN (SELECT value FROM json_each(?3)))) \
-             ORDER BY id LIMIT ?4"
-        ))
-        .bind(filter.after_id().map(TenantId::as_str))
-        .bind(ids)
-        .bind(tags)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(read).collect()
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
     }
 }

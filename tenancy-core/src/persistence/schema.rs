@@ -105,14 +105,28 @@ impl StoreSchema {
         self.apply::<Postgres>(pool).await
     }
 
-    async fn apply<D: Dialect>(&self, pool: &Pool<D>) -> Result<SchemaUpgrade, SchemaError> {
+    async fn apply<D>(&self, pool: &Pool<D>) -> Result<SchemaUpgrade, SchemaError>
+    where
+        D: Dialect,
+        for<'c> &'c mut D::Connection: sqlx::Executor<'c, Database = D>,
+        for<'q> D::Arguments<'q>: sqlx::IntoArguments<'q, D>,
+        for<'q> &'q str: sqlx::Encode<'q, D> + sqlx::Type<D>,
+        for<'q> i64: sqlx::Encode<'q, D> + sqlx::Type<D>,
+        for<'r> i64: sqlx::Decode<'r, D>,
+        usize: sqlx::ColumnIndex<D::Row>,
+    {
         let component = self.component;
         let database = |source| SchemaError::Database { component, source };
         let mut tx = D::begin_exclusive(pool).await.map_err(database)?;
-        D::execute(&mut tx, VERSIONS_TABLE)
+        sqlx::raw_sql(VERSIONS_TABLE)
+            .execute(&mut *tx)
             .await
             .map_err(database)?;
-        let from = D::version(&mut tx, component).await.map_err(database)?;
+        let from: i64 = sqlx::query_scalar(SELECT_VERSION)
+            .bind(component)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(database)?;
         let known = self.latest();
         if from > known {
             return Err(SchemaError::TooNew {
@@ -121,12 +135,42 @@ impl StoreSchema {
                 known,
             });
         }
-        let pending = self.steps.iter().skip(usize::try_from(from).unwrap_or(0));
-        for step in pending {
-            apply_step::<D>(&mut tx, step).await.map_err(database)?;
+        for step in self.steps.iter().skip(usize::try_from(from).unwrap_or(0)) {
+            let (sql, backfill) = match *step {
+                SchemaStep::Sql(sql) => (Some(sql.to_owned()), None),
+                SchemaStep::AddColumn {
+                    table,
+                    column,
+                    definition,
+                    backfill,
+                } => {
+                    let present: i64 = sqlx::query_scalar(D::COLUMN_COUNT)
+                        .bind(table)
+                        .bind(column)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(database)?;
+                    // A column already there (added by hand, or by a release that
+                    // predates the record) is neither added nor backfilled again.
+                    let add = format!("ALTER TABLE {table} ADD COLUMN {column} {definition}");
+                    (
+                        Some(add).filter(|_| present == 0),
+                        backfill.filter(|_| present == 0),
+                    )
+                }
+            };
+            for sql in sql.iter().map(String::as_str).chain(backfill) {
+                sqlx::raw_sql(sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(database)?;
+            }
         }
         if from < known {
-            D::set_version(&mut tx, component, known)
+            sqlx::query(UPSERT_VERSION)
+                .bind(component)
+                .bind(known)
+                .execute(&mut *tx)
                 .await
                 .map_err(database)?;
             tracing::info!(component, from, to = known, "upgraded store tables");
@@ -136,53 +180,12 @@ impl StoreSchema {
     }
 }
 
-async fn apply_step<D: Dialect>(
-    tx: &mut Transaction<'static, D>,
-    step: &SchemaStep,
-) -> Result<(), sqlx::Error> {
-    match *step {
-        SchemaStep::Sql(sql) => D::execute(tx, sql).await,
-        SchemaStep::AddColumn {
-            table,
-            column,
-            definition,
-            backfill,
-        } => {
-            if D::column_exists(tx, table, column).await? {
-                return Ok(());
-            }
-            D::execute(
-                tx,
-                &format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"),
-            )
-            .await?;
-            match backfill {
-                Some(sql) => D::execute(tx, sql).await,
-                None => Ok(()),
-            }
-        }
-    }
-}
-
-/// What schema upgrades need from each engine.
+/// What differs between the engines in a schema upgrade.
 trait Dialect: Database {
     /// A transaction that no other upgrade of any store runs beside.
     async fn begin_exclusive(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error>;
-    async fn execute(tx: &mut Transaction<'static, Self>, sql: &str) -> Result<(), sqlx::Error>;
-    async fn column_exists(
-        tx: &mut Transaction<'static, Self>,
-        table: &str,
-        column: &str,
-    ) -> Result<bool, sqlx::Error>;
-    async fn version(
-        tx: &mut Transaction<'static, Self>,
-        component: &str,
-    ) -> Result<i64, sqlx::Error>;
-    async fn set_version(
-        tx: &mut Transaction<'static, Self>,
-        component: &str,
-        version: i64,
-    ) -> Result<(), sqlx::Error>;
+    /// The query telling whether table `$1` has column `$2` (one row, one integer).
+    const COLUMN_COUNT: &'static str;
 }
 
 const SELECT_VERSION: &str =
@@ -196,47 +199,7 @@ impl Dialect for Sqlite {
         // The write lock from the first statement: upgrades queue on the busy timeout.
         pool.begin_with("BEGIN IMMEDIATE").await
     }
-
-    async fn execute(tx: &mut Transaction<'static, Self>, sql: &str) -> Result<(), sqlx::Error> {
-        sqlx::raw_sql(sql).execute(&mut **tx).await.map(drop)
-    }
-
-    async fn column_exists(
-        tx: &mut Transaction<'static, Self>,
-        table: &str,
-        column: &str,
-    ) -> Result<bool, sqlx::Error> {
-        let count: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pragma_table_info($1) WHERE name = $2")
-                .bind(table)
-                .bind(column)
-                .fetch_one(&mut **tx)
-                .await?;
-        Ok(count > 0)
-    }
-
-    async fn version(
-        tx: &mut Transaction<'static, Self>,
-        component: &str,
-    ) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(SELECT_VERSION)
-            .bind(component)
-            .fetch_one(&mut **tx)
-            .await
-    }
-
-    async fn set_version(
-        tx: &mut Transaction<'static, Self>,
-        component: &str,
-        version: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(UPSERT_VERSION)
-            .bind(component)
-            .bind(version)
-            .execute(&mut **tx)
-            .await
-            .map(drop)
-    }
+    const COLUMN_COUNT: &'static str = "SELECT count(*) FROM pragma_table_info($1) WHERE name = $2";
 }
 
 #[cfg(feature = "postgres")]
@@ -251,46 +214,6 @@ impl Dialect for Postgres {
             .await?;
         Ok(tx)
     }
-
-    async fn execute(tx: &mut Transaction<'static, Self>, sql: &str) -> Result<(), sqlx::Error> {
-        sqlx::raw_sql(sql).execute(&mut **tx).await.map(drop)
-    }
-
-    async fn column_exists(
-        tx: &mut Transaction<'static, Self>,
-        table: &str,
-        column: &str,
-    ) -> Result<bool, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2)",
-        )
-        .bind(table)
-        .bind(column)
-        .fetch_one(&mut **tx)
-        .await
-    }
-
-    async fn version(
-        tx: &mut Transaction<'static, Self>,
-        component: &str,
-    ) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(SELECT_VERSION)
-            .bind(component)
-            .fetch_one(&mut **tx)
-            .await
-    }
-
-    async fn set_version(
-        tx: &mut Transaction<'static, Self>,
-        component: &str,
-        version: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(UPSERT_VERSION)
-            .bind(component)
-            .bind(version)
-            .execute(&mut **tx)
-            .await
-            .map(drop)
-    }
+    const COLUMN_COUNT: &'static str = "SELECT count(*) FROM information_schema.columns \
+        WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2";
 }

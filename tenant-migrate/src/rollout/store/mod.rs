@@ -21,8 +21,11 @@ use crate::SchemaVersion;
 mod postgres;
 mod rows;
 mod sql;
+mod sql_store;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+
+pub use sql_store::{RolloutEngine, SqlRolloutStore};
 
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresRolloutStore;

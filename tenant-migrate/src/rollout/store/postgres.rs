@@ -1,19 +1,12 @@
-use std::time::Duration;
-
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgPool, PgQueryResult};
 use sqlx::{Postgres, Transaction};
 use tenancy_core::persistence::{SchemaStep, StorePoolOptions, StoreSchema};
-use tenancy_core::{DatabaseUrl, TenantId};
+use tenancy_core::DatabaseUrl;
 
-use super::rows::{
-    claim_from_row, record_from_row, rollback_floor, strategy_json, tenant_from_row, to_u64,
-    waves_from_rows, ClaimRow, ProgressRow, RecordRow, TenantRow,
-};
-use super::sql::{claim_status, rollout_store, POSTGRES_STATEMENTS};
-use super::{
-    ClaimRequest, ClaimedTenant, RolloutError, RolloutKey, RolloutPlan, RolloutRecord,
-    RolloutStatus, RolloutStore, Strategy, TenantOutcome, TenantRecord, WaveProgress,
-};
+use super::rows::strategy_json;
+use super::sql::{Statements, POSTGRES_STATEMENTS};
+use super::sql_store::{RolloutEngine, SqlRolloutStore};
+use super::{RolloutError, RolloutKey, RolloutPlan, Strategy};
 
 /// The store's tables, step by step (see [`StoreSchema`]).
 const SCHEMA: StoreSchema = StoreSchema::new(
@@ -76,12 +69,9 @@ const SCHEMA: StoreSchema = StoreSchema::new(
 /// let store = PostgresRolloutStore::connect(&url).await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
-pub struct PostgresRolloutStore {
-    pool: PgPool,
-}
+pub type PostgresRolloutStore = SqlRolloutStore<Postgres>;
 
-impl PostgresRolloutStore {
+impl SqlRolloutStore<Postgres> {
     /// Connects under tenancy-core's [`StorePoolOptions`] policy (a pool of 4) and
     /// creates or upgrades the `tenancy_rollout*` tables.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, RolloutError> {
@@ -98,20 +88,29 @@ impl PostgresRolloutStore {
         SCHEMA.apply_postgres(&pool).await?;
         Ok(Self { pool })
     }
+}
 
-    async fn begin_write(&self) -> Result<Transaction<'_, Postgres>, sqlx::Error> {
-        self.pool.begin().await
+impl RolloutEngine for Postgres {
+    #[allow(private_interfaces)] // sealed: only this crate names it
+    fn statements() -> &'static Statements {
+        &POSTGRES_STATEMENTS
     }
 
-    /// Inserts the rollout and its tenants in one transaction; `None` when an open
-    /// rollout with the same key exists (a concurrent insert is waited for).
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        pool.begin().await
+    }
+
     async fn try_create(
-        &self,
+        pool: &PgPool,
         key: &RolloutKey,
         strategy: &Strategy,
         plan: &RolloutPlan,
     ) -> Result<Option<i64>, RolloutError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = pool.begin().await?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO tenancy_rollouts (target_version, set_checksum, strategy, status, tenant_count)
              VALUES ($1, $2, $3::jsonb, 'active', $4)
@@ -147,44 +146,3 @@ impl PostgresRolloutStore {
         Ok(Some(id))
     }
 }
-
-rollout_store!(PostgresRolloutStore, POSTGRES_STATEMENTS, {
-    async fn create_or_join(
-        &self,
-        key: &RolloutKey,
-        strategy: &Strategy,
-        plan: &RolloutPlan,
-    ) -> Result<RolloutRecord, RolloutError> {
-        // The loser of a race finds the winner's rollout; a rollout that finished in
-        // between (rare) lets the next attempt create a fresh one.
-        for _ in 0..3 {
-            if let Some(id) = self.try_create(key, strategy, plan).await? {
-                return self.record(id).await;
-            }
-            if let Some(open) = self.find(key, true).await? {
-                return Ok(open);
-            }
-        }
-        Err(RolloutError::CorruptState(
-            "a rollout with this key keeps appearing and finishing; retry".into(),
-        ))
-    }
-
-    async fn claim(
-        &self,
-        rollout_id: i64,
-        request: &ClaimRequest<'_>,
-    ) -> Result<Vec<ClaimedTenant>, RolloutError> {
-        // One statement: the rows it picks are locked, and other runners skip them.
-        let rows: Vec<ClaimRow> = sqlx::query_as(self.sql().claim(request.phase))
-            .bind(rollout_id)
-            .bind(request.owner)
-            .bind(i64::from(request.max_wave))
-            .bind(i64::from(request.limit))
-            .bind(request.lease.as_secs_f64())
-            .bind(claim_status(request.phase))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(claim_from_row).collect()
-    }
-});

@@ -1,20 +1,12 @@
-use std::time::Duration;
-
-use sqlx::sqlite::SqlitePool;
+use sqlx::sqlite::{SqlitePool, SqliteQueryResult};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use tenancy_core::persistence::{SchemaStep, StorePoolOptions, StoreSchema};
-use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
-use super::rows::{
-    claim_from_row, record_from_row, rollback_floor, strategy_json, tenant_from_row, to_u64,
-    waves_from_rows, ClaimRow, ProgressRow, RecordRow, TenantRow,
-};
-use super::sql::{claim_status, rollout_store, SQLITE_STATEMENTS};
-use super::{
-    ClaimRequest, ClaimedTenant, RolloutError, RolloutKey, RolloutPlan, RolloutRecord,
-    RolloutStatus, RolloutStore, Strategy, TenantOutcome, TenantRecord, WaveProgress,
-};
+use super::rows::strategy_json;
+use super::sql::{Statements, SQLITE_STATEMENTS};
+use super::sql_store::{RolloutEngine, SqlRolloutStore};
+use super::{RolloutError, RolloutKey, RolloutPlan, Strategy};
 
 /// The store's tables, step by step (see [`StoreSchema`]).
 const SCHEMA: StoreSchema = StoreSchema::new(
@@ -75,12 +67,9 @@ const INSERT_CHUNK: usize = 2000;
 /// let store = SqliteRolloutStore::open("sqlite:migrate-state.db").await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
-pub struct SqliteRolloutStore {
-    pool: SqlitePool,
-}
+pub type SqliteRolloutStore = SqlRolloutStore<Sqlite>;
 
-impl SqliteRolloutStore {
+impl SqlRolloutStore<Sqlite> {
     /// Opens (creating if missing) the SQLite file named by a `sqlite:` URL under
     /// tenancy-core's [`StorePoolOptions`] policy, and creates or upgrades the
     /// `tenancy_rollout*` tables.
@@ -104,11 +93,6 @@ impl SqliteRolloutStore {
         SCHEMA.apply_sqlite(&pool).await?;
         Ok(Self { pool })
     }
-
-    /// A transaction holding the database's write lock from its first statement.
-    async fn begin_write(&self) -> Result<Transaction<'_, Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
-    }
 }
 
 /// The time as the timestamp columns hold it (Unix milliseconds).
@@ -116,14 +100,28 @@ fn now_ms() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-rollout_store!(SqliteRolloutStore, SQLITE_STATEMENTS, {
-    async fn create_or_join(
-        &self,
+impl RolloutEngine for Sqlite {
+    #[allow(private_interfaces)] // sealed: only this crate names it
+    fn statements() -> &'static Statements {
+        &SQLITE_STATEMENTS
+    }
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    /// A transaction holding the database's write lock from its first statement.
+    async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn try_create(
+        pool: &SqlitePool,
         key: &RolloutKey,
         strategy: &Strategy,
         plan: &RolloutPlan,
-    ) -> Result<RolloutRecord, RolloutError> {
-        let mut tx = self.begin_write().await?;
+    ) -> Result<Option<i64>, RolloutError> {
+        let mut tx = Self::begin_write(pool).await?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO tenancy_rollouts (target_version, set_checksum, strategy, status,
                  tenant_count, created_at, updated_at, phase_started_at)
@@ -141,11 +139,7 @@ rollout_store!(SqliteRolloutStore, SQLITE_STATEMENTS, {
         .await?;
         let Some(id) = id else {
             tx.rollback().await?;
-            return self.find(key, true).await?.ok_or_else(|| {
-                RolloutError::CorruptState(
-                    "an open rollout vanished while joining it; retry".into(),
-                )
-            });
+            return Ok(None);
         };
         for chunk in plan.tenants().chunks(INSERT_CHUNK) {
             let mut insert: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
@@ -160,25 +154,6 @@ rollout_store!(SqliteRolloutStore, SQLITE_STATEMENTS, {
             insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        self.record(id).await
+        Ok(Some(id))
     }
-
-    async fn claim(
-        &self,
-        rollout_id: i64,
-        request: &ClaimRequest<'_>,
-    ) -> Result<Vec<ClaimedTenant>, RolloutError> {
-        // One statement, atomic on its own: a writing statement takes SQLite's
-        // write lock before it reads, so two processes never claim one row.
-        let rows: Vec<ClaimRow> = sqlx::query_as(self.sql().claim(request.phase))
-            .bind(rollout_id)
-            .bind(request.owner)
-            .bind(i64::from(request.max_wave))
-            .bind(i64::from(request.limit))
-            .bind(request.lease.as_secs_f64())
-            .bind(claim_status(request.phase))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(claim_from_row).collect()
-    }
-});
+}
