@@ -114,15 +114,16 @@ impl Drop for TestDatabase {
     }
 }
 
-/// A uniquely named SQLite file under the temporary directory, removed (with its
-/// journal files) when this value is dropped. Nothing is created until a store or
-/// a driver opens it.
+/// A uniquely named SQLite file under the temporary directory, created empty (an
+/// empty file is an empty SQLite database) and removed, with its journal files, when
+/// this value is dropped.
 ///
 /// ```
 /// use tenancy_core::testing::TempSqlite;
 ///
 /// let file = TempSqlite::new();
 /// assert!(file.url().starts_with("sqlite://"));
+/// assert!(file.path().exists());
 /// ```
 #[derive(Debug)]
 pub struct TempSqlite {
@@ -144,6 +145,9 @@ impl TempSqlite {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             fastrand::u32(..)
         ));
+        if let Err(error) = std::fs::write(&path, b"") {
+            eprintln!("could not create {}: {error}", path.display());
+        }
         Self { path }
     }
 

@@ -63,10 +63,15 @@ impl TenantConnection {
                 #[cfg(feature = "sqlite")]
                 DatabaseKind::Sqlite => {
                     let busy_timeout = options.lock_timeout().unwrap_or(options.lock_wait());
+                    // Migrating never creates a tenant database (`mode=rwc` included):
+                    // a typo in a path must fail, not migrate a new empty file.
                     let connect = SqliteConnectOptions::from_str(target.url.expose())
                         .map_err(|e| invalid(e.to_string()))?
-                        .create_if_missing(true)
+                        .create_if_missing(false)
                         .busy_timeout(busy_timeout);
+                    if sqlite_file_is_missing(target) {
+                        return Err(MigrateError::DatabaseMissing { database: label.clone() });
+                    }
                     let conn = connect.connect().await.map_err(|e| classify_connect_error(&label, e))?;
                     Ok(Self::Sqlite { conn, database: label.clone() })
                 }
@@ -105,6 +110,17 @@ impl TenantConnection {
         if let Err(error) = closed {
             tracing::debug!(%error, "closing the tenant connection failed");
         }
+    }
+}
+
+/// Whether a SQLite target names a file that is not there (`:memory:` never is).
+#[cfg(feature = "sqlite")]
+fn sqlite_file_is_missing(target: &DatabaseTarget) -> bool {
+    match target.url.database_name() {
+        Some(name) if !name.contains(":memory:") => {
+            matches!(std::path::Path::new(name).try_exists(), Ok(false))
+        }
+        _ => false,
     }
 }
 

@@ -198,3 +198,26 @@ async fn a_session_applies_after_lock_status_even_though_sqlite_holds_no_lock() 
     session.close().await;
     assert_eq!(tables(&file).await, ["_sqlx_migrations", "notes"]);
 }
+
+/// A tenant URL with a typo names a file that does not exist: migrating refuses it
+/// (as a missing PostgreSQL database) and creates nothing, even with `mode=rwc`.
+#[tokio::test]
+async fn a_missing_database_file_is_refused_and_never_created() {
+    let file = TempSqlite::new();
+    let typo = file.path().with_extension("dbx");
+    for url_text in [
+        format!("sqlite://{}", typo.display()),
+        format!("sqlite://{}?mode=rwc", typo.display()),
+    ] {
+        let error = TenantMigrator::new(set())
+            .apply(&url(&url_text))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, MigrateError::DatabaseMissing { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("provision it before migrating"));
+        assert!(!typo.exists(), "{} was created", typo.display());
+    }
+}

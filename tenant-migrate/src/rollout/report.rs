@@ -4,8 +4,9 @@ use super::{PlannedTenant, RolloutRecord, RolloutStatus, StateCounts, WaveProgre
 
 /// The state of a rollout, read from the state store: counts per tenant state, per
 /// wave and per schema version. List the tenants themselves with
-/// [`Rollout::tenants`](crate::Rollout::tenants).
-#[derive(Debug, Clone, PartialEq)]
+/// [`Rollout::tenants`](crate::Rollout::tenants). Serializes with the field names
+/// below (`versions` as `[version, tenants]` pairs).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct RolloutReport {
     /// The rollout's id in the state store.
@@ -219,5 +220,47 @@ impl RolloutStatusView {
             tenants: tenants.iter().map(|(_, t)| TenantRow::from(t)).collect(),
             next_after: tenants.last().map(|(position, _)| *position),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::RolloutKey;
+    use crate::Strategy;
+
+    #[test]
+    fn a_report_prints_and_serializes_from_one_place() {
+        let record = RolloutRecord {
+            id: 7,
+            key: RolloutKey {
+                target_version: 3,
+                set_checksum: "abc".into(),
+            },
+            strategy: Strategy::AllAtOnce,
+            status: RolloutStatus::Halted,
+            halted_reason: Some("2 failures beyond the threshold".into()),
+            tenant_count: 3,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let counts = StateCounts {
+            succeeded: 2,
+            failed: 1,
+            ..StateCounts::default()
+        };
+        let wave = WaveProgress {
+            wave: 0,
+            counts,
+            last_finished_at: Some(time::OffsetDateTime::UNIX_EPOCH),
+        };
+        let report = RolloutReport::new(record, vec![wave], vec![(Some(3), 2), (None, 1)]);
+        let text = report.to_string();
+        assert!(text.starts_with("rollout 7 to version 3: halted"), "{text}");
+        assert!(text.contains("halted: 2 failures"), "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["status"], "halted");
+        assert_eq!(json["counts"]["failed"], 1);
+        assert_eq!(json["waves"][0]["last_finished_at"], "1970-01-01T00:00:00Z");
+        assert_eq!(json["versions"][1], serde_json::json!([null, 1]));
     }
 }

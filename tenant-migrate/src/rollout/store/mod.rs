@@ -149,13 +149,14 @@ pub struct TenantOutcome {
 }
 
 /// Counts of one wave, as read from the state store.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WaveProgress {
     /// The wave.
     pub wave: u32,
     /// Tenants per state.
     pub counts: StateCounts,
-    /// When its last tenant finished.
+    /// When its last tenant finished (RFC 3339 in JSON).
+    #[serde(with = "time::serde::rfc3339::option")]
     pub last_finished_at: Option<OffsetDateTime>,
 }
 
@@ -320,6 +321,12 @@ macro_rules! text_enum {
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
             }
         }
     };
