@@ -94,6 +94,31 @@ impl TestFleet {
         }
     }
 
+    /// Adds a tenant (the next `tNN`) with its own database and these tags, as a
+    /// signup after a rollout started would; returns its index.
+    pub async fn join(&mut self, tags: &[&str]) -> usize {
+        let i = self.ids.len();
+        let id = TenantId::new(format!("t{i:02}")).expect("a valid tenant id");
+        let mut signup = NewTenant::with_id(id.clone(), &format!("Tenant {i}"), "ops@example.com")
+            .expect("a valid signup");
+        for tag in tags {
+            signup = signup.with_tag(tag).expect("a valid tag");
+        }
+        let mut tenant = signup.into_tenant(OffsetDateTime::now_utc());
+        tenant.database = Some(
+            self.provisioner
+                .provision(&tenant)
+                .await
+                .expect("provision"),
+        );
+        self.directory
+            .insert(&tenant)
+            .await
+            .expect("insert the tenant");
+        self.ids.push(id);
+        i
+    }
+
     /// Tenant `i`'s id.
     pub fn id(&self, i: usize) -> &TenantId {
         &self.ids[i]

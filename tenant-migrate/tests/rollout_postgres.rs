@@ -45,10 +45,12 @@ async fn a_broken_tenant_fails_alone_and_no_password_reaches_the_state_store() {
 
     assert_eq!(report.counts.succeeded, 6);
     assert_eq!(report.counts.failed, 2);
+    // Nothing is left to run: it halts with the reason (still open, so that a
+    // run after the fix retries the failed tenants).
+    assert_eq!(report.status, RolloutStatus::Halted);
     assert_eq!(
-        report.status,
-        RolloutStatus::Active,
-        "failed tenants keep it open"
+        report.halted_reason.as_deref(),
+        Some("2 of 8 tenants failed; fix them and run again to retry them")
     );
     let records = records(&rollout, report.rollout_id).await;
     for i in [0, 1, 3, 4, 6, 7] {
@@ -351,4 +353,112 @@ async fn leases_are_renewed_while_a_migration_outlasts_them() {
     for i in 0..3 {
         assert_eq!(fleet.applications(i).await, vec![(1, 1)], "t{i}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_in_which_every_tenant_failed_reports_itself_halted() {
+    let fleet = Fleet::create(3).await;
+    for i in 0..3 {
+        fleet.break_by_conflict(i).await;
+    }
+    let (_control, store) = control_plane().await;
+    let (builder, events) = rollout(&fleet, real_migrator(&[v1()]), store);
+    let rollout = builder.build();
+
+    let report = rollout.run().await.unwrap();
+
+    assert_eq!(report.counts.failed, 3);
+    assert_eq!(report.status, RolloutStatus::Halted, "{report}");
+    assert!(
+        report
+            .halted_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("every one of the 3 tenants failed")),
+        "{report}"
+    );
+    assert_eq!(
+        events.count(|e| matches!(e, RolloutEvent::Halted { .. })),
+        1
+    );
+    // The status a later reader sees says the same.
+    let status = rollout.status().await.unwrap().unwrap();
+    assert_eq!(status.status, RolloutStatus::Halted);
+
+    // Fixed, a run resumes it and retries them.
+    for i in 0..3 {
+        fleet.repair(i).await;
+    }
+    let report = rollout.run().await.unwrap();
+    assert!(report.is_complete(), "{report}");
+}
+
+/// One rollout serves a migration set until it is rolled back: a rerun records
+/// nothing new, a tenant that joined later is added to it, and a rollback reverts
+/// every tenant any run of the set migrated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reruns_and_joiners_share_one_rollout_that_rolls_back_whole() {
+    let mut fleet = Fleet::create(3).await;
+    let (_control, store) = control_plane().await;
+    let migrations = [v1(), v2()];
+    let run = |fleet: &Fleet| {
+        let (builder, events) = rollout(fleet, real_migrator(&migrations), store.clone());
+        (builder.build(), events)
+    };
+    let (first, _) = run(&fleet);
+    let report = first.run().await.unwrap();
+    assert!(report.is_complete());
+
+    // A harmless rerun: same rollout, nothing started.
+    let (rerun, events) = run(&fleet);
+    let again = rerun.run().await.unwrap();
+    assert_eq!(again.rollout_id, report.rollout_id);
+    assert_eq!(
+        events.count(|e| matches!(e, RolloutEvent::TenantStarted { .. })),
+        0
+    );
+
+    // A tenant joins: it is unlisted until the next run, which takes only it.
+    let joined = fleet.join(&[]).await;
+    let (later, events) = run(&fleet);
+    assert_eq!(
+        later.unlisted(report.rollout_id).await.unwrap(),
+        vec![fleet.id(joined).clone()]
+    );
+    let after = later.run().await.unwrap();
+    assert_eq!(after.rollout_id, report.rollout_id);
+    assert!(after.is_complete(), "{after}");
+    assert_eq!(after.counts.succeeded, 4);
+    assert_eq!(
+        events.count(|e| matches!(e, RolloutEvent::TenantStarted { .. })),
+        1
+    );
+    assert_eq!(fleet.history(joined).await, vec![1, 2]);
+    assert!(later.unlisted(report.rollout_id).await.unwrap().is_empty());
+
+    // The rollback reverts all four, the first run's tenants included.
+    let reverted = later.rollback().await.unwrap();
+    assert!(reverted.is_rolled_back(), "{reverted}");
+    for i in 0..4 {
+        assert_eq!(fleet.history(i).await, Vec::<i64>::new(), "t{i}");
+    }
+}
+
+/// A tenant that joins while the rollout is halted is taken in when it resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_that_joins_a_halted_rollout_is_migrated_when_it_resumes() {
+    let mut fleet = Fleet::create(3).await;
+    fleet.break_by_conflict(1).await;
+    let (_control, store) = control_plane().await;
+    let (builder, _) = rollout(&fleet, real_migrator(&[v1()]), store.clone());
+    let report = builder.build().run().await.unwrap();
+    assert!(report.is_halted(), "{report}");
+
+    let joined = fleet.join(&[]).await;
+    fleet.repair(1).await;
+    let (builder, _) = rollout(&fleet, real_migrator(&[v1()]), store);
+    let resumed = builder.build().run().await.unwrap();
+    assert_eq!(resumed.rollout_id, report.rollout_id);
+    assert!(resumed.is_complete(), "{resumed}");
+    assert_eq!(resumed.counts.succeeded, 4);
+    assert_eq!(fleet.history(joined).await, vec![1]);
 }

@@ -74,13 +74,18 @@ async fn a_canary_rollout_runs_canaries_first_with_a_sqlite_state_store() {
         assert_eq!(fleet.history(i).await, vec![1]);
     }
 
-    // A finished rollout is not joined: a new run checks every tenant and skips it.
+    // A finished rollout is reused: a rerun records no new rollout and touches
+    // no tenant, so that a rollback still reverts what the first run migrated.
     let reopened = Arc::new(SqliteRolloutStore::open(&file.url()).await.unwrap());
-    let (builder, _) = rollout(&fleet, migrator, reopened);
+    let (builder, events) = rollout(&fleet, migrator, reopened);
     let again = builder.build().run().await.unwrap();
-    assert_ne!(again.rollout_id, report.rollout_id);
-    assert_eq!(again.counts.skipped, 6);
+    assert_eq!(again.rollout_id, report.rollout_id);
+    assert_eq!(again.counts.succeeded, 6);
     assert!(again.is_complete());
+    assert_eq!(
+        events.count(|e| matches!(e, RolloutEvent::TenantStarted { .. })),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! migrate run      --tenants FILE --migrations DIR [--state URL] [--strategy all|waves:10,50,100|canary:N|canary:tag=TAG]
-//!                  [--concurrency N] [--max-failures N|P%] [--soak DURATION] [--tag TAG]... [--allow-lint RULE]...
+//!                  [--concurrency N] [--max-failures N|P%] [--soak DURATION] [--lease DURATION] [--tag TAG]...
+//!                  [--allow-lint RULE]...
 //!                  [--dry-run] [--json]
 //! migrate status   --tenants FILE --migrations DIR [--state URL] [--json]
 //! migrate rollback --tenants FILE --migrations DIR [--state URL] [--json]
@@ -14,9 +15,12 @@
 //! `--json` prints one `RolloutStatusView` object (the admin API's `GET /status`
 //! shape, with every tenant).
 //! Exit codes: 0 every targeted tenant is at the target version (or, for `rollback`,
-//! every migrated tenant was reverted), 1 a tenant failed or the rollout halted, 2 bad
+//! every migrated tenant was reverted; for `status`, the rollout completed and every
+//! tenant of the file is in it), 1 a tenant failed or the rollout halted, 2 bad
 //! usage or configuration (a bad CSV row names its line; an unreadable migrations
-//! directory, an unreachable state store or a lint error also exit 2).
+//! directory, an unreachable state store, a lint error or an empty canary wave also
+//! exit 2). The README's `migrate` section states what rollback reverts and where
+//! tenants that join the fleet go.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -28,7 +32,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tenancy_core::DatabaseUrl;
 use tenant_migrate::{
     lint, FailureThreshold, FleetList, MigrationSet, Rollout, RolloutError, RolloutEvent,
-    RolloutReport, RolloutStatusView, Severity, Strategy, Targeting,
+    RolloutReport, RolloutStatusView, Rule, Severity, Strategy, Targeting,
 };
 
 #[derive(Debug, Parser)]
@@ -93,8 +97,12 @@ struct RunArgs {
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
     /// Run despite lint errors of this rule (repeat for several).
-    #[arg(long = "allow-lint", value_name = "RULE")]
-    allow_lint: Vec<String>,
+    #[arg(long = "allow-lint", value_name = "RULE", value_parser = parse_rule)]
+    allow_lint: Vec<Rule>,
+    /// How long a claim on a tenant holds without renewal: a crashed runner's
+    /// tenants are taken over after it (e.g. 30s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    lease: Option<Duration>,
     /// Show the plan; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -141,15 +149,25 @@ async fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         .await?
         .strategy(strategy)
         .targeting(targeting)
-        .concurrency(args.concurrency)
-        .build();
+        .concurrency(args.concurrency);
+    let rollout = match args.lease {
+        Some(lease) => rollout.lease(lease),
+        None => rollout,
+    }
+    .build();
     if args.dry_run {
         return dry_run(&rollout, args.common.json).await;
+    }
+    // Planned first: an empty canary wave is refused before any tenant is touched.
+    let warnings = rollout.plan().await.map_err(fatal)?.warnings().to_vec();
+    for warning in &warnings {
+        eprintln!("migrate: warning: {warning}");
     }
     let report = rollout.run().await;
     progress.finish();
     let report = report.map_err(fatal)?;
-    finish(&rollout, &report, args.common.json, report.is_complete()).await
+    let done = report.is_complete();
+    finish(&rollout, &report, args.common.json, done, warnings).await
 }
 
 async fn status(args: Common) -> Result<ExitCode, UsageError> {
@@ -158,7 +176,26 @@ async fn status(args: Common) -> Result<ExitCode, UsageError> {
         .await?
         .build();
     match rollout.status().await.map_err(fatal)? {
-        Some(report) => finish(&rollout, &report, args.json, report.is_complete()).await,
+        Some(report) => {
+            // Complete means every listed tenant, those that joined since included.
+            let unlisted = rollout.unlisted(report.rollout_id).await.map_err(fatal)?;
+            let mut warnings = Vec::new();
+            if !unlisted.is_empty() {
+                let ids: Vec<&str> = unlisted.iter().map(|id| id.as_str()).collect();
+                warnings.push(format!(
+                    "{} tenants joined the fleet after this rollout started and are not migrated yet ({}); run again to migrate them",
+                    unlisted.len(),
+                    ids.join(", ")
+                ));
+            }
+            if !args.json {
+                for warning in &warnings {
+                    eprintln!("migrate: {warning}");
+                }
+            }
+            let done = report.is_complete() && unlisted.is_empty();
+            finish(&rollout, &report, args.json, done, warnings).await
+        }
         None => {
             print_unstarted(&rollout, args.json, "no rollout of this migration set yet").await?;
             Ok(ExitCode::from(1))
@@ -173,7 +210,14 @@ async fn rollback(args: Common) -> Result<ExitCode, UsageError> {
     let report = rollout.rollback().await;
     progress.finish();
     let report = report.map_err(fatal)?;
-    finish(&rollout, &report, args.json, report.is_rolled_back()).await
+    finish(
+        &rollout,
+        &report,
+        args.json,
+        report.is_rolled_back(),
+        Vec::new(),
+    )
+    .await
 }
 
 /// `migrate lint DIR`: every finding; exit 1 when one is an error.
@@ -217,14 +261,23 @@ fn load_migrations(dir: &Path) -> Result<MigrationSet, UsageError> {
     Ok(set)
 }
 
+/// `--allow-lint`: a rule the linter has; a typo would silently allow nothing.
+fn parse_rule(name: &str) -> Result<Rule, String> {
+    Rule::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Rule::ALL.iter().map(|rule| rule.name()).collect();
+        format!(
+            "no lint rule is named `{name}`; the rules are {}",
+            known.join(", ")
+        )
+    })
+}
+
 /// `run` refuses error findings unless their rule is allowed with `--allow-lint`.
-fn refuse_lint_errors(set: &MigrationSet, allowed: &[String]) -> Result<(), UsageError> {
+fn refuse_lint_errors(set: &MigrationSet, allowed: &[Rule]) -> Result<(), UsageError> {
     let mut refused = Vec::new();
     for migration in set {
         for finding in lint(migration.sql()) {
-            if finding.severity == Severity::Error
-                && !allowed.iter().any(|r| r == finding.rule.name())
-            {
+            if finding.severity == Severity::Error && !allowed.contains(&finding.rule) {
                 refused.push(format!("  {}: {finding}", migration.file()));
             }
         }
@@ -263,6 +316,9 @@ async fn dry_run(rollout: &Rollout, as_json: bool) -> Result<ExitCode, UsageErro
         for (wave, size) in plan.wave_sizes().iter().enumerate() {
             println!("wave {wave}: {size} tenants");
         }
+        for warning in plan.warnings() {
+            println!("warning: {warning}");
+        }
     }
     print_unstarted(rollout, as_json, "dry run: nothing was changed").await?;
     Ok(ExitCode::SUCCESS)
@@ -273,7 +329,7 @@ async fn print_unstarted(rollout: &Rollout, as_json: bool, note: &str) -> Result
     let target = rollout.key().map_err(fatal)?.target_version;
     let plan = rollout.plan().await.map_err(fatal)?;
     if as_json {
-        print_json(&RolloutStatusView::planned(target, plan.tenants()));
+        print_json(&RolloutStatusView::planned(target, &plan));
     } else {
         println!(
             "{note}; {} tenants pending for version {target}",
@@ -289,9 +345,11 @@ async fn finish(
     report: &RolloutReport,
     as_json: bool,
     success: bool,
+    warnings: Vec<String>,
 ) -> Result<ExitCode, UsageError> {
     if as_json {
-        let view = rollout.view(report, None, u32::MAX).await.map_err(fatal)?;
+        let mut view = rollout.view(report, None, u32::MAX).await.map_err(fatal)?;
+        view.warnings = warnings;
         print_json(&view);
     } else {
         println!("{report}");
@@ -395,7 +453,10 @@ mod tests {
         let refused = refuse_lint_errors(&set, &[]).unwrap_err();
         assert!(refused.0.contains("ban-drop-table"), "{}", refused.0);
         assert!(refused.0.contains("--allow-lint"), "{}", refused.0);
-        assert!(refuse_lint_errors(&set, &["ban-drop-table".into()]).is_ok());
+        assert!(refuse_lint_errors(&set, &[Rule::BanDropTable]).is_ok());
+        assert!(parse_rule("ban-drop-tabel")
+            .unwrap_err()
+            .contains("ban-drop-table"));
     }
 
     #[test]

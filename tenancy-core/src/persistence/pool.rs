@@ -103,12 +103,26 @@ impl StorePoolOptions {
     }
 
     /// Opens a pool on the PostgreSQL database at `url`.
+    ///
+    /// One connection is made first, on its own: a server that refuses, a host
+    /// that does not resolve or a password that is wrong is reported at once with
+    /// the server's reason, instead of as a pool timeout after `acquire_timeout`.
     #[cfg(feature = "postgres")]
     pub async fn open_postgres(&self, url: &str) -> Result<PgPool, sqlx::Error> {
+        use sqlx::{ConnectOptions, Connection};
+        use std::str::FromStr;
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+        let probe = tokio::time::timeout(
+            self.acquire_timeout.min(Duration::from_secs(10)),
+            options.connect(),
+        )
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        probe.close().await?;
         PgPoolOptions::new()
             .max_connections(self.max_connections.unwrap_or(10))
             .acquire_timeout(self.acquire_timeout)
-            .connect(url)
+            .connect_with(options)
             .await
     }
 

@@ -21,6 +21,15 @@ pub enum RolloutError {
     /// No tenant matches the targeting.
     #[error("no tenant matches the rollout's targeting; check the tenant ids and tags")]
     NoTenants,
+    /// The canary wave would hold no tenant, so the rollout would reach every
+    /// tenant without a canary.
+    #[error("the canary wave would be empty: no targeted tenant is {canary} (tags in the fleet: {}); choose one of those tags or ids, or another strategy", tags_or_none(.tags))]
+    EmptyCanary {
+        /// What the canary asked for (`tagged staging`, `one of t01, t02`).
+        canary: String,
+        /// The tags the targeted tenants carry.
+        tags: Vec<String>,
+    },
     /// The migration set holds no migration.
     #[error("the migration set is empty; add at least one migration before rolling out")]
     EmptyMigrationSet,
@@ -70,5 +79,13 @@ impl From<sqlx::Error> for RolloutError {
 impl From<tenancy_core::persistence::SchemaError> for RolloutError {
     fn from(error: tenancy_core::persistence::SchemaError) -> Self {
         Self::store(error)
+    }
+}
+
+fn tags_or_none(tags: &[String]) -> String {
+    if tags.is_empty() {
+        "none".to_owned()
+    } else {
+        tags.join(", ")
     }
 }

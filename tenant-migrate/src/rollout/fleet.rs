@@ -3,7 +3,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenancy_core::RetryPolicy;
+use std::collections::BTreeSet;
+
+use tenancy_core::{RetryPolicy, TenantId};
 
 use super::job::JobContext;
 use super::progress::Listener;
@@ -157,16 +159,40 @@ impl Rollout {
         self.open_or_create().await.map(|(record, _)| record)
     }
 
-    /// The unfinished rollout with this key and `true`, or a newly recorded one and `false`.
+    /// The rollout of this migration set and `true`, or a newly recorded one and
+    /// `false`. One rollout serves a migration set until it is rolled back: an
+    /// unfinished one is joined, and a completed one is reused, so that a rerun that
+    /// changes nothing records nothing and a rollback reverts what every run of the
+    /// set migrated. Tenants that joined the fleet since are added to it.
     async fn open_or_create(&self) -> Result<(RolloutRecord, bool), RolloutError> {
         let key = self.key()?;
-        match self.store.find_open(&key).await? {
+        let existing = match self.store.find_open(&key).await? {
+            Some(record) => Some(record),
+            None => self
+                .store
+                .find_latest(&key)
+                .await?
+                .filter(|r| r.status == RolloutStatus::Completed),
+        };
+        match existing {
             Some(record) if record.status == RolloutStatus::RollingBack => {
                 Err(RolloutError::RollingBack {
                     rollout_id: record.id,
                 })
             }
-            Some(record) => Ok((record, true)),
+            Some(record) => {
+                let joiners = self.joiners(&record).await?;
+                if joiners.is_empty() {
+                    return Ok((record, true));
+                }
+                let added = self.store.add_tenants(record.id, &joiners).await?;
+                tracing::info!(
+                    rollout = record.id,
+                    added,
+                    "tenants that joined the fleet were added to the rollout"
+                );
+                Ok((self.store.progress(record.id).await?.0, true))
+            }
             None => {
                 let plan = self.plan().await?;
                 let record = self
@@ -243,6 +269,43 @@ impl Rollout {
         limit: u32,
     ) -> Result<Vec<(u32, TenantRecord)>, RolloutError> {
         self.store.tenants(rollout_id, after, limit).await
+    }
+
+    /// The targeted tenants of the fleet that the rollout does not list yet (they
+    /// joined the fleet after it started): the next [`run`](Self::run) adds them.
+    pub async fn unlisted(&self, rollout_id: i64) -> Result<Vec<TenantId>, RolloutError> {
+        let record = self.store.progress(rollout_id).await?.0;
+        Ok(self
+            .joiners(&record)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    async fn joiners(&self, record: &RolloutRecord) -> Result<Vec<(TenantId, u32)>, RolloutError> {
+        let mut listed = BTreeSet::new();
+        let mut last_wave = 0;
+        let mut after = None;
+        loop {
+            let page = self.store.tenants(record.id, after, 1000).await?;
+            let Some((position, _)) = page.last() else {
+                break;
+            };
+            after = Some(*position);
+            for (_, tenant) in page {
+                last_wave = last_wave.max(tenant.wave);
+                listed.insert(tenant.tenant_id);
+            }
+        }
+        RolloutPlan::joiners(
+            self.fleet.as_ref(),
+            &self.targeting,
+            &record.strategy,
+            &listed,
+            last_wave,
+        )
+        .await
     }
 
     /// `report` with a page of its tenants in rollout order (after position

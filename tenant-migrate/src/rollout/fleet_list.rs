@@ -286,6 +286,16 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_and_a_comma_in_a_quoted_password_are_read() {
+        let fleet =
+            read("\u{feff}id,database_url\nacme,\"postgres://app:pa,ss@db/acme\"\n").unwrap();
+        let member = fleet.iter().next().unwrap();
+        assert_eq!(member.id.as_str(), "acme");
+        let url = member.database.as_ref().unwrap().url.expose();
+        assert!(url.contains("pa,ss") || url.contains("pa%2Css"), "{url}");
+    }
+
+    #[test]
     fn columns_may_come_in_any_order_and_tags_are_optional() {
         let fleet = read("database_url,id\nsqlite:a.db,alpha\n").unwrap();
         assert_eq!(fleet.iter().next().unwrap().id.as_str(), "alpha");

@@ -103,6 +103,7 @@ pub struct PlannedTenant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolloutPlan {
     tenants: Vec<PlannedTenant>,
+    warnings: Vec<String>,
 }
 
 /// A tenant as kept while planning: only what ordering and the canary need.
@@ -113,12 +114,11 @@ struct Candidate {
 }
 
 impl RolloutPlan {
-    /// Reads the targeted tenants of `fleet` page by page and assigns them to waves.
-    pub async fn build(
+    async fn assign_fleet(
         fleet: &dyn TenantFleet,
         targeting: &Targeting,
         strategy: &Strategy,
-    ) -> Result<Self, RolloutError> {
+    ) -> Result<(Self, BTreeSet<String>), RolloutError> {
         let canary_tag = match strategy {
             Strategy::Canary {
                 tenants: CanaryTenants::Tag(tag),
@@ -127,12 +127,14 @@ impl RolloutPlan {
             _ => None,
         };
         let mut candidates = Vec::new();
+        let mut tags = BTreeSet::new();
         let mut page = targeting.page();
         loop {
             let tenants = fleet.members(&page).await?;
             let Some(last) = tenants.last() else { break };
             page = page.after(last.id.clone());
             let full = tenants.len() >= PAGE_SIZE as usize;
+            tags.extend(tenants.iter().flat_map(|t| t.tags.iter().cloned()));
             candidates.extend(tenants.into_iter().map(|t| Candidate {
                 rank: targeting.rank(&t.tags),
                 canary_tag: canary_tag.is_some_and(|tag| t.tags.contains(tag)),
@@ -146,7 +148,82 @@ impl RolloutPlan {
             return Err(RolloutError::NoTenants);
         }
         candidates.sort_by(|a, b| (a.rank, &a.id).cmp(&(b.rank, &b.id)));
-        Ok(Self::assign(candidates, strategy))
+        Ok((Self::assign(candidates, strategy), tags))
+    }
+
+    /// Reads the targeted tenants of `fleet` page by page and assigns them to
+    /// waves; an empty canary wave is refused.
+    pub async fn build(
+        fleet: &dyn TenantFleet,
+        targeting: &Targeting,
+        strategy: &Strategy,
+    ) -> Result<Self, RolloutError> {
+        let (plan, tags) = Self::assign_fleet(fleet, targeting, strategy).await?;
+        plan.check_canary(strategy, tags)
+    }
+
+    /// The fleet's tenants missing from a rollout, with the wave each joins: the
+    /// canary wave for those the strategy makes canaries, the last wave otherwise.
+    pub(crate) async fn joiners(
+        fleet: &dyn TenantFleet,
+        targeting: &Targeting,
+        strategy: &Strategy,
+        listed: &BTreeSet<TenantId>,
+        last_wave: u32,
+    ) -> Result<Vec<(TenantId, u32)>, RolloutError> {
+        let (plan, _) = match Self::assign_fleet(fleet, targeting, strategy).await {
+            Ok(found) => found,
+            Err(RolloutError::NoTenants) => return Ok(Vec::new()),
+            Err(other) => return Err(other),
+        };
+        let canary = matches!(strategy, Strategy::Canary { .. });
+        Ok(plan
+            .tenants
+            .into_iter()
+            .filter(|t| !listed.contains(&t.id))
+            .map(|t| {
+                let wave = if canary && t.wave == 0 { 0 } else { last_wave };
+                (t.id, wave)
+            })
+            .collect())
+    }
+
+    /// Refuses an empty canary wave; warns when it holds every tenant.
+    fn check_canary(
+        mut self,
+        strategy: &Strategy,
+        tags: BTreeSet<String>,
+    ) -> Result<Self, RolloutError> {
+        let Strategy::Canary { tenants, .. } = strategy else {
+            return Ok(self);
+        };
+        let canaries = self.tenants.iter().filter(|t| t.wave == 0).count();
+        if canaries == 0 {
+            let canary = match tenants {
+                CanaryTenants::Tag(tag) => format!("tagged `{tag}`"),
+                CanaryTenants::Ids(ids) => {
+                    let ids: Vec<&str> = ids.iter().map(TenantId::as_str).collect();
+                    format!("one of {}", ids.join(", "))
+                }
+                CanaryTenants::Count(n) => format!("among the first {n}"),
+            };
+            return Err(RolloutError::EmptyCanary {
+                canary,
+                tags: tags.into_iter().collect(),
+            });
+        }
+        if canaries == self.tenants.len() {
+            self.warnings.push(format!(
+                "the canary wave holds all {canaries} targeted tenants, so there is no canary: every tenant is migrated at once"
+            ));
+        }
+        Ok(self)
+    }
+
+    /// What an operator should know before this plan runs (a canary wave that is
+    /// the whole fleet, say).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     fn assign(candidates: Vec<Candidate>, strategy: &Strategy) -> Self {
@@ -174,7 +251,10 @@ impl RolloutPlan {
                 position: u32::try_from(position).unwrap_or(u32::MAX),
             })
             .collect();
-        Self { tenants }
+        Self {
+            tenants,
+            warnings: Vec::new(),
+        }
     }
 
     /// The tenants in rollout order.
@@ -342,6 +422,36 @@ mod tests {
             .unwrap();
         assert_eq!(ids(&plan, 0), vec!["aaa"]);
         assert_eq!(plan.wave_sizes(), vec![1, 4]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_canary_wave_is_refused_and_a_whole_fleet_one_warned_about() {
+        let dir = directory(&[("aaa", &["eu"]), ("bbb", &["us"])]).await;
+        let missing =
+            Strategy::canary(CanaryTenants::Tag("staging".into()), Strategy::AllAtOnce).unwrap();
+        let error = RolloutPlan::build(&dir, &Targeting::all(), &missing)
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("tagged `staging`"), "{message}");
+        assert!(message.contains("eu, us"), "{message}");
+
+        let whole = Strategy::canary(CanaryTenants::Count(5), Strategy::AllAtOnce).unwrap();
+        let plan = RolloutPlan::build(&dir, &Targeting::all(), &whole)
+            .await
+            .unwrap();
+        assert_eq!(plan.wave_sizes(), vec![2]);
+        assert!(
+            plan.warnings()[0].contains("no canary"),
+            "{:?}",
+            plan.warnings()
+        );
+
+        let fine = Strategy::canary(CanaryTenants::Count(1), Strategy::AllAtOnce).unwrap();
+        let plan = RolloutPlan::build(&dir, &Targeting::all(), &fine)
+            .await
+            .unwrap();
+        assert!(plan.warnings().is_empty());
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use super::{PlannedTenant, RolloutRecord, RolloutStatus, StateCounts, WaveProgress};
+use super::{RolloutPlan, RolloutRecord, RolloutStatus, StateCounts, WaveProgress};
 
 /// The state of a rollout, read from the state store: counts per tenant state, per
 /// wave and per schema version. List the tenants themselves with
@@ -170,12 +170,14 @@ pub struct RolloutStatusView {
     pub tenants: Vec<TenantRow>,
     /// The position after this page's last tenant.
     pub next_after: Option<u32>,
+    /// What the operator should know (a canary wave that is the whole fleet, …).
+    pub warnings: Vec<String>,
 }
 
 impl RolloutStatusView {
     /// The view of a rollout that has not started: every tenant of `plan` pending
     /// (what a dry run shows). Its `rollout_id` is 0 and its status `planned`.
-    pub fn planned(target_version: i64, plan: &[PlannedTenant]) -> Self {
+    pub fn planned(target_version: i64, plan: &RolloutPlan) -> Self {
         Self {
             rollout_id: 0,
             target_version,
@@ -189,8 +191,13 @@ impl RolloutStatusView {
             running: 0,
             rolled_back: 0,
             versions: Vec::new(),
-            tenants: plan.iter().map(|t| TenantRow::pending(&t.id)).collect(),
+            tenants: plan
+                .tenants()
+                .iter()
+                .map(|t| TenantRow::pending(&t.id))
+                .collect(),
             next_after: None,
+            warnings: plan.warnings().to_vec(),
         }
     }
 
@@ -219,6 +226,7 @@ impl RolloutStatusView {
                 .collect(),
             tenants: tenants.iter().map(|(_, t)| TenantRow::from(t)).collect(),
             next_after: tenants.last().map(|(position, _)| *position),
+            warnings: Vec::new(),
         }
     }
 }

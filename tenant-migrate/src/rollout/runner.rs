@@ -245,6 +245,22 @@ impl Runner {
                         .store
                         .set_status(self.ctx.rollout_id, RolloutStatus::Completed, None)
                         .await?;
+                } else {
+                    // Nothing is left to run, so it is not active: it stopped short.
+                    let total: u64 = waves.iter().map(|w| w.counts.total()).sum();
+                    let reason = if failed == total {
+                        format!("every one of the {total} tenants failed; fix the migration or the tenants, then run again to retry them")
+                    } else {
+                        format!("{failed} of {total} tenants failed; fix them and run again to retry them")
+                    };
+                    self.ctx
+                        .store
+                        .set_status(self.ctx.rollout_id, RolloutStatus::Halted, Some(&reason))
+                        .await?;
+                    if !view.halted_seen {
+                        view.halted_seen = true;
+                        self.ctx.listener.emit(RolloutEvent::Halted { reason });
+                    }
                 }
             }
             (RolloutPhase::Revert, RolloutStatus::RollingBack) if unfinished == 0 => {

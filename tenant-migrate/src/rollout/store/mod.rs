@@ -215,6 +215,16 @@ pub trait RolloutStore: Send + Sync + fmt::Debug {
     /// The most recent rollout with this key, finished or not.
     async fn find_latest(&self, key: &RolloutKey) -> Result<Option<RolloutRecord>, RolloutError>;
 
+    /// Adds tenants that joined the fleet to a rollout, each `pending` in the given
+    /// wave and after every tenant already in it, and reopens the rollout if it had
+    /// completed; in one transaction. A tenant already in it is left as it is.
+    /// Returns how many were added.
+    async fn add_tenants(
+        &self,
+        rollout_id: i64,
+        tenants: &[(TenantId, u32)],
+    ) -> Result<u64, RolloutError>;
+
     /// Records a new rollout with every planned tenant `pending`, in one transaction;
     /// if another runner recorded one with the same key first, returns that one.
     async fn create_or_join(

@@ -128,21 +128,35 @@ impl RolloutEngine for Postgres {
             tx.rollback().await?;
             return Ok(None);
         };
-        let tenants = plan.tenants();
-        let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
-        let waves: Vec<i64> = tenants.iter().map(|t| i64::from(t.wave)).collect();
-        let positions: Vec<i64> = tenants.iter().map(|t| i64::from(t.position)).collect();
-        sqlx::query(
+        let rows: Vec<(&str, i64, i64)> = plan
+            .tenants()
+            .iter()
+            .map(|t| (t.id.as_str(), i64::from(t.wave), i64::from(t.position)))
+            .collect();
+        Self::insert_tenants(&mut tx, id, &rows).await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    async fn insert_tenants(
+        tx: &mut Transaction<'static, Postgres>,
+        rollout_id: i64,
+        tenants: &[(&str, i64, i64)],
+    ) -> Result<u64, sqlx::Error> {
+        let ids: Vec<&str> = tenants.iter().map(|t| t.0).collect();
+        let waves: Vec<i64> = tenants.iter().map(|t| t.1).collect();
+        let positions: Vec<i64> = tenants.iter().map(|t| t.2).collect();
+        let done = sqlx::query(
             "INSERT INTO tenancy_rollout_tenants (rollout_id, tenant_id, wave, position)
-             SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::int8[])",
+             SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::int8[])
+             ON CONFLICT (rollout_id, tenant_id) DO NOTHING",
         )
-        .bind(id)
+        .bind(rollout_id)
         .bind(ids)
         .bind(waves)
         .bind(positions)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
-        Ok(Some(id))
+        Ok(done.rows_affected())
     }
 }

@@ -73,6 +73,8 @@ pub(crate) struct Statements {
     pub(crate) tenants: String,
     pub(crate) version_counts: &'static str,
     pub(crate) rollback_floor: String,
+    pub(crate) last_position: String,
+    pub(crate) reopen: String,
 }
 
 #[cfg(feature = "postgres")]
@@ -162,6 +164,16 @@ impl Statements {
                    FROM tenancy_rollout_tenants WHERE rollout_id = $1",
                 (d.any)("migrated"),
                 (d.any)("migrated AND from_version IS NULL")
+            ),
+            last_position: format!(
+                "SELECT {} FROM tenancy_rollout_tenants WHERE rollout_id = $1",
+                (d.int8)("COALESCE(MAX(position), -1)")
+            ),
+            reopen: format!(
+                "UPDATE tenancy_rollouts
+                    SET tenant_count = tenant_count + $2, updated_at = {now},
+                        status = CASE WHEN status = 'completed' THEN 'active' ELSE status END
+                  WHERE id = $1"
             ),
             dialect: d,
         }

@@ -44,6 +44,14 @@ pub trait RolloutEngine: Database + sealed::Sealed {
         pool: &Pool<Self>,
     ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
 
+    /// Inserts tenants of a rollout (`pending`); returns how many were new.
+    #[doc(hidden)]
+    fn insert_tenants<'t>(
+        tx: &'t mut Transaction<'static, Self>,
+        rollout_id: i64,
+        tenants: &'t [(&'t str, i64, i64)],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 't;
+
     /// Inserts the rollout and its tenants; `None` when an open rollout with this
     /// key exists.
     #[doc(hidden)]
@@ -130,6 +138,34 @@ where
         Err(RolloutError::CorruptState(
             "a rollout with this key keeps appearing and finishing; retry".into(),
         ))
+    }
+
+    async fn add_tenants(
+        &self,
+        rollout_id: i64,
+        tenants: &[(TenantId, u32)],
+    ) -> Result<u64, RolloutError> {
+        let sql = D::statements();
+        let mut tx = D::begin_write(&self.pool).await?;
+        let last: i64 = sqlx::query_scalar(&sql.last_position)
+            .bind(rollout_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows: Vec<(&str, i64, i64)> = tenants
+            .iter()
+            .zip(last.saturating_add(1)..)
+            .map(|((id, wave), position)| (id.as_str(), i64::from(*wave), position))
+            .collect();
+        let added = D::insert_tenants(&mut tx, rollout_id, &rows).await?;
+        if added > 0 {
+            sqlx::query(&sql.reopen)
+                .bind(rollout_id)
+                .bind(i64::try_from(added).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(added)
     }
 
     async fn claim(

@@ -141,19 +141,35 @@ impl RolloutEngine for Sqlite {
             tx.rollback().await?;
             return Ok(None);
         };
-        for chunk in plan.tenants().chunks(INSERT_CHUNK) {
+        let rows: Vec<(&str, i64, i64)> = plan
+            .tenants()
+            .iter()
+            .map(|t| (t.id.as_str(), i64::from(t.wave), i64::from(t.position)))
+            .collect();
+        Self::insert_tenants(&mut tx, id, &rows).await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    async fn insert_tenants(
+        tx: &mut Transaction<'static, Sqlite>,
+        rollout_id: i64,
+        tenants: &[(&str, i64, i64)],
+    ) -> Result<u64, sqlx::Error> {
+        let mut added = 0;
+        for chunk in tenants.chunks(INSERT_CHUNK) {
             let mut insert: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
                 "INSERT INTO tenancy_rollout_tenants (rollout_id, tenant_id, wave, position) ",
             );
-            insert.push_values(chunk, |mut row, tenant| {
-                row.push_bind(id)
-                    .push_bind(tenant.id.as_str())
-                    .push_bind(i64::from(tenant.wave))
-                    .push_bind(i64::from(tenant.position));
+            insert.push_values(chunk, |mut row, (id, wave, position)| {
+                row.push_bind(rollout_id)
+                    .push_bind(*id)
+                    .push_bind(*wave)
+                    .push_bind(*position);
             });
-            insert.build().execute(&mut *tx).await?;
+            insert.push(" ON CONFLICT (rollout_id, tenant_id) DO NOTHING");
+            added += insert.build().execute(&mut **tx).await?.rows_affected();
         }
-        tx.commit().await?;
-        Ok(Some(id))
+        Ok(added)
     }
 }

@@ -1,0 +1,187 @@
+//! The `migrate` command used as an operator would, mistakes included: each case
+//! either does what the operator meant or is refused with a reason (exit 2).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A scratch folder with SQLite tenant databases, migrations and a state file.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tk-migrate-op-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("migrations")).unwrap();
+        std::fs::write(
+            dir.join("migrations/20240101000000_items.up.sql"),
+            "CREATE TABLE items (id INTEGER PRIMARY KEY);",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("migrations/20240101000000_items.down.sql"),
+            "DROP TABLE items;",
+        )
+        .unwrap();
+        Self(dir)
+    }
+
+    /// Writes the fleet file with these tenants (`id`, `tags`), creating each
+    /// tenant's (empty) database file.
+    fn fleet(&self, tenants: &[(&str, &str)]) {
+        let mut csv = String::from("id,database_url,tags\n");
+        for (id, tags) in tenants {
+            let db = self.0.join(format!("{id}.db"));
+            if !db.exists() {
+                std::fs::write(&db, b"").unwrap();
+            }
+            csv.push_str(&format!("{id},sqlite:{},{tags}\n", db.display()));
+        }
+        std::fs::write(self.0.join("tenants.csv"), csv).unwrap();
+    }
+
+    fn migrate(&self, command: &str, extra: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .arg(command)
+            .arg("--tenants")
+            .arg(self.0.join("tenants.csv"))
+            .arg("--migrations")
+            .arg(self.0.join("migrations"))
+            .arg("--state")
+            .arg(format!("sqlite:{}", self.0.join("state.db").display()))
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    fn has_items(&self, tenant: &str) -> bool {
+        has_table(&self.0.join(format!("{tenant}.db")), "items")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn has_table(db: &Path, table: &str) -> bool {
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             print(c.execute(\"select count(*) from sqlite_master where name=?\", (sys.argv[2],)).fetchone()[0])",
+        ])
+        .arg(db)
+        .arg(table)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).trim() == "1"
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn rollback_after_a_harmless_rerun_reverts_the_first_run() {
+    let s = Scratch::new("rerun");
+    s.fleet(&[("acme", ""), ("globex", "")]);
+    assert_eq!(s.migrate("run", &[]).status.code(), Some(0));
+    let rerun = s.migrate("run", &["--json"]);
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    let first: serde_json::Value = serde_json::from_slice(&rerun.stdout).unwrap();
+
+    let rollback = s.migrate("rollback", &["--json"]);
+    assert_eq!(rollback.status.code(), Some(0), "{}", text(&rollback));
+    let reverted: serde_json::Value = serde_json::from_slice(&rollback.stdout).unwrap();
+    assert_eq!(
+        reverted["rollout_id"], first["rollout_id"],
+        "one rollout for the set"
+    );
+    assert_eq!(reverted["rolled_back"], 2, "{reverted}");
+    assert!(!s.has_items("acme") && !s.has_items("globex"));
+}
+
+#[test]
+fn an_empty_canary_wave_is_refused_before_any_tenant_is_touched() {
+    let s = Scratch::new("canary");
+    s.fleet(&[("acme", "eu"), ("globex", "us;beta")]);
+    let refused = s.migrate("run", &["--strategy", "canary:tag=staging"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    let message = text(&refused);
+    assert!(
+        message.contains("staging") && message.contains("beta, eu, us"),
+        "{message}"
+    );
+    assert!(!s.has_items("acme") && !s.has_items("globex"));
+
+    // A canary wave that is the whole fleet runs, with a warning in text and JSON.
+    let whole = s.migrate("run", &["--strategy", "canary:5", "--json"]);
+    assert_eq!(whole.status.code(), Some(0), "{}", text(&whole));
+    assert!(String::from_utf8_lossy(&whole.stderr).contains("no canary"));
+    let view: serde_json::Value = serde_json::from_slice(&whole.stdout).unwrap();
+    assert!(
+        view["warnings"][0].as_str().unwrap().contains("no canary"),
+        "{view}"
+    );
+}
+
+#[test]
+fn a_tenant_that_joins_is_reported_by_status_and_migrated_by_the_next_run() {
+    let s = Scratch::new("join");
+    s.fleet(&[("acme", "")]);
+    assert_eq!(s.migrate("run", &[]).status.code(), Some(0));
+    assert_eq!(s.migrate("status", &[]).status.code(), Some(0));
+
+    s.fleet(&[("acme", ""), ("initech", "")]);
+    let status = s.migrate("status", &[]);
+    assert_eq!(status.status.code(), Some(1), "{}", text(&status));
+    assert!(text(&status).contains("initech"), "{}", text(&status));
+
+    assert_eq!(s.migrate("run", &[]).status.code(), Some(0));
+    assert!(s.has_items("initech"));
+    assert_eq!(s.migrate("status", &[]).status.code(), Some(0));
+}
+
+#[test]
+fn operator_mistakes_are_refused_with_a_reason() {
+    let s = Scratch::new("mistakes");
+    s.fleet(&[("acme", "")]);
+    let cases: [(&[&str], &str); 3] = [
+        (&["--state", "sqlite:"], "names no file"),
+        (&["--allow-lint", "ban-drop-tabel"], "ban-drop-table"),
+        (
+            &["--state", "postgres://postgres@127.0.0.1:1/state"],
+            "refused",
+        ),
+    ];
+    for (args, says) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .arg("run")
+            .arg("--tenants")
+            .arg(s.0.join("tenants.csv"))
+            .arg("--migrations")
+            .arg(s.0.join("migrations"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
+        assert!(text(&output).contains(says), "{args:?}: {}", text(&output));
+    }
+    // A tenant database that does not exist is a failed tenant, and stays absent.
+    std::fs::write(
+        s.0.join("tenants.csv"),
+        format!(
+            "id,database_url\nacme,sqlite:{}\n",
+            s.0.join("acme-typo.db").display()
+        ),
+    )
+    .unwrap();
+    let run = s.migrate("run", &[]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    assert!(!s.0.join("acme-typo.db").exists());
+}
