@@ -84,6 +84,38 @@ pub struct Onboarding {
     clock: Arc<dyn Clock>,
     billing: Option<Arc<dyn BillingStarter>>,
     notifier: Option<Arc<dyn Notifier>>,
+    running: Arc<InFlight>,
+}
+
+/// The tenants this pipeline (and its clones) is onboarding right now, each with
+/// the lock its runs take: in one process, runs of one tenant go one after another
+/// (a signup and a resume at start-up, say). Across processes the record's
+/// revision and the providers' idempotence keep them apart.
+#[derive(Debug, Default)]
+struct InFlight {
+    locks: std::sync::Mutex<std::collections::HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl InFlight {
+    fn lock_of(&self, id: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(id.clone()).or_default().clone()
+    }
+
+    /// Forgets the lock of `id` once no run holds or awaits it.
+    fn release(&self, id: &TenantId, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        drop(lock);
+        if locks.get(id).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(id);
+        }
+    }
 }
 
 impl std::fmt::Debug for Onboarding {
@@ -112,6 +144,7 @@ impl Onboarding {
             clock: Arc::new(SystemClock),
             billing: None,
             notifier: None,
+            running: Arc::default(),
         }
     }
 
@@ -164,7 +197,20 @@ impl Onboarding {
 
     /// Runs (or resumes) onboarding of a signed-up tenant until it is ready or a
     /// step fails, then sends the ready notice if it has not been accepted yet.
+    ///
+    /// A second run of the same tenant through this pipeline (or a clone) waits for
+    /// the first, then resumes from what it left.
     pub async fn run(&self, id: &TenantId) -> Result<Tenant, OnboardingError> {
+        let lock = self.running.lock_of(id);
+        let result = {
+            let _turn = lock.lock().await;
+            self.run_steps(id).await
+        };
+        self.running.release(id, lock);
+        result
+    }
+
+    async fn run_steps(&self, id: &TenantId) -> Result<Tenant, OnboardingError> {
         let mut tenant = self
             .directory
             .get(id)

@@ -374,7 +374,14 @@ async fn concurrent_runs_of_one_tenant_make_one_database() {
     let id = h.onboarding.signup(acme()).await.unwrap().id;
     // Both runs must be inside the provider at once before either goes on.
     let _ = h.provisioner.rendezvous.set(tokio::sync::Barrier::new(2));
-    let (first, second) = (h.onboarding.clone(), h.onboarding.clone());
+    // Two processes: two pipelines over the same directory and provider.
+    let second_process = Onboarding::new(
+        h.directory.clone(),
+        h.provisioner.clone(),
+        h.migrator.clone(),
+        h.admins.clone(),
+    );
+    let (first, second) = (h.onboarding.clone(), second_process);
     let (a, b) = (id.clone(), id.clone());
     let both = async {
         tokio::join!(
@@ -611,4 +618,22 @@ async fn a_tenant_waiting_for_billing_is_not_made_ready_without_billing() {
     assert!(!error.is_retryable());
     assert!(error.to_string().contains("with_billing"), "{error}");
     assert!(!status(&h, &id).await.is_ready());
+}
+
+/// In one process, a second run of a tenant (a resume at start-up racing the
+/// signup's own run) waits for the first instead of repeating its steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_of_one_tenant_in_one_process_go_one_after_another() {
+    let h = harness();
+    let id = h.onboarding.signup(acme()).await.unwrap().id;
+    let (first, second) = (h.onboarding.clone(), h.onboarding.clone());
+    let (a, b) = (id.clone(), id.clone());
+    let (a, b) = tokio::join!(
+        tokio::spawn(async move { first.run(&a).await }),
+        tokio::spawn(async move { second.run(&b).await })
+    );
+    assert!(a.unwrap().unwrap().status.is_ready());
+    assert!(b.unwrap().unwrap().status.is_ready());
+    assert_eq!(h.provisioner.provision_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(h.notifier.sent().len(), 1);
 }

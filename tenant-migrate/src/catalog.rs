@@ -22,6 +22,28 @@ pub trait MigrationCatalog: Send + Sync {
     /// `POST /resume` (or a later rollout) takes it out, while adding the same version
     /// again is refused as not newer.
     async fn add(&self, version: &str, sql: &str) -> Result<MigrationSet, CatalogError>;
+
+    /// Replaces the SQL of the latest migration, added at run time as `version`
+    /// and applied by no tenant (a migration that failed everywhere, say), after
+    /// the same checks as [`add`](Self::add); returns the set with it.
+    async fn replace(&self, version: &str, sql: &str) -> Result<MigrationSet, CatalogError> {
+        let _ = (version, sql);
+        Err(fixed())
+    }
+
+    /// Withdraws the latest migration, added at run time with version `version`
+    /// and applied by no tenant; returns the set without it.
+    async fn withdraw(&self, version: i64) -> Result<MigrationSet, CatalogError> {
+        let _ = version;
+        Err(fixed())
+    }
+}
+
+fn fixed() -> CatalogError {
+    CatalogError::Refused {
+        message: "this service's migrations are fixed when it is built; add the file to its migrations directory and deploy".into(),
+        findings: Vec::new(),
+    }
 }
 
 /// Why a catalog could not answer or refused a migration.
@@ -36,6 +58,10 @@ pub enum CatalogError {
         /// The linter's findings, when it refused the migration.
         findings: Vec<Finding>,
     },
+    /// The migration was applied by some tenant, so it can no longer be replaced or
+    /// withdrawn; fix it forward with a new migration.
+    #[error("{0}")]
+    Applied(String),
     /// The catalog's storage failed.
     #[error("could not read or store the migrations: {0}; check the control plane and retry")]
     Storage(#[source] BoxError),
@@ -48,9 +74,6 @@ impl MigrationCatalog for MigrationSet {
     }
 
     async fn add(&self, _version: &str, _sql: &str) -> Result<MigrationSet, CatalogError> {
-        Err(CatalogError::Refused {
-            message: "this service's migrations are fixed when it is built; add the file to its migrations directory and deploy".into(),
-            findings: Vec::new(),
-        })
+        Err(fixed())
     }
 }

@@ -10,15 +10,21 @@
 //! | `POST /halt {"reason"}` | [`Halted`]: whether an unfinished rollout was halted |
 //! | `POST /resume` | 202 [`RolloutStarted`]: the unfinished (or halted) rollout runs again |
 //! | `POST /rollback` | 202 [`RolloutStarted`]: the latest rollout is reverted; 404 without one, 422 when a migration has no down script |
+//! | `DELETE /{version}` | [`Withdrawn`]: the latest migration, added at run time and applied by no tenant, is withdrawn; 409 once a tenant applied it |
+//!
+//! `POST /run` with the version of the latest migration replaces its SQL, on the
+//! same condition as `DELETE`: a migration that failed everywhere can be fixed or
+//! taken back without touching the control plane by hand. An empty
+//! `migration_sql` is refused (422).
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tenancy_core::http::ApiError;
@@ -26,8 +32,8 @@ use tenancy_core::TenantDirectory;
 
 use crate::rollout::store::RolloutStore;
 use crate::{
-    CatalogError, MigrationCatalog, MigrationSet, Rollout, RolloutError, RolloutStatusView,
-    Strategy,
+    CatalogError, Migration, MigrationCatalog, MigrationSet, Rollout, RolloutError, RolloutStatus,
+    RolloutStatusView, Strategy,
 };
 
 /// A task the routes hand to the host to run in the background.
@@ -43,6 +49,7 @@ pub struct RolloutRoutes {
     store: Arc<dyn RolloutStore>,
     catalog: Arc<dyn MigrationCatalog>,
     spawn: Spawner,
+    changed: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl fmt::Debug for RolloutRoutes {
@@ -67,6 +74,46 @@ impl RolloutRoutes {
             spawn: Arc::new(|task| {
                 tokio::spawn(task);
             }),
+            changed: None,
+        }
+    }
+
+    /// Calls `callback` after a migration was replaced or withdrawn, so that the
+    /// host can resume what failed on the old one (signups stopped at their
+    /// migrate step, say).
+    pub fn on_migrations_changed(mut self, callback: impl Fn() + Send + Sync + 'static) -> Self {
+        self.changed = Some(Arc::new(callback));
+        self
+    }
+
+    /// Before the latest migration of `set` is replaced or withdrawn: refuses when
+    /// its rollout reached a tenant, and halts that rollout when it is still open
+    /// (its runners stop claiming; the changed set gets a rollout of its own).
+    async fn release_latest(&self, set: &MigrationSet) -> Result<(), ApiError> {
+        let rollout = self.rollout(set, Strategy::AllAtOnce);
+        let Some(report) = rollout.status().await.map_err(rollout_error)? else {
+            return Ok(());
+        };
+        let reached = report.counts.succeeded + report.counts.skipped;
+        if reached > 0 {
+            return Err(ApiError::conflict(format!(
+                "migration {} is applied on {reached} tenants already; fix it forward with a new migration",
+                report.target_version
+            )));
+        }
+        if matches!(report.status, RolloutStatus::Active | RolloutStatus::Halted) {
+            let reason = "its migration was replaced or withdrawn";
+            self.store
+                .set_status(report.rollout_id, RolloutStatus::Halted, Some(reason))
+                .await
+                .map_err(rollout_error)?;
+        }
+        Ok(())
+    }
+
+    fn migrations_changed(&self) {
+        if let Some(changed) = &self.changed {
+            changed();
         }
     }
 
@@ -128,6 +175,16 @@ pub struct RolloutStarted {
     pub rollout_id: i64,
 }
 
+/// The answer of `DELETE /{version}`.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Withdrawn {
+    /// The withdrawn migration's version.
+    pub withdrawn: i64,
+    /// The latest version of the migrations now.
+    pub latest_version: Option<i64>,
+}
+
 /// The answer of `POST /halt`.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
@@ -148,6 +205,7 @@ where
         .route("/halt", post(halt::<S>))
         .route("/resume", post(resume::<S>))
         .route("/rollback", post(rollback::<S>))
+        .route("/{version}", delete(withdraw::<S>))
 }
 
 async fn run<S>(
@@ -164,11 +222,26 @@ where
         .unwrap_or("all")
         .parse()
         .map_err(ApiError::unprocessable)?;
-    let set = routes
-        .catalog
-        .add(&request.version, &request.migration_sql)
-        .await
-        .map_err(refusal)?;
+    let migration = Migration::parse_adhoc(&request.version, &request.migration_sql)
+        .map_err(ApiError::unprocessable)?;
+    let current = routes.current().await?;
+    let set = if current.latest_version() == Some(migration.version()) {
+        // The same version again: a replacement of a migration no tenant applied.
+        routes.release_latest(&current).await?;
+        let set = routes
+            .catalog
+            .replace(&request.version, &request.migration_sql)
+            .await
+            .map_err(refusal)?;
+        routes.migrations_changed();
+        set
+    } else {
+        routes
+            .catalog
+            .add(&request.version, &request.migration_sql)
+            .await
+            .map_err(refusal)?
+    };
     let rollout = routes.rollout(&set, strategy);
     let rollout_id = rollout.start().await.map_err(rollout_error)?.id;
     run_in_background(&routes, rollout);
@@ -255,6 +328,34 @@ where
     Ok((StatusCode::ACCEPTED, Json(RolloutStarted { rollout_id })))
 }
 
+async fn withdraw<S>(
+    State(state): State<S>,
+    Path(version): Path<String>,
+) -> Result<Json<Withdrawn>, ApiError>
+where
+    RolloutRoutes: FromRef<S>,
+{
+    let routes = RolloutRoutes::from_ref(&state);
+    let version: i64 = version.parse().map_err(|_| {
+        ApiError::unprocessable(format!(
+            "`{version}` is not a migration version; use its number, e.g. 20240127120000"
+        ))
+    })?;
+    let current = routes.current().await?;
+    if current.latest_version() != Some(version) {
+        return Err(ApiError::unprocessable(format!(
+            "migration {version} is not the latest migration; only the latest can be withdrawn"
+        )));
+    }
+    routes.release_latest(&current).await?;
+    let set = routes.catalog.withdraw(version).await.map_err(refusal)?;
+    routes.migrations_changed();
+    Ok(Json(Withdrawn {
+        withdrawn: version,
+        latest_version: set.latest_version(),
+    }))
+}
+
 fn run_in_background(routes: &RolloutRoutes, rollout: Rollout) {
     (routes.spawn)(Box::pin(async move {
         match rollout.run().await {
@@ -273,6 +374,7 @@ fn refusal(error: CatalogError) -> ApiError {
             ApiError::unprocessable(message).with_details(details)
         }
         CatalogError::Refused { message, .. } => ApiError::unprocessable(message),
+        CatalogError::Applied(message) => ApiError::conflict(message),
         CatalogError::Storage(error) => ApiError::internal(error),
     }
 }
@@ -284,6 +386,7 @@ fn rollout_error(error: RolloutError) -> ApiError {
         RolloutError::Irreversible { .. }
         | RolloutError::InvalidStrategy(_)
         | RolloutError::NoTenants
+        | RolloutError::EmptyCanary { .. }
         | RolloutError::EmptyMigrationSet => ApiError::unprocessable(error),
         other => ApiError::internal(other),
     }

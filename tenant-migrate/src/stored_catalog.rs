@@ -15,15 +15,34 @@ use crate::{
 /// The catalog's table, the same on both engines.
 const SCHEMA: StoreSchema = StoreSchema::new(
     "tenancy_admin_migrations",
-    &[SchemaStep::Sql(
-        "CREATE TABLE IF NOT EXISTS tenancy_admin_migrations (\
+    &[
+        SchemaStep::Sql(
+            "CREATE TABLE IF NOT EXISTS tenancy_admin_migrations (\
             version BIGINT PRIMARY KEY, name TEXT NOT NULL, sql TEXT NOT NULL)",
-    )],
+        ),
+        // When a tenant onboarded through the catalog first applied the migration
+        // (Unix seconds): from then on it is never replaced nor withdrawn.
+        SchemaStep::AddColumn {
+            table: "tenancy_admin_migrations",
+            column: "applied_at",
+            definition: "BIGINT",
+            backfill: None,
+        },
+    ],
 );
 
 const LOAD: &str = "SELECT name, sql FROM tenancy_admin_migrations ORDER BY version";
 const INSERT: &str =
     "INSERT INTO tenancy_admin_migrations (version, name, sql) VALUES ($1, $2, $3)";
+/// The latest stored migration: version and whether a tenant applied it.
+const LATEST: &str = "SELECT version, applied_at IS NOT NULL FROM tenancy_admin_migrations \
+    ORDER BY version DESC LIMIT 1";
+const REPLACE: &str = "UPDATE tenancy_admin_migrations SET name = $2, sql = $3 \
+    WHERE version = $1 AND applied_at IS NULL";
+const WITHDRAW: &str =
+    "DELETE FROM tenancy_admin_migrations WHERE version = $1 AND applied_at IS NULL";
+const MARK_APPLIED: &str = "UPDATE tenancy_admin_migrations SET applied_at = $2 \
+    WHERE version <= $1 AND applied_at IS NULL";
 
 /// A [`MigrationCatalog`] whose run-time additions live in the control-plane
 /// database (table `tenancy_admin_migrations`), so that every server process, and
@@ -101,23 +120,104 @@ impl StoredCatalog {
         Ok(set)
     }
 
-    async fn store(
-        &self,
-        migration: &Migration,
-        name: &str,
-        sql: &str,
-    ) -> Result<(), CatalogError> {
-        let version = migration.version();
+    /// Runs one of the writing statements with (version, name, sql) or (version,
+    /// time) parameters; returns the rows it changed.
+    async fn write(&self, sql: &'static str, params: Params<'_>) -> Result<u64, CatalogError> {
         match &self.pool {
             #[cfg(feature = "postgres")]
-            StorePool::Postgres(pool) => insert(pool, version, name, sql).await,
+            StorePool::Postgres(pool) => write(pool, sql, params).await.map(|r| r.rows_affected()),
             #[cfg(feature = "sqlite")]
-            StorePool::Sqlite(pool) => insert(pool, version, name, sql).await,
+            StorePool::Sqlite(pool) => write(pool, sql, params).await.map(|r| r.rows_affected()),
             #[allow(unreachable_patterns)]
             _ => return Err(unsupported()),
         }
         .map_err(storage)
     }
+
+    /// The latest migration added at run time, and whether a tenant applied it.
+    async fn latest_stored(&self) -> Result<Option<(i64, bool)>, CatalogError> {
+        match &self.pool {
+            #[cfg(feature = "postgres")]
+            StorePool::Postgres(pool) => latest(pool).await,
+            #[cfg(feature = "sqlite")]
+            StorePool::Sqlite(pool) => latest(pool).await,
+            #[allow(unreachable_patterns)]
+            _ => return Err(unsupported()),
+        }
+        .map_err(storage)
+    }
+
+    /// Checks that `version` is the latest migration added at run time and that no
+    /// tenant onboarded through this catalog applied it.
+    async fn check_unapplied(&self, version: i64) -> Result<(), CatalogError> {
+        match self.latest_stored().await? {
+            Some((latest, false)) if latest == version => Ok(()),
+            Some((latest, true)) if latest == version => Err(CatalogError::Applied(format!(
+                "migration {version} was applied by a tenant onboarded since it was added; fix it forward with a new migration"
+            ))),
+            _ => Err(refused(format!(
+                "migration {version} is not the latest migration added at run time; only that one can be replaced or withdrawn"
+            ))),
+        }
+    }
+
+    /// Records that tenants now have every migration up to `version` (what
+    /// [`SchemaMigrator::migrate`] does after onboarding a tenant).
+    pub async fn mark_applied(&self, version: i64) -> Result<(), CatalogError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.write(MARK_APPLIED, Params::Applied { version, at: now })
+            .await
+            .map(drop)
+    }
+}
+
+/// The parameters of a writing statement.
+#[derive(Debug, Clone, Copy)]
+enum Params<'a> {
+    Migration {
+        version: i64,
+        name: &'a str,
+        sql: &'a str,
+    },
+    Version(i64),
+    Applied {
+        version: i64,
+        at: i64,
+    },
+}
+
+/// Refuses SQL that holds no statement.
+fn check_sql(sql: &str) -> Result<(), CatalogError> {
+    let code = sql
+        .lines()
+        .map(|line| line.split("--").next().unwrap_or(""))
+        .collect::<String>();
+    if code.trim().trim_matches(';').trim().is_empty() {
+        return Err(refused(
+            "migration_sql is empty; send the SQL of the migration",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses SQL with lint errors (they break running code or block writes).
+fn check_lint(sql: &str) -> Result<(), CatalogError> {
+    let blocking: Vec<_> = lint(sql)
+        .into_iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    if blocking.is_empty() {
+        return Ok(());
+    }
+    let summary = blocking
+        .iter()
+        .map(|f| format!("line {}: {} ({})", f.line, f.rule, f.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(CatalogError::Refused {
+        message: format!("the migration is not backward compatible: {summary}"),
+        findings: blocking,
+    })
 }
 
 #[async_trait]
@@ -130,6 +230,7 @@ impl MigrationCatalog for StoredCatalog {
     /// it (a finding of severity error refuses it), requires it to be newer than
     /// every migration of the set, and stores it.
     async fn add(&self, version: &str, sql: &str) -> Result<MigrationSet, CatalogError> {
+        check_sql(sql)?;
         let migration = Migration::parse_adhoc(version, sql).map_err(refused)?;
         let current = self.refresh().await?;
         if let Some(latest) = current
@@ -141,22 +242,46 @@ impl MigrationCatalog for StoredCatalog {
                 migration.version()
             )));
         }
-        let blocking: Vec<_> = lint(sql)
-            .into_iter()
-            .filter(|f| f.severity == Severity::Error)
-            .collect();
-        if !blocking.is_empty() {
-            let summary = blocking
-                .iter()
-                .map(|f| format!("line {}: {} ({})", f.line, f.rule, f.message))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(CatalogError::Refused {
-                message: format!("the migration is not backward compatible: {summary}"),
-                findings: blocking,
-            });
+        check_lint(sql)?;
+        let params = Params::Migration {
+            version: migration.version(),
+            name: version,
+            sql,
+        };
+        self.write(INSERT, params).await?;
+        Ok(self.refresh().await?.as_ref().clone())
+    }
+
+    /// Replaces the latest run-time migration, if no tenant onboarded through this
+    /// catalog applied it (the caller checks the tenants its rollouts reached).
+    async fn replace(&self, version: &str, sql: &str) -> Result<MigrationSet, CatalogError> {
+        check_sql(sql)?;
+        let migration = Migration::parse_adhoc(version, sql).map_err(refused)?;
+        self.check_unapplied(migration.version()).await?;
+        check_lint(sql)?;
+        let params = Params::Migration {
+            version: migration.version(),
+            name: version,
+            sql,
+        };
+        if self.write(REPLACE, params).await? == 0 {
+            return Err(CatalogError::Applied(format!(
+                "migration {} was applied meanwhile; fix it forward with a new migration",
+                migration.version()
+            )));
         }
-        self.store(&migration, version, sql).await?;
+        Ok(self.refresh().await?.as_ref().clone())
+    }
+
+    /// Withdraws the latest run-time migration, if no tenant onboarded through this
+    /// catalog applied it (the caller checks the tenants its rollouts reached).
+    async fn withdraw(&self, version: i64) -> Result<MigrationSet, CatalogError> {
+        self.check_unapplied(version).await?;
+        if self.write(WITHDRAW, Params::Version(version)).await? == 0 {
+            return Err(CatalogError::Applied(format!(
+                "migration {version} was applied meanwhile; fix it forward with a new migration"
+            )));
+        }
         Ok(self.refresh().await?.as_ref().clone())
     }
 }
@@ -169,7 +294,13 @@ impl SchemaMigrator for StoredCatalog {
         database: &DatabaseTarget,
     ) -> Result<MigrationReport, BackendError> {
         let set = self.refresh().await.map_err(BackendError::transient)?;
-        TenantMigrator::new(set).migrate(tenant, database).await
+        let report = TenantMigrator::new(set).migrate(tenant, database).await?;
+        if let Some(version) = report.to_version {
+            self.mark_applied(version)
+                .await
+                .map_err(BackendError::transient)?;
+        }
+        Ok(report)
     }
 }
 
@@ -186,7 +317,11 @@ where
         .await
 }
 
-async fn insert<DB>(pool: &Pool<DB>, version: i64, name: &str, sql: &str) -> Result<(), sqlx::Error>
+async fn write<DB>(
+    pool: &Pool<DB>,
+    statement: &'static str,
+    params: Params<'_>,
+) -> Result<DB::QueryResult, sqlx::Error>
 where
     DB: Database,
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
@@ -194,13 +329,27 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
 {
-    sqlx::query::<DB>(INSERT)
-        .bind(version)
-        .bind(name)
-        .bind(sql)
-        .execute(pool)
+    let query = sqlx::query::<DB>(statement);
+    let query = match params {
+        Params::Migration { version, name, sql } => query.bind(version).bind(name).bind(sql),
+        Params::Version(version) => query.bind(version),
+        Params::Applied { version, at } => query.bind(version).bind(at),
+    };
+    query.execute(pool).await
+}
+
+async fn latest<DB>(pool: &Pool<DB>) -> Result<Option<(i64, bool)>, sqlx::Error>
+where
+    DB: Database,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    sqlx::query_as::<DB, (i64, bool)>(LATEST)
+        .fetch_optional(pool)
         .await
-        .map(drop)
 }
 
 fn storage(error: impl Into<tenancy_core::BoxError>) -> CatalogError {

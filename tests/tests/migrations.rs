@@ -262,3 +262,121 @@ async fn a_halted_rollout_resumes_through_the_api() {
     assert_eq!(report["halted"], false);
     service.stop().await;
 }
+
+/// A migration that fails everywhere blocks nothing for good: posting the same
+/// version with new SQL replaces it (and signups stopped at their migrate step
+/// resume by themselves), `DELETE` withdraws one, and neither is allowed once a
+/// tenant applied the migration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_migration_is_replaced_or_withdrawn_and_stopped_signups_resume() {
+    let service = Service::start().await;
+    let acme = service.signup_ready("Acme", "a@acme.example").await;
+
+    let (status, body) = run(
+        &service,
+        json!({ "migration_sql": "ALTER TABLE missing_table ADD COLUMN note TEXT;", "version": "20240301000000_note" }),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let halted = service
+        .wait_for("/api/admin/migrations/status", |status, body| {
+            status == 200 && body["status"] == "halted"
+        })
+        .await;
+    assert!(
+        halted["halted_reason"]
+            .as_str()
+            .unwrap()
+            .contains("every one"),
+        "{halted}"
+    );
+
+    // A signup meanwhile stops at its migrate step.
+    let response = service
+        .http
+        .post(service.url("/api/signup"))
+        .json(&json!({ "company": "Bravo", "email": "b@bravo.example" }))
+        .send()
+        .await
+        .unwrap();
+    let bravo = response.json::<Value>().await.unwrap()["tenant_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    service
+        .wait_for(&format!("/api/admin/tenants/{bravo}"), |_, tenant| {
+            tenant["status"]["state"] == "failed" && tenant["status"]["step"] == "migrate"
+        })
+        .await;
+
+    // Same version, fixed SQL: replaced and rolled out; Bravo's onboarding resumes.
+    let (status, body) = run(
+        &service,
+        json!({ "migration_sql": "ALTER TABLE items ADD COLUMN IF NOT EXISTS note TEXT;", "version": "20240301000000_note" }),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    service
+        .wait_for("/api/admin/migrations/status", |status, body| {
+            status == 200 && body["status"] == "completed"
+        })
+        .await;
+    service
+        .wait_for(&format!("/api/admin/tenants/{bravo}"), |_, tenant| {
+            tenant["status"]["state"] == "ready"
+        })
+        .await;
+    assert_eq!(version_and_columns(&service, &acme).await.0, 20240301000000);
+
+    // Applied now: neither replaced nor withdrawn.
+    let (status, body) = run(
+        &service,
+        json!({ "migration_sql": "SELECT 1;", "version": "20240301000000_note" }),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = admin_delete(&service, "/api/admin/migrations/20240301000000").await;
+    assert_eq!(status, 409, "{body}");
+
+    // A second broken one is withdrawn; the set is back where it was.
+    let (status, _) = run(
+        &service,
+        json!({ "migration_sql": "ALTER TABLE missing_table ADD COLUMN x INT;", "version": "20240302000000_x" }),
+    )
+    .await;
+    assert_eq!(status, 202);
+    service
+        .wait_for("/api/admin/migrations/status", |status, body| {
+            status == 200 && body["status"] == "halted"
+        })
+        .await;
+    let (status, body) = admin_delete(&service, "/api/admin/migrations/20240302000000").await;
+    assert_eq!(
+        (status, &body),
+        (
+            200,
+            &json!({"withdrawn": 20240302000000_i64, "latest_version": 20240301000000_i64})
+        )
+    );
+
+    // Empty SQL is refused.
+    let (status, body) = run(
+        &service,
+        json!({ "migration_sql": "  -- nothing\n", "version": "20240303000000_nothing" }),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    service.stop().await;
+}
+
+async fn admin_delete(service: &Service, path: &str) -> (u16, Value) {
+    let response = service
+        .http
+        .delete(service.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}

@@ -268,7 +268,14 @@ impl FromRef<AppState> for WebhookRoutes {
 impl FromRef<AppState> for RolloutRoutes {
     fn from_ref(state: &AppState) -> Self {
         let background = state.clone();
-        state.migrations().routes().on_background(move |task| {
+        let resumer = state.clone();
+        let routes = state.migrations().routes().on_migrations_changed(move || {
+            let state = resumer.clone();
+            resumer
+                .tasks()
+                .spawn(super::workers::resume_failed_migrations(state));
+        });
+        routes.on_background(move |task| {
             let shutdown = background.shutdown_token().clone();
             background.tasks().spawn(async move {
                 tokio::select! {

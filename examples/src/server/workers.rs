@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use stripe_billing::Effect;
-use tenancy_core::{Notification, TenantFilter, TenantStatus};
+use tenancy_core::{Notification, OnboardingStep, TenantFilter, TenantStatus};
 
 use super::AppState;
 
@@ -65,6 +65,36 @@ async fn resume_onboarding(state: AppState) {
         };
         for tenant in page.into_iter().filter(unfinished) {
             state.spawn_onboarding(tenant.id);
+        }
+        filter = filter.after(last);
+    }
+}
+
+/// Resumes onboarding of the tenants that stopped at their migrate step: after the
+/// migration that failed them was replaced or withdrawn.
+pub(super) async fn resume_failed_migrations(state: AppState) {
+    let mut filter = TenantFilter::all().limit(PAGE);
+    loop {
+        let page = match state.directory().list(&filter).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::error!(%error, "could not list tenants to resume their migration");
+                return;
+            }
+        };
+        let Some(last) = page.last().map(|t| t.id.clone()) else {
+            return;
+        };
+        for tenant in page {
+            if matches!(
+                tenant.status,
+                TenantStatus::Failed {
+                    step: OnboardingStep::Migrate,
+                    ..
+                }
+            ) {
+                state.spawn_onboarding(tenant.id);
+            }
         }
         filter = filter.after(last);
     }
