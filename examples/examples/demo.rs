@@ -26,7 +26,11 @@ use time::{Duration, OffsetDateTime};
 
 /// Runs the whole job on SQLite in a fresh folder and narrates it.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    name = "demo",
+    version,
+    about = "The whole job end to end on SQLite: signups, Stripe webhooks, a canary rollout"
+)]
 struct Args {
     /// Where to keep the databases (default: a new temporary folder).
     #[arg(long)]

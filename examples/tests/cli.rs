@@ -159,3 +159,40 @@ fn demo_binary() -> std::path::PathBuf {
     );
     demo
 }
+
+#[test]
+fn a_listen_address_in_use_is_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--listen", &address, "--state", "sqlite::memory:"])
+        .env_remove("ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&address) && stderr.contains("--listen"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn each_binary_says_what_it_is() {
+    for (binary, name, says) in [
+        (env!("CARGO_BIN_EXE_server"), "server", "HTTP service"),
+        (
+            env!("CARGO_BIN_EXE_onboard"),
+            "onboard",
+            "Onboard one tenant",
+        ),
+        (env!("CARGO_BIN_EXE_migrate"), "migrate", "migration set"),
+    ] {
+        let version = Command::new(binary).arg("--version").output().unwrap();
+        let version = String::from_utf8_lossy(&version.stdout);
+        assert!(version.starts_with(&format!("{name} ")), "{version}");
+        let help = Command::new(binary).arg("--help").output().unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(help.contains(says), "{name}: {help}");
+    }
+}

@@ -175,6 +175,11 @@ pub enum TenantError {
     /// The display name is empty or too long.
     #[error("tenant name must have 1 to 200 characters (got {0}); give the company's name")]
     Name(usize),
+    /// The display name holds a control character (a NUL, a line break, …).
+    #[error(
+        "tenant name holds a control character (U+{0:04X}); send the company's name as plain text"
+    )]
+    ControlCharacter(u32),
     /// The admin email is invalid.
     #[error(transparent)]
     Email(#[from] EmailError),
@@ -240,6 +245,10 @@ fn validate_name(name: &str) -> Result<String, TenantError> {
     if len == 0 || len > 200 {
         return Err(TenantError::Name(len));
     }
+    // Refused on every store alike (PostgreSQL cannot store a NUL in text at all).
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(TenantError::ControlCharacter(u32::from(c)));
+    }
     Ok(name.to_owned())
 }
 
@@ -260,6 +269,17 @@ pub fn validate_tag(tag: &str) -> Result<String, TenantError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_refused_and_any_script_is_accepted() {
+        assert!(matches!(
+            NewTenant::new("Acme\0Corp", "a@acme.example"),
+            Err(TenantError::ControlCharacter(0))
+        ));
+        let signup = NewTenant::new("日本語の会社", "a@example.jp").unwrap();
+        assert_eq!(signup.name, "日本語の会社");
+        assert!(signup.id.as_str().starts_with("t-"));
+    }
 
     #[test]
     fn signup_validates_every_field() {

@@ -83,10 +83,34 @@ impl TenantId {
 
     /// Derives a slug from a display name (`"Acme Pharmacy, Inc."` → `acme-pharmacy-inc`).
     ///
-    /// Letters and digits are kept (lowercased), every other run of characters becomes
-    /// one `-`, and the result is cut to 63 characters. A name with a leading digit gets
-    /// the prefix `t-`; a name with fewer than 3 usable characters is an error.
+    /// ASCII letters and digits are kept (lowercased), every other run of characters
+    /// becomes one `-`, and the result is cut to 63 characters. A name with a leading
+    /// digit gets the prefix `t-`. A name written in another script (`日本語の会社`),
+    /// which leaves fewer than 3 ASCII characters, gets a stable id from a hash of
+    /// the name instead (`t-` and 12 hex digits); a name with fewer than 3 letters or
+    /// digits in any script is an error.
     pub fn from_name(name: &str) -> Result<Self, TenantIdError> {
+        let ascii = Self::ascii_slug(name);
+        let letters = name.chars().filter(|c| c.is_alphanumeric()).count();
+        if ascii.len() < Self::MIN_LEN && letters >= Self::MIN_LEN {
+            return Self::new(Self::hashed(name));
+        }
+        Self::new(ascii)
+    }
+
+    /// `t-` and the first 12 hex digits of a stable hash (FNV-1a 64) of the
+    /// lowercased, trimmed name: the same name always gives the same id.
+    fn hashed(name: &str) -> String {
+        let normalized: String = name.trim().chars().flat_map(char::to_lowercase).collect();
+        let hash = normalized
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        format!("t-{:012x}", hash >> 16)
+    }
+
+    fn ascii_slug(name: &str) -> String {
         let mut slug = String::with_capacity(name.len());
         for c in name.chars().flat_map(char::to_lowercase) {
             if c.is_ascii_lowercase() || c.is_ascii_digit() {
@@ -102,7 +126,7 @@ impl TenantId {
         while slug.ends_with('-') {
             slug.pop();
         }
-        Self::new(slug)
+        slug
     }
 
     /// The id as a string slice.
@@ -196,6 +220,21 @@ mod tests {
         ));
         let msg = TenantId::new("Acme").unwrap_err().to_string();
         assert!(msg.contains("lowercase"), "{msg}");
+    }
+
+    #[test]
+    fn a_name_in_another_script_gets_a_stable_ascii_id() {
+        let id = TenantId::from_name("日本語の会社").unwrap();
+        assert!(id.as_str().starts_with("t-"), "{id}");
+        assert_eq!(id.as_str().len(), 14, "{id}");
+        assert_eq!(TenantId::from_name(" 日本語の会社 ").unwrap(), id);
+        assert_ne!(TenantId::from_name("日本語の会").unwrap(), id);
+        assert!(TenantId::from_name("会社").is_err());
+        // Names with enough ASCII keep their readable slug.
+        assert_eq!(
+            TenantId::from_name("Café Zürich").unwrap().as_str(),
+            "caf-z-rich"
+        );
     }
 
     #[test]

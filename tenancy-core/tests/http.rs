@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use serde_json::{json, Value};
 use tenancy_core::http::{
-    require_admin_token, signup_router, tenant_router, AdminToken, TenantRoutes,
+    json_errors, require_admin_token, signup_router, tenant_router, AdminToken, TenantRoutes,
 };
 use tenancy_core::{
     AdminUser, AdminUserCreator, BackendError, DatabaseProvisioner, DatabaseTarget, DatabaseUrl,
@@ -107,6 +107,7 @@ fn app(
     let router = Router::new()
         .nest("/api", signup_router())
         .nest("/api/admin", admin)
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(host);
     (router, directory, onboarding, started)
 }
@@ -221,4 +222,80 @@ async fn admin_routes_are_closed_without_a_configured_token() {
         body["error"].as_str().unwrap().contains("ADMIN_TOKEN"),
         "{body}"
     );
+}
+
+/// What axum's extractors reject, and routes that do not exist, answer JSON like
+/// every other error.
+#[tokio::test]
+async fn framework_rejections_answer_json() {
+    let (app, ..) = app(Some(TOKEN));
+    let raw = |content_type: &str, body: &str| {
+        Request::post("/api/signup")
+            .header("content-type", content_type)
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let cases = [
+        (
+            raw("application/json", "{not json"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            raw("application/json", r#"{"company": "Acme"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            raw("text/plain", "company=Acme"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            Request::get("/api/nowhere").body(Body::empty()).unwrap(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Request::get("/api/signup").body(Body::empty()).unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ];
+    for (request, expected) in cases {
+        let (status, body) = call(&app, request).await;
+        assert_eq!(status, expected, "{body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{status}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_matched_without_regard_to_case() {
+    let (app, directory, ..) = app(Some(TOKEN));
+    let (status, body) = call(&app, signup("Acme", "a@acme.example")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(directory
+        .get(&TenantId::try_from("acme").unwrap())
+        .await
+        .unwrap()
+        .is_some());
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let request = Request::get("/api/admin/tenants/acme")
+            .header("authorization", format!("{scheme} {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = call(&app, request).await;
+        assert_eq!(status, StatusCode::OK, "{scheme}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn company_names_in_any_script_are_accepted_and_nul_is_refused() {
+    let (app, ..) = app(Some(TOKEN));
+    let (status, body) = call(&app, signup("日本語の会社", "a@example.jp")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(
+        body["tenant_id"].as_str().unwrap().starts_with("t-"),
+        "{body}"
+    );
+    let (status, body) = call(&app, signup("Acme\u{0}Corp", "a@acme.example")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }

@@ -21,7 +21,11 @@ use tenancy_examples::telemetry;
 
 /// Signs one tenant up and onboards it.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    name = "onboard",
+    version,
+    about = "Onboard one tenant: create its database, migrate it, create its first admin user, start its trial"
+)]
 struct Args {
     /// The tenant's company name (the tenant id is derived from it).
     #[arg(long)]

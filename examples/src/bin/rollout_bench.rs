@@ -70,7 +70,11 @@ const PREFIX: &str = "tk_bench_";
 const PEAK_RSS: &str = "__peak-rss";
 
 #[derive(Debug, Parser)]
-#[command(about = "migrate run vs floor vs sequential loop over N tenant databases")]
+#[command(
+    name = "rollout_bench",
+    version,
+    about = "migrate run vs floor vs sequential loop over N tenant databases"
+)]
 struct Args {
     /// Number of tenant databases.
     #[arg(long, default_value_t = 1000)]

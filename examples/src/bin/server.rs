@@ -19,7 +19,11 @@ use tenancy_examples::telemetry;
 
 /// The seed's HTTP service: signup, Stripe webhooks, admin migrations.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    name = "server",
+    version,
+    about = "The HTTP service of a database-per-tenant SaaS: signups, Stripe webhooks, admin migration and tenant routes"
+)]
 struct Args {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8000")]
@@ -79,7 +83,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     .tick_interval(tick)
     .build();
     let shutdown = telemetry::shutdown_signal();
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e}; stop what uses that address or pass another --listen",
+                args.listen
+            )
+        })?;
     tracing::info!(address = %listener.local_addr()?, provider = assembly.databases.provider, "listening");
     server::serve(listener, state, shutdown).await?;
     Ok(())

@@ -8,11 +8,13 @@
 //! | `POST /api/admin/migrations/run` | lints and rolls a migration out to every tenant |
 //! | `GET /api/admin/migrations/status` | the rollout status report |
 //! | `POST /api/admin/migrations/halt`, `/resume`, `/rollback` | stops, resumes or reverts the rollout |
+//! | `DELETE /api/admin/migrations/{version}` | withdraws the latest migration while no tenant has it |
 //! | `GET /api/admin/tenants/{id}` | a tenant record |
 //! | `GET /api/admin/tenants/{id}/billing` | a tenant's billing state |
 //!
 //! Admin routes answer 401 without `Authorization: Bearer <ADMIN_TOKEN>`, and 503 when
-//! `ADMIN_TOKEN` is unset. Signup, tenant look-up and the admin-token layer come from
+//! `ADMIN_TOKEN` is unset. Every error, the framework's rejections included, is JSON
+//! (`tenancy_core::http::json_errors`). Signup, tenant look-up and the admin-token layer come from
 //! `tenancy_core::http`; the webhook and the billing view from `stripe_billing::http`;
 //! the rollout routes from `tenant_migrate::http`. This module adds the state and the
 //! background tasks.
@@ -24,7 +26,7 @@ mod workers;
 use std::future::Future;
 
 use axum::Router;
-use tenancy_core::http::{require_admin_token, signup_router, tenant_router};
+use tenancy_core::http::{json_errors, require_admin_token, signup_router, tenant_router};
 use tokio::net::TcpListener;
 
 pub use migrations::MigrationAdmin;
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router {
             stripe_billing::http::webhook_router(),
         )
         .nest("/api/admin", admin)
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
 }
 

@@ -36,12 +36,14 @@ where
             "admin routes are disabled: set ADMIN_TOKEN to enable them",
         ));
     };
+    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` works as `Bearer`.
     let given = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     let matches: bool = given.as_bytes().ct_eq(expected.expose().as_bytes()).into();
     if !matches {
         return Err(ApiError::new(

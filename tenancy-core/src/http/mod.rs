@@ -42,10 +42,12 @@
 
 mod admin_token;
 mod api_error;
+mod json_errors;
 mod tenant_routes;
 
 pub use admin_token::{require_admin_token, AdminToken};
 pub use api_error::ApiError;
+pub use json_errors::json_errors;
 pub use tenant_routes::{
     signup_router, tenant_router, DatabaseView, SignupAccepted, SignupRequest, TenantRoutes,
     TenantView,
