@@ -73,6 +73,12 @@ async fn kill_9_mid_rollout_then_rerun_applies_every_tenant_exactly_once() {
     let output = workspace.run().output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
+    // It said what it waited for, and for how long at most.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("held by another runner") && stderr.contains("expire within 30s"),
+        "{stderr}"
+    );
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(summary["succeeded"], 8, "{summary}");
     assert_eq!(summary["failed"], 0);

@@ -4,7 +4,7 @@ mod support;
 
 use serde_json::{json, Value};
 use sqlx::Connection;
-use support::{Service, ADMIN_TOKEN};
+use support::Service;
 use tenancy_core::TenantId;
 
 async fn run(service: &Service, body: Value) -> (u16, Value) {
@@ -168,16 +168,7 @@ async fn a_migration_added_by_another_server_reaches_new_tenants() {
 }
 
 async fn admin_post(service: &Service, path: &str, body: Value) -> (u16, Value) {
-    let response = service
-        .http
-        .post(service.url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    service.admin(reqwest::Method::POST, path, Some(body)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,13 +361,5 @@ async fn a_broken_migration_is_replaced_or_withdrawn_and_stopped_signups_resume(
 }
 
 async fn admin_delete(service: &Service, path: &str) -> (u16, Value) {
-    let response = service
-        .http
-        .delete(service.url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    service.admin(reqwest::Method::DELETE, path, None).await
 }

@@ -419,7 +419,12 @@ impl Progress {
                     }
                 }
             }
-            None if !self.quiet || matches!(event, RolloutEvent::Halted { .. }) => {
+            None if !self.quiet
+                || matches!(
+                    event,
+                    RolloutEvent::Halted { .. } | RolloutEvent::WaitingForLeases { .. }
+                ) =>
+            {
                 if let Some(line) = line {
                     eprintln!("{line}");
                 }

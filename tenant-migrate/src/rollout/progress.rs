@@ -43,6 +43,15 @@ pub enum RolloutEvent {
         /// The wait left.
         remaining: Duration,
     },
+    /// Nothing is left to claim in the open wave, but other runners (or one that
+    /// died) hold tenants of it: this runner waits for them to finish, or for their
+    /// leases to expire.
+    WaitingForLeases {
+        /// The tenants held by other runners.
+        tenants: u64,
+        /// The longest the wait can last: one lease period.
+        at_most: Duration,
+    },
     /// A tenant job started.
     TenantStarted {
         /// The tenant.
@@ -133,6 +142,11 @@ impl std::fmt::Display for RolloutEvent {
             Self::Soaking { wave, remaining } => {
                 write!(f, "soaking {}s before wave {wave}", remaining.as_secs())
             }
+            Self::WaitingForLeases { tenants, at_most } => write!(
+                f,
+                "waiting for {tenants} tenants held by another runner: they finish, or their leases expire within {}s",
+                at_most.as_secs()
+            ),
             Self::TenantStarted {
                 tenant,
                 wave,

@@ -44,6 +44,7 @@ struct WaveView {
     current: Option<u32>,
     soaking: Option<u32>,
     halted_seen: bool,
+    waiting_announced: bool,
 }
 
 impl Runner {
@@ -138,9 +139,25 @@ impl Runner {
             }
             return Ok(Gate::Stopped);
         }
+        if drained {
+            self.announce_waiting(&waves, view);
+        }
         match self.ctx.phase {
             RolloutPhase::Forward => self.forward_gate(&waves, view).await,
             RolloutPhase::Revert => Ok(revert_gate(&waves, drained)),
+        }
+    }
+
+    /// Says once that this runner, with nothing to claim, waits for tenants that
+    /// other runners hold.
+    fn announce_waiting(&self, waves: &[WaveProgress], view: &mut WaveView) {
+        let held: u64 = waves.iter().map(|w| w.counts.running).sum();
+        if held > 0 && !view.waiting_announced {
+            view.waiting_announced = true;
+            self.ctx.listener.emit(RolloutEvent::WaitingForLeases {
+                tenants: held,
+                at_most: self.lease,
+            });
         }
     }
 

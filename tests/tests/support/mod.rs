@@ -128,13 +128,25 @@ impl Service {
 
     /// An admin GET, answering the status and the JSON body.
     pub async fn admin_get(&self, path: &str) -> (u16, Value) {
-        let response = self
+        self.admin(reqwest::Method::GET, path, None).await
+    }
+
+    /// An admin request with an optional JSON body, answering the status and the
+    /// JSON body.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
             .http
-            .get(self.url(path))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
