@@ -134,7 +134,9 @@ fn an_empty_canary_wave_is_refused_before_any_tenant_is_touched() {
 fn a_tenant_that_joins_is_reported_by_status_and_migrated_by_the_next_run() {
     let s = Scratch::new("join");
     s.fleet(&[("acme", "")]);
-    assert_eq!(s.migrate("run", &[]).status.code(), Some(0));
+    // `--lease` takes a duration as operators write it.
+    let run = s.migrate("run", &["--lease", "5s"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     assert_eq!(s.migrate("status", &[]).status.code(), Some(0));
 
     s.fleet(&[("acme", ""), ("initech", "")]);
