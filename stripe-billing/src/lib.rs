@@ -24,6 +24,8 @@
 //!   parks an event that arrives before its tenant is known ([`ParkedEvent`], in the
 //!   same store) and applies it when the tenant appears; an event leaves the parking
 //!   only in the transaction that applies it, or after [`PARKING_LIMIT`].
+//! - **Billing links**: [`BillingLinks`] signs and checks expiring links (HMAC-SHA256)
+//!   that take a tenant to its billing page without a login.
 //! - **HTTP** (feature `axum`): `http::webhook_router` and `http::billing_router`, over
 //!   state the host owns; a host that wants only webhooks mounts the first.
 //! - **API client** (feature `client`, on by default): `StripeClient` creates
@@ -95,12 +97,16 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 // --- webhooks, events, state machine, plans, processor ---
+mod billing_link;
 mod event;
 mod lifecycle;
 mod plans;
 mod processor;
 mod webhook;
 
+pub use billing_link::{
+    BillingLinkError, BillingLinks, LinkQuery, DEFAULT_LINK_LIFETIME, MIN_LINK_SECRET_LEN,
+};
 pub use event::{
     CheckoutMode, CheckoutSession, CheckoutSessionStatus, Customer, CustomerDetails, Event,
     EventData, EventObject, EventType, Invoice, InvoiceParent, InvoiceStatus,
