@@ -3,10 +3,9 @@ use sqlx::{Postgres, Transaction};
 use tenancy_core::persistence::{SchemaStep, StorePoolOptions, StoreSchema};
 use tenancy_core::DatabaseUrl;
 
-use super::rows::strategy_json;
 use super::sql::{Statements, POSTGRES_STATEMENTS};
 use super::sql_store::{RolloutEngine, SqlRolloutStore};
-use super::{RolloutError, RolloutKey, RolloutPlan, Strategy};
+use super::{RolloutError, RolloutKey};
 
 /// The store's tables, step by step (see [`StoreSchema`]).
 const SCHEMA: StoreSchema = StoreSchema::new(
@@ -104,14 +103,13 @@ impl RolloutEngine for Postgres {
         pool.begin().await
     }
 
-    async fn try_create(
-        pool: &PgPool,
+    async fn insert_rollout(
+        tx: &mut Transaction<'static, Postgres>,
         key: &RolloutKey,
-        strategy: &Strategy,
-        plan: &RolloutPlan,
-    ) -> Result<Option<i64>, RolloutError> {
-        let mut tx = pool.begin().await?;
-        let id: Option<i64> = sqlx::query_scalar(
+        strategy: &str,
+        tenants: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar(
             "INSERT INTO tenancy_rollouts (target_version, set_checksum, strategy, status, tenant_count)
              VALUES ($1, $2, $3::jsonb, 'active', $4)
              ON CONFLICT (target_version, set_checksum)
@@ -120,22 +118,10 @@ impl RolloutEngine for Postgres {
         )
         .bind(key.target_version)
         .bind(&key.set_checksum)
-        .bind(strategy_json(strategy)?)
-        .bind(i64::try_from(plan.len()).unwrap_or(i64::MAX))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = id else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let rows: Vec<(&str, i64, i64)> = plan
-            .tenants()
-            .iter()
-            .map(|t| (t.id.as_str(), i64::from(t.wave), i64::from(t.position)))
-            .collect();
-        Self::insert_tenants(&mut tx, id, &rows).await?;
-        tx.commit().await?;
-        Ok(Some(id))
+        .bind(strategy)
+        .bind(tenants)
+        .fetch_optional(&mut **tx)
+        .await
     }
 
     async fn insert_tenants(

@@ -13,8 +13,8 @@ use sqlx::{
 use tenancy_core::TenantId;
 
 use super::rows::{
-    claim_from_row, record_from_row, rollback_floor, tenant_from_row, to_u64, waves_from_rows,
-    ClaimRow, ProgressRow, RecordRow, TenantRow,
+    claim_from_row, record_from_row, rollback_floor, strategy_json, tenant_from_row, to_u64,
+    waves_from_rows, ClaimRow, ProgressRow, RecordRow, TenantRow,
 };
 use super::sql::{claim_status, Statements};
 use super::{
@@ -52,15 +52,15 @@ pub trait RolloutEngine: Database + sealed::Sealed {
         tenants: &'t [(&'t str, i64, i64)],
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 't;
 
-    /// Inserts the rollout and its tenants; `None` when an open rollout with this
-    /// key exists.
+    /// Inserts the rollout's row (`tenants` its size); `None` when an open rollout
+    /// with this key exists.
     #[doc(hidden)]
-    fn try_create(
-        pool: &Pool<Self>,
-        key: &RolloutKey,
-        strategy: &Strategy,
-        plan: &RolloutPlan,
-    ) -> impl Future<Output = Result<Option<i64>, RolloutError>> + Send;
+    fn insert_rollout<'t>(
+        tx: &'t mut Transaction<'static, Self>,
+        key: &'t RolloutKey,
+        strategy: &'t str,
+        tenants: i64,
+    ) -> impl Future<Output = Result<Option<i64>, sqlx::Error>> + Send + 't;
 }
 
 #[cfg(feature = "postgres")]
@@ -128,7 +128,7 @@ where
         // The loser of a race finds the winner's rollout; a rollout that finished in
         // between (rare) lets the next attempt create a fresh one.
         for _ in 0..3 {
-            if let Some(id) = D::try_create(&self.pool, key, strategy, plan).await? {
+            if let Some(id) = try_create(&self.pool, key, strategy, plan).await? {
                 return record(&self.pool, id).await;
             }
             if let Some(open) = find(&self.pool, key, true).await? {
@@ -341,6 +341,31 @@ where
                 .await?;
         Ok(rollback_floor(any, from_empty, lowest))
     }
+}
+
+/// Records the rollout and its tenants in one transaction; `None` when an open
+/// rollout with this key exists.
+async fn try_create<D: RolloutEngine>(
+    pool: &Pool<D>,
+    key: &RolloutKey,
+    strategy: &Strategy,
+    plan: &RolloutPlan,
+) -> Result<Option<i64>, RolloutError> {
+    let strategy = strategy_json(strategy)?;
+    let count = i64::try_from(plan.len()).unwrap_or(i64::MAX);
+    let mut tx = D::begin_write(pool).await?;
+    let Some(id) = D::insert_rollout(&mut tx, key, &strategy, count).await? else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let rows: Vec<(&str, i64, i64)> = plan
+        .tenants()
+        .iter()
+        .map(|t| (t.id.as_str(), i64::from(t.wave), i64::from(t.position)))
+        .collect();
+    D::insert_tenants(&mut tx, id, &rows).await?;
+    tx.commit().await?;
+    Ok(Some(id))
 }
 
 async fn record<D>(pool: &Pool<D>, rollout_id: i64) -> Result<RolloutRecord, RolloutError>

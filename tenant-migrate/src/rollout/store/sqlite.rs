@@ -3,10 +3,9 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 use tenancy_core::persistence::{SchemaStep, StorePoolOptions, StoreSchema};
 use time::OffsetDateTime;
 
-use super::rows::strategy_json;
 use super::sql::{Statements, SQLITE_STATEMENTS};
 use super::sql_store::{RolloutEngine, SqlRolloutStore};
-use super::{RolloutError, RolloutKey, RolloutPlan, Strategy};
+use super::{RolloutError, RolloutKey};
 
 /// The store's tables, step by step (see [`StoreSchema`]).
 const SCHEMA: StoreSchema = StoreSchema::new(
@@ -115,14 +114,13 @@ impl RolloutEngine for Sqlite {
         pool.begin_with("BEGIN IMMEDIATE").await
     }
 
-    async fn try_create(
-        pool: &SqlitePool,
+    async fn insert_rollout(
+        tx: &mut Transaction<'static, Sqlite>,
         key: &RolloutKey,
-        strategy: &Strategy,
-        plan: &RolloutPlan,
-    ) -> Result<Option<i64>, RolloutError> {
-        let mut tx = Self::begin_write(pool).await?;
-        let id: Option<i64> = sqlx::query_scalar(
+        strategy: &str,
+        tenants: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar(
             "INSERT INTO tenancy_rollouts (target_version, set_checksum, strategy, status,
                  tenant_count, created_at, updated_at, phase_started_at)
              VALUES ($1, $2, $3, 'active', $4, $5, $5, $5)
@@ -132,23 +130,11 @@ impl RolloutEngine for Sqlite {
         )
         .bind(key.target_version)
         .bind(&key.set_checksum)
-        .bind(strategy_json(strategy)?)
-        .bind(i64::try_from(plan.len()).unwrap_or(i64::MAX))
+        .bind(strategy)
+        .bind(tenants)
         .bind(now_ms())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = id else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let rows: Vec<(&str, i64, i64)> = plan
-            .tenants()
-            .iter()
-            .map(|t| (t.id.as_str(), i64::from(t.wave), i64::from(t.position)))
-            .collect();
-        Self::insert_tenants(&mut tx, id, &rows).await?;
-        tx.commit().await?;
-        Ok(Some(id))
+        .fetch_optional(&mut **tx)
+        .await
     }
 
     async fn insert_tenants(
