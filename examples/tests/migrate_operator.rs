@@ -187,3 +187,40 @@ fn operator_mistakes_are_refused_with_a_reason() {
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     assert!(!s.0.join("acme-typo.db").exists());
 }
+
+#[test]
+fn a_resumed_tenant_reports_the_version_it_was_at() {
+    let s = Scratch::new("resume");
+    std::fs::write(
+        s.0.join("migrations/20240102000000_orders.up.sql"),
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY);",
+    )
+    .unwrap();
+    s.fleet(&[("acme", ""), ("globex", "")]);
+    // globex already has a table the second migration creates: it stops at the first.
+    sqlite(&s.0.join("globex.db"), "CREATE TABLE orders (x)");
+    let halted = s.migrate("run", &[]);
+    assert_eq!(halted.status.code(), Some(1), "{}", text(&halted));
+
+    sqlite(&s.0.join("globex.db"), "DROP TABLE orders");
+    let resumed = s.migrate("run", &[]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    assert!(
+        text(&resumed).contains("globex: 20240101000000 -> 20240102000000"),
+        "{}",
+        text(&resumed)
+    );
+}
+
+fn sqlite(db: &Path, statement: &str) {
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+        ])
+        .arg(db)
+        .arg(statement)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -82,6 +82,7 @@ pub(crate) async fn run_job(
         from: claimed
             .started
             .then(|| SchemaVersion::from(claimed.from_version)),
+        seen: None,
     };
     let outcome = match job.database().await {
         Ok(Some(database)) => job.with_retries(&database).await,
@@ -107,7 +108,7 @@ pub(crate) async fn run_job(
     ctx.listener.emit(event(
         &claimed.tenant_id,
         &outcome,
-        job.from,
+        job.seen.or(job.from),
         started.elapsed(),
     ));
     Ok(Some(outcome.state))
@@ -118,6 +119,9 @@ struct Job<'a> {
     claimed: &'a ClaimedTenant,
     /// The version the tenant started from, once recorded.
     from: Option<SchemaVersion>,
+    /// The version this attempt found before migrating: what a resumed tenant
+    /// reports moving from (`from` stays the rollout's start, for rollback).
+    seen: Option<SchemaVersion>,
 }
 
 impl Job<'_> {
@@ -177,6 +181,7 @@ impl Job<'_> {
                 format!("already at version {}", display(current)),
             ));
         }
+        self.seen = Some(SchemaVersion::from(current));
         match session.apply(target).await {
             Ok(report) => Ok(outcome(
                 TenantState::Succeeded,
