@@ -40,6 +40,8 @@ pub struct Assembly {
     /// The billing processor (it also keeps verified Stripe events waiting for their
     /// tenant).
     pub billing: BillingProcessor,
+    /// The Stripe client, when `STRIPE_SECRET_KEY` is set (Checkout, the portal).
+    pub stripe: Option<StripeClient>,
 }
 
 impl std::fmt::Debug for Assembly {
@@ -62,7 +64,10 @@ impl Assembly {
     /// Re-reads subscriptions from Stripe through `client` when their events arrive, so
     /// that a late or out-of-order event is applied with Stripe's current copy.
     pub fn with_stripe(mut self, client: StripeClient) -> Self {
-        self.billing = self.billing.with_subscription_source(Arc::new(client));
+        self.billing = self
+            .billing
+            .with_subscription_source(Arc::new(client.clone()));
+        self.stripe = Some(client);
         self
     }
 
@@ -101,6 +106,7 @@ impl Assembly {
             migrations,
             onboarding,
             billing,
+            stripe: None,
         })
     }
 }

@@ -197,6 +197,53 @@ pub fn admin_token(env: &impl Env) -> Result<Option<SecretString>, ConfigError> 
     }
 }
 
+/// The tenants' billing pages: where tenants reach the service and the secret
+/// that signs their links.
+#[derive(Debug, Clone)]
+pub struct PagesConfig {
+    /// `PUBLIC_URL`: where tenants and operators reach the service
+    /// (`https://app.example.com`); default `http://localhost:PORT`.
+    pub public_url: Option<String>,
+    /// `BILLING_LINK_SECRET`: signs the links to billing pages (at least 32 bytes);
+    /// unset, the billing pages are off.
+    pub link_secret: Option<SecretString>,
+}
+
+impl PagesConfig {
+    /// Reads and checks the page settings.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let public_url = env
+            .var("PUBLIC_URL")
+            .map(|u| u.trim().trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url {
+            check_http_url("PUBLIC_URL", url)?;
+        }
+        let link_secret = match env.var("BILLING_LINK_SECRET") {
+            Some(secret) if secret.trim().len() < stripe_billing::MIN_LINK_SECRET_LEN => {
+                return Err(ConfigError::Invalid {
+                    var: "BILLING_LINK_SECRET",
+                    reason: "use at least 32 characters (e.g. `openssl rand -hex 32`)".into(),
+                })
+            }
+            other => other.map(|s| SecretString::from(s.trim().to_owned())),
+        };
+        Ok(Self {
+            public_url,
+            link_secret,
+        })
+    }
+
+    /// Whether the admin cookie is marked `Secure`: yes unless `PUBLIC_URL` is a
+    /// plain-HTTP address other than `localhost` (browsers keep `Secure` cookies
+    /// over HTTP on `localhost` only).
+    pub fn secure_cookie(&self) -> bool {
+        match &self.public_url {
+            Some(url) if url.starts_with("http://") => url.starts_with("http://localhost"),
+            _ => true,
+        }
+    }
+}
+
 /// `BILLING_TICK_SECONDS`: how often the billing clock runs (default 60).
 pub fn billing_tick(env: &impl Env) -> Result<Duration, ConfigError> {
     match env.var("BILLING_TICK_SECONDS") {
@@ -286,6 +333,24 @@ mod tests {
         assert!(err.to_string().contains("STRIPE_WEBHOOK_SECRET"));
         let err = StripeConfig::from_env(&[("STRIPE_SECRET_KEY", "pk_test_1")]).unwrap_err();
         assert!(err.to_string().contains("publishable"));
+    }
+
+    #[test]
+    fn page_settings_are_validated_and_decide_the_cookie() {
+        let off = PagesConfig::from_env(&[("A", "b")]).unwrap();
+        assert!(off.link_secret.is_none() && off.secure_cookie());
+        let short = PagesConfig::from_env(&[("BILLING_LINK_SECRET", "tooshort")]).unwrap_err();
+        assert!(short.to_string().contains("BILLING_LINK_SECRET"));
+        let bad = PagesConfig::from_env(&[("PUBLIC_URL", "app.example.com")]).unwrap_err();
+        assert!(bad.to_string().contains("PUBLIC_URL"));
+        let lan = PagesConfig::from_env(&[("PUBLIC_URL", "http://10.0.0.5:8000/")]).unwrap();
+        assert_eq!(lan.public_url.as_deref(), Some("http://10.0.0.5:8000"));
+        assert!(
+            !lan.secure_cookie(),
+            "a plain-HTTP address other than localhost"
+        );
+        let local = PagesConfig::from_env(&[("PUBLIC_URL", "http://localhost:8000")]).unwrap();
+        assert!(local.secure_cookie());
     }
 
     #[test]

@@ -88,6 +88,7 @@
 //! | `sqlite` | `SqliteBillingStore`, billing state in SQLite | no |
 //! | `postgres` | `PostgresBillingStore`, billing state in PostgreSQL | no |
 //! | `axum` | `http`: the webhook route, its set-up check and a tenant's billing view as axum routers | no |
+//! | `pages` | `pages`: the tenant's billing page (plans, Checkout, portal) behind signed links, and the admin page's billing column | no |
 //! | `testing` | `testing`: Stripe's example objects as signed webhook events, for tests | no |
 //!
 //! Webhook verification, events, the lifecycle, plans, the processor and the in-memory
@@ -140,6 +141,8 @@ pub use webhook::{
 
 #[cfg(feature = "axum")]
 pub mod http;
+#[cfg(feature = "pages")]
+pub mod pages;
 #[cfg(feature = "testing")]
 pub mod testing;
 

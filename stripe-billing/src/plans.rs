@@ -145,7 +145,8 @@ impl PricingPlan {
         }
     }
 
-    fn prices(&self) -> impl Iterator<Item = (&PlanPrice, BillingInterval)> {
+    /// The plan's prices with their intervals, monthly first.
+    pub fn prices(&self) -> impl Iterator<Item = (&PlanPrice, BillingInterval)> {
         let monthly = self.monthly.iter().map(|p| (p, BillingInterval::Monthly));
         monthly.chain(self.yearly.iter().map(|p| (p, BillingInterval::Yearly)))
     }

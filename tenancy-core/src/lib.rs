@@ -47,6 +47,7 @@
 //! | `sqlite` | [`TenantDirectory`] stored in SQLite; one SQLite file per tenant | no |
 //! | `postgres` | [`TenantDirectory`] stored in PostgreSQL; one database per tenant on a server | no |
 //! | `axum` | the `http` module: signup and tenant look-up routers, the admin-token layer, the routes' JSON error | no |
+//! | `pages` | `http::pages`: the admin sign-in (session cookie, forgery tokens), the page layout, the fleet page other crates add sections to | no |
 //! | `testing` | `testing::TestDatabase`, a throw-away PostgreSQL database per test | no |
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 

@@ -83,6 +83,17 @@ pub enum TenantStatus {
 }
 
 impl TenantStatus {
+    /// Every state's name, in lifecycle order (for filters and forms).
+    pub const NAMES: [&'static str; 7] = [
+        "pending",
+        "provisioning",
+        "migrating",
+        "creating_admin",
+        "starting_billing",
+        "ready",
+        "failed",
+    ];
+
     /// The snake-case name of the state (`pending`, …, `failed`).
     pub fn name(&self) -> &'static str {
         match self {

@@ -95,6 +95,31 @@ async fn conformance(dir: &dyn TenantDirectory) {
             .unwrap()),
         ["acme", "delta"]
     );
+    // by state (acme failed, the others pending), with tags and paging
+    assert_eq!(
+        ids(dir
+            .list(&TenantFilter::all().with_status("failed"))
+            .await
+            .unwrap()),
+        ["acme"]
+    );
+    assert_eq!(
+        ids(dir
+            .list(
+                &TenantFilter::all()
+                    .with_status("pending")
+                    .with_tag("eu")
+                    .limit(5)
+            )
+            .await
+            .unwrap()),
+        ["charlie"]
+    );
+    assert!(dir
+        .list(&TenantFilter::all().with_status("ready"))
+        .await
+        .unwrap()
+        .is_empty());
     let page = TenantFilter::all().limit(2);
     assert_eq!(ids(dir.list(&page).await.unwrap()), ["acme", "bravo"]);
     assert_eq!(

@@ -16,6 +16,12 @@
 //! same condition as `DELETE`: a migration that failed everywhere can be fixed or
 //! taken back without touching the control plane by hand. An empty
 //! `migration_sql` is refused (422).
+//!
+//! Each route calls one method of [`RolloutRoutes`] ([`start`](RolloutRoutes::start),
+//! [`status`](RolloutRoutes::status), [`halt`](RolloutRoutes::halt),
+//! [`resume`](RolloutRoutes::resume), [`rollback`](RolloutRoutes::rollback),
+//! [`withdraw`](RolloutRoutes::withdraw)); the admin page's forms (feature
+//! `pages`) call the same methods, so both refuse alike.
 
 use std::fmt;
 use std::future::Future;
@@ -28,12 +34,12 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tenancy_core::http::ApiError;
-use tenancy_core::TenantDirectory;
+use tenancy_core::{TenantDirectory, TenantId};
 
-use crate::rollout::store::RolloutStore;
+use crate::rollout::store::{RolloutStore, TenantRecord};
 use crate::{
-    CatalogError, Migration, MigrationCatalog, MigrationSet, Rollout, RolloutError, RolloutStatus,
-    RolloutStatusView, Strategy,
+    CatalogError, Migration, MigrationCatalog, MigrationSet, Rollout, RolloutError, RolloutReport,
+    RolloutStatus, RolloutStatusView, Strategy, TenantState,
 };
 
 /// A task the routes hand to the host to run in the background.
@@ -133,6 +139,225 @@ impl RolloutRoutes {
     async fn current(&self) -> Result<MigrationSet, ApiError> {
         self.catalog.current().await.map_err(ApiError::internal)
     }
+
+    /// Adds `migration_sql` to the catalog as migration `version` (sqlx's naming,
+    /// `20240127120000_add_field`) and starts its rollout with `strategy` in the
+    /// background (what `POST /run` does).
+    ///
+    /// The version of the latest migration replaces its SQL instead, when no tenant
+    /// applied it: its open rollout is halted and the changed set gets a rollout of
+    /// its own. Refused with 422 (a bad version, empty SQL, lint errors, no
+    /// tenants), 409 (the migration it would replace is applied somewhere).
+    pub async fn start(
+        &self,
+        version: &str,
+        migration_sql: &str,
+        strategy: Strategy,
+    ) -> Result<RolloutStarted, ApiError> {
+        let migration =
+            Migration::parse_adhoc(version, migration_sql).map_err(ApiError::unprocessable)?;
+        let current = self.current().await?;
+        let set = if current.latest_version() == Some(migration.version()) {
+            // The same version again: a replacement of a migration no tenant applied.
+            self.release_latest(&current).await?;
+            let set = self
+                .catalog
+                .replace(version, migration_sql)
+                .await
+                .map_err(refusal)?;
+            self.migrations_changed();
+            set
+        } else {
+            self.catalog
+                .add(version, migration_sql)
+                .await
+                .map_err(refusal)?
+        };
+        let rollout = self.rollout(&set, strategy);
+        let rollout_id = rollout.start().await.map_err(rollout_error)?.id;
+        run_in_background(self, rollout);
+        Ok(RolloutStarted { rollout_id })
+    }
+
+    /// The latest rollout of the current migrations with a page of its tenants
+    /// (after position `after`, `limit` clamped to 1–10,000), as `GET /status`
+    /// answers; 404 when there is none yet.
+    pub async fn status(
+        &self,
+        after: Option<u32>,
+        limit: u32,
+    ) -> Result<RolloutStatusView, ApiError> {
+        let rollout = self.rollout(&self.current().await?, Strategy::AllAtOnce);
+        let Some(report) = rollout.status().await.map_err(rollout_error)? else {
+            return Err(ApiError::not_found(
+                "no rollout of the current migrations yet; start one with POST …/run",
+            ));
+        };
+        let limit = limit.clamp(1, 10_000);
+        rollout
+            .view(&report, after, limit)
+            .await
+            .map_err(rollout_error)
+    }
+
+    /// The latest rollout of the current migrations for a page: its report, its
+    /// strategy and its first `failed` failed tenants (in rollout order). `None`
+    /// when the current migrations have no rollout yet (or there are none).
+    pub async fn overview(&self, failed: u32) -> Result<Option<RolloutOverview>, ApiError> {
+        let set = self.current().await?;
+        if set.latest_version().is_none() {
+            return Ok(None);
+        }
+        let key = self
+            .rollout(&set, Strategy::AllAtOnce)
+            .key()
+            .map_err(rollout_error)?;
+        let Some(latest) = self.store.find_latest(&key).await.map_err(rollout_error)? else {
+            return Ok(None);
+        };
+        let (record, waves) = self
+            .store
+            .progress(latest.id)
+            .await
+            .map_err(rollout_error)?;
+        let versions = self
+            .store
+            .version_counts(latest.id)
+            .await
+            .map_err(rollout_error)?;
+        let failed = if failed == 0 {
+            Vec::new()
+        } else {
+            self.store
+                .tenants_in_state(latest.id, TenantState::Failed, failed)
+                .await
+                .map_err(rollout_error)?
+                .into_iter()
+                .map(|(_, tenant)| tenant)
+                .collect()
+        };
+        let strategy = record.strategy.clone();
+        Ok(Some(RolloutOverview {
+            report: RolloutReport::new(record, waves, versions),
+            strategy,
+            failed,
+        }))
+    }
+
+    /// The rows of `tenants` in the latest rollout of the current migrations
+    /// (state, versions, error), in rollout order; tenants it does not list, or
+    /// all when there is no rollout, are left out. One query for a page of tenants.
+    pub async fn tenant_rows(&self, tenants: &[TenantId]) -> Result<Vec<TenantRecord>, ApiError> {
+        let set = self.current().await?;
+        if set.latest_version().is_none() || tenants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = self
+            .rollout(&set, Strategy::AllAtOnce)
+            .key()
+            .map_err(rollout_error)?;
+        let Some(latest) = self.store.find_latest(&key).await.map_err(rollout_error)? else {
+            return Ok(Vec::new());
+        };
+        let rows = self
+            .store
+            .tenant_rows(latest.id, tenants)
+            .await
+            .map_err(rollout_error)?;
+        Ok(rows.into_iter().map(|(_, tenant)| tenant).collect())
+    }
+
+    /// Halts the unfinished rollout of the current migrations with `reason` (shown
+    /// in its status): runners claim no more tenants and let those in flight
+    /// finish (what `POST /halt` does).
+    pub async fn halt(&self, reason: &str) -> Result<Halted, ApiError> {
+        let rollout = self.rollout(&self.current().await?, Strategy::AllAtOnce);
+        let halted = rollout.halt(reason).await.map_err(rollout_error)?;
+        Ok(Halted { halted })
+    }
+
+    /// Runs the unfinished (or halted) rollout of the current migrations again in
+    /// the background; failed tenants are retried (what `POST /resume` does). 404
+    /// when none is unfinished.
+    pub async fn resume(&self) -> Result<RolloutStarted, ApiError> {
+        let set = self.current().await?;
+        let rollout = self.rollout(&set, Strategy::AllAtOnce);
+        let key = rollout.key().map_err(rollout_error)?;
+        let Some(open) = self.store.find_open(&key).await.map_err(rollout_error)? else {
+            return Err(ApiError::not_found(
+                "no unfinished rollout of the current migrations to resume",
+            ));
+        };
+        run_in_background(self, rollout);
+        Ok(RolloutStarted {
+            rollout_id: open.id,
+        })
+    }
+
+    /// Reverts, in the background, the tenants the latest rollout of the current
+    /// migrations migrated (what `POST /rollback` does). Refused before anything
+    /// changes when it cannot succeed: 404 without a rollout, 422 when a migration
+    /// to undo has no down script.
+    pub async fn rollback(&self) -> Result<RolloutStarted, ApiError> {
+        let rollout = self.rollout(&self.current().await?, Strategy::AllAtOnce);
+        // Refused here, before answering, when it cannot succeed (nothing to roll back,
+        // a migration without a down script).
+        let rollout_id = rollout.check_rollback().await.map_err(rollout_error)?;
+        (self.spawn)(Box::pin(async move {
+            match rollout.rollback().await {
+                Ok(report) => {
+                    tracing::info!(rollout = report.rollout_id, status = %report.status, "rollback finished")
+                }
+                Err(error) => {
+                    tracing::error!(%error, "rollback stopped; ask for it again to resume")
+                }
+            }
+        }));
+        Ok(RolloutStarted { rollout_id })
+    }
+
+    /// Withdraws the latest migration, `version` (its number, e.g.
+    /// `20240127120000`), added at run time and applied by no tenant (what
+    /// `DELETE /{version}` does). 422 for another version, 409 once a tenant
+    /// applied it.
+    pub async fn withdraw(&self, version: &str) -> Result<Withdrawn, ApiError> {
+        let version: i64 = version.parse().map_err(|_| {
+            ApiError::unprocessable(format!(
+                "`{version}` is not a migration version; use its number, e.g. 20240127120000"
+            ))
+        })?;
+        let current = self.current().await?;
+        if current.latest_version() != Some(version) {
+            return Err(ApiError::unprocessable(format!(
+                "migration {version} is not the latest migration; only the latest can be withdrawn"
+            )));
+        }
+        self.release_latest(&current).await?;
+        let set = self.catalog.withdraw(version).await.map_err(refusal)?;
+        self.migrations_changed();
+        Ok(Withdrawn {
+            withdrawn: version,
+            latest_version: set.latest_version(),
+        })
+    }
+
+    /// The migrations rollouts bring tenants to now (the catalog's current set).
+    pub async fn migrations(&self) -> Result<MigrationSet, ApiError> {
+        self.current().await
+    }
+}
+
+/// The latest rollout of the current migrations as a page shows it (see
+/// [`RolloutRoutes::overview`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RolloutOverview {
+    /// Its report: status, counts per state, per wave and per version.
+    pub report: RolloutReport,
+    /// The strategy it was planned with.
+    pub strategy: Strategy,
+    /// Its first failed tenants, in rollout order, with their errors.
+    pub failed: Vec<TenantRecord>,
 }
 
 /// The body of `POST /run`.
@@ -216,36 +441,11 @@ where
     RolloutRoutes: FromRef<S>,
 {
     let routes = RolloutRoutes::from_ref(&state);
-    let strategy: Strategy = request
-        .strategy
-        .as_deref()
-        .unwrap_or("all")
-        .parse()
-        .map_err(ApiError::unprocessable)?;
-    let migration = Migration::parse_adhoc(&request.version, &request.migration_sql)
-        .map_err(ApiError::unprocessable)?;
-    let current = routes.current().await?;
-    let set = if current.latest_version() == Some(migration.version()) {
-        // The same version again: a replacement of a migration no tenant applied.
-        routes.release_latest(&current).await?;
-        let set = routes
-            .catalog
-            .replace(&request.version, &request.migration_sql)
-            .await
-            .map_err(refusal)?;
-        routes.migrations_changed();
-        set
-    } else {
-        routes
-            .catalog
-            .add(&request.version, &request.migration_sql)
-            .await
-            .map_err(refusal)?
-    };
-    let rollout = routes.rollout(&set, strategy);
-    let rollout_id = rollout.start().await.map_err(rollout_error)?.id;
-    run_in_background(&routes, rollout);
-    Ok((StatusCode::ACCEPTED, Json(RolloutStarted { rollout_id })))
+    let strategy = parse_strategy(request.strategy.as_deref())?;
+    let started = routes
+        .start(&request.version, &request.migration_sql, strategy)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(started)))
 }
 
 async fn status<S>(
@@ -256,18 +456,8 @@ where
     RolloutRoutes: FromRef<S>,
 {
     let routes = RolloutRoutes::from_ref(&state);
-    let rollout = routes.rollout(&routes.current().await?, Strategy::AllAtOnce);
-    let Some(report) = rollout.status().await.map_err(rollout_error)? else {
-        return Err(ApiError::not_found(
-            "no rollout of the current migrations yet; start one with POST …/run",
-        ));
-    };
-    let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
-    let view = rollout
-        .view(&report, query.after, limit)
-        .await
-        .map_err(rollout_error)?;
-    Ok(Json(view))
+    let limit = query.limit.unwrap_or(1000);
+    Ok(Json(routes.status(query.after, limit).await?))
 }
 
 async fn halt<S>(
@@ -278,12 +468,10 @@ where
     RolloutRoutes: FromRef<S>,
 {
     let routes = RolloutRoutes::from_ref(&state);
-    let rollout = routes.rollout(&routes.current().await?, Strategy::AllAtOnce);
     let reason = request
         .and_then(|Json(r)| r.reason)
         .unwrap_or_else(|| "halted through the admin API".into());
-    let halted = rollout.halt(&reason).await.map_err(rollout_error)?;
-    Ok(Json(Halted { halted }))
+    Ok(Json(routes.halt(&reason).await?))
 }
 
 async fn resume<S>(State(state): State<S>) -> Result<(StatusCode, Json<RolloutStarted>), ApiError>
@@ -291,21 +479,7 @@ where
     RolloutRoutes: FromRef<S>,
 {
     let routes = RolloutRoutes::from_ref(&state);
-    let set = routes.current().await?;
-    let rollout = routes.rollout(&set, Strategy::AllAtOnce);
-    let key = rollout.key().map_err(rollout_error)?;
-    let Some(open) = routes.store.find_open(&key).await.map_err(rollout_error)? else {
-        return Err(ApiError::not_found(
-            "no unfinished rollout of the current migrations to resume",
-        ));
-    };
-    run_in_background(&routes, rollout);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(RolloutStarted {
-            rollout_id: open.id,
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(routes.resume().await?)))
 }
 
 async fn rollback<S>(State(state): State<S>) -> Result<(StatusCode, Json<RolloutStarted>), ApiError>
@@ -313,19 +487,7 @@ where
     RolloutRoutes: FromRef<S>,
 {
     let routes = RolloutRoutes::from_ref(&state);
-    let rollout = routes.rollout(&routes.current().await?, Strategy::AllAtOnce);
-    // Refused here, before answering, when it cannot succeed (nothing to roll back,
-    // a migration without a down script).
-    let rollout_id = rollout.check_rollback().await.map_err(rollout_error)?;
-    (routes.spawn)(Box::pin(async move {
-        match rollout.rollback().await {
-            Ok(report) => {
-                tracing::info!(rollout = report.rollout_id, status = %report.status, "rollback finished")
-            }
-            Err(error) => tracing::error!(%error, "rollback stopped; ask for it again to resume"),
-        }
-    }));
-    Ok((StatusCode::ACCEPTED, Json(RolloutStarted { rollout_id })))
+    Ok((StatusCode::ACCEPTED, Json(routes.rollback().await?)))
 }
 
 async fn withdraw<S>(
@@ -336,24 +498,14 @@ where
     RolloutRoutes: FromRef<S>,
 {
     let routes = RolloutRoutes::from_ref(&state);
-    let version: i64 = version.parse().map_err(|_| {
-        ApiError::unprocessable(format!(
-            "`{version}` is not a migration version; use its number, e.g. 20240127120000"
-        ))
-    })?;
-    let current = routes.current().await?;
-    if current.latest_version() != Some(version) {
-        return Err(ApiError::unprocessable(format!(
-            "migration {version} is not the latest migration; only the latest can be withdrawn"
-        )));
-    }
-    routes.release_latest(&current).await?;
-    let set = routes.catalog.withdraw(version).await.map_err(refusal)?;
-    routes.migrations_changed();
-    Ok(Json(Withdrawn {
-        withdrawn: version,
-        latest_version: set.latest_version(),
-    }))
+    Ok(Json(routes.withdraw(&version).await?))
+}
+
+/// The strategy named by `text` (`all` when absent), or a 422 saying how to write one.
+pub(crate) fn parse_strategy(text: Option<&str>) -> Result<Strategy, ApiError> {
+    text.unwrap_or("all")
+        .parse()
+        .map_err(ApiError::unprocessable)
 }
 
 fn run_in_background(routes: &RolloutRoutes, rollout: Rollout) {

@@ -57,6 +57,7 @@
 //! | `postgres` | tenant databases on PostgreSQL | yes |
 //! | `sqlite` | tenant databases on SQLite | yes |
 //! | `axum` | `http::rollout_router`: the admin API of rollouts (run, status, halt, resume, rollback) | no |
+//! | `pages` | `pages::RolloutSection` and `pages::rollout_pages_router`: the rollout panel, schema column and forms of the admin page | no |
 //! | `testing` | `testing::TestFleet` and small migrations, for tests of rollouts | no |
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
@@ -80,6 +81,8 @@ mod migration;
 mod migration_set;
 mod options;
 mod outcome;
+#[cfg(feature = "pages")]
+pub mod pages;
 #[cfg(feature = "postgres")]
 mod postgres;
 pub mod rollout;

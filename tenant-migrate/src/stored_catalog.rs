@@ -187,7 +187,7 @@ enum Params<'a> {
 }
 
 /// Refuses SQL that holds no statement.
-fn check_sql(sql: &str) -> Result<(), CatalogError> {
+pub(crate) fn check_sql(sql: &str) -> Result<(), CatalogError> {
     let code = sql
         .lines()
         .map(|line| line.split("--").next().unwrap_or(""))

@@ -6,3 +6,5 @@
 //! - `webhooks.rs`: signed, tampered, duplicate and out-of-order Stripe events.
 //! - `migrations.rs`: admin migrations rolled out to every tenant, refusals.
 //! - `supabase.rs`: signup with Supabase provisioning.
+//! - `browser_harness.rs`: the headless-Chromium harness (`tests/support/browser.rs`)
+//!   that tests of server-rendered pages use; it needs `scripts/ensure-browser.sh`.

@@ -2,7 +2,9 @@
 //!
 //! Environment: `STRIPE_WEBHOOK_SECRET` (comma-separated while rolling a secret),
 //! `STRIPE_SECRET_KEY` (optional), `ADMIN_TOKEN` (admin routes answer 503 without it),
-//! `BILLING_TICK_SECONDS` (default 60), and the `SUPABASE_*` variables to provision
+//! `BILLING_TICK_SECONDS` (default 60), `PUBLIC_URL` (where tenants reach the
+//! service; default `http://localhost:PORT`), `BILLING_LINK_SECRET` (signs links to
+//! tenants' billing pages; the pages are off without it), and the `SUPABASE_*` variables to provision
 //! tenants on Supabase instead of locally.
 
 use std::net::SocketAddr;
@@ -10,10 +12,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use stripe_billing::{StripeClient, WebhookVerifier};
+use stripe_billing::pages::BillingPages;
+use stripe_billing::{BillingLinks, StripeClient, WebhookVerifier};
 use tenancy_core::{LoggingNotifier, Notifier, SystemClock};
 use tenancy_examples::assembly::Assembly;
-use tenancy_examples::config::{self, ProcessEnv, StripeConfig, SupabaseConfig};
+use tenancy_examples::config::{self, PagesConfig, ProcessEnv, StripeConfig, SupabaseConfig};
 use tenancy_examples::server::{self, AppState, MigrationAdmin};
 use tenancy_examples::telemetry;
 
@@ -52,6 +55,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let stripe = StripeConfig::from_env(&env)?;
     let admin_token = config::admin_token(&env)?;
     let tick = config::billing_tick(&env)?;
+    let pages = PagesConfig::from_env(&env)?;
     let notifier: Arc<dyn Notifier> = Arc::new(LoggingNotifier);
     let mut assembly = Assembly::open(&args.state, supabase.as_ref(), &env, Arc::new(SystemClock))
         .await?
@@ -70,6 +74,25 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if admin_token.is_none() {
         tracing::warn!("ADMIN_TOKEN is not set: admin routes answer 503");
     }
+    let public_url = pages
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://localhost:{}", args.listen.port()));
+    let billing_pages = match &pages.link_secret {
+        Some(secret) => Some(
+            BillingPages::new(
+                assembly.billing.clone(),
+                assembly.plane.directory.clone(),
+                BillingLinks::new(secret.clone())?,
+                &public_url,
+            )
+            .stripe(assembly.stripe.clone()),
+        ),
+        None => {
+            tracing::warn!("BILLING_LINK_SECRET is not set: tenants' billing pages are off");
+            None
+        }
+    };
     let migrations = MigrationAdmin::new(&assembly);
     let state = AppState::builder(
         assembly.plane.directory.clone(),
@@ -80,6 +103,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     .verifier(verifier)
     .notifier(notifier)
     .admin_token(admin_token)
+    .secure_cookie(pages.secure_cookie())
+    .billing_pages(billing_pages)
     .tick_interval(tick)
     .build();
     let shutdown = telemetry::shutdown_signal();
@@ -91,7 +116,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 args.listen
             )
         })?;
-    tracing::info!(address = %listener.local_addr()?, provider = assembly.databases.provider, "listening");
+    tracing::info!(address = %listener.local_addr()?, provider = assembly.databases.provider, admin = %format!("{public_url}/admin"), "listening");
     server::serve(listener, state, shutdown).await?;
     Ok(())
 }

@@ -11,6 +11,11 @@
 //! | `DELETE /api/admin/migrations/{version}` | withdraws the latest migration while no tenant has it |
 //! | `GET /api/admin/tenants/{id}` | a tenant record |
 //! | `GET /api/admin/tenants/{id}/billing` | a tenant's billing state |
+//! | `GET /api/admin/billing-links/{id}` | a fresh signed link to the tenant's billing page |
+//! | `GET /admin` | the operator's page: the rollout, the fleet with onboarding, schema and billing |
+//! | `GET /admin/login`, `POST /admin/login` | sign-in with the admin token (an HttpOnly, SameSite=Strict cookie) |
+//! | `POST /admin/rollout/…` | the page's rollout actions (preview, start, halt, resume, roll back, withdraw) |
+//! | `GET /billing/{tenant}?expires=…&sig=…` | the tenant's billing page; `POST …/checkout`, `…/portal` |
 //!
 //! Admin routes answer 401 without `Authorization: Bearer <ADMIN_TOKEN>`, and 503 when
 //! `ADMIN_TOKEN` is unset. Every error, the framework's rejections included, is JSON
@@ -26,6 +31,10 @@ mod workers;
 use std::future::Future;
 
 use axum::Router;
+use stripe_billing::pages::{billing_link_router, billing_pages_router};
+use tenancy_core::http::pages::{
+    self, admin_login_router, admin_pages_router, require_admin_session,
+};
 use tenancy_core::http::{json_errors, require_admin_token, signup_router, tenant_router};
 use tokio::net::TcpListener;
 
@@ -36,15 +45,33 @@ pub use tenancy_core::http::ApiError;
 /// The service's routes over `state`: the libraries' routers, mounted where the
 /// service wants them, with the admin ones behind the admin-token layer.
 pub fn router(state: AppState) -> Router {
-    let admin = Router::new()
+    let mut admin = Router::new()
         .nest("/migrations", tenant_migrate::http::rollout_router())
         .merge(tenant_router())
-        .merge(stripe_billing::http::billing_router())
+        .merge(stripe_billing::http::billing_router());
+    let signed_in = admin_pages_router()
+        .nest("/rollout", tenant_migrate::pages::rollout_pages_router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            require_admin_token::<AppState>,
+            require_admin_session::<AppState>,
         ));
+    let billing_pages = match state.billing_pages() {
+        Some(billing) => {
+            admin = admin.nest_service(
+                "/billing-links",
+                billing_link_router().with_state(billing.clone()),
+            );
+            billing_pages_router().with_state(billing.clone())
+        }
+        None => Router::new().fallback(billing_pages_off),
+    };
+    let admin = admin.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        require_admin_token::<AppState>,
+    ));
     Router::new()
+        .nest("/admin", signed_in.merge(admin_login_router()))
+        .nest_service("/billing", billing_pages)
         .nest("/api", signup_router())
         .nest(
             "/api/webhooks/stripe",
@@ -53,6 +80,14 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/admin", admin)
         .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+async fn billing_pages_off() -> axum::response::Response {
+    pages::error_page(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "Billing pages off",
+        "Billing pages are off on this service: set BILLING_LINK_SECRET to turn them on.",
+    )
 }
 
 /// Serves `state` on `listener` with its background tasks (onboarding resumption,

@@ -12,6 +12,8 @@ use tokio_util::task::TaskTracker;
 
 use axum::extract::FromRef;
 use stripe_billing::http::WebhookRoutes;
+use stripe_billing::pages::{BillingPages, BillingSection};
+use tenancy_core::http::pages::{AdminPage, AdminSessions};
 use tenancy_core::http::{AdminToken, TenantRoutes};
 use tenant_migrate::http::RolloutRoutes;
 
@@ -30,6 +32,8 @@ struct Inner {
     billing: BillingProcessor,
     verifier: Option<WebhookVerifier>,
     admin_token: Option<SecretString>,
+    admin_sessions: AdminSessions,
+    billing_pages: Option<BillingPages>,
     notifier: Arc<dyn Notifier>,
     clock: Arc<dyn Clock>,
     migrations: MigrationAdmin,
@@ -58,6 +62,8 @@ pub struct AppStateBuilder {
     migrations: MigrationAdmin,
     verifier: Option<WebhookVerifier>,
     admin_token: Option<SecretString>,
+    secure_cookie: bool,
+    billing_pages: Option<BillingPages>,
     notifier: Arc<dyn Notifier>,
     clock: Arc<dyn Clock>,
     tick_interval: Duration,
@@ -81,6 +87,19 @@ impl AppStateBuilder {
     /// Guards the admin routes with `token` (without one, they answer 503).
     pub fn admin_token(mut self, token: Option<SecretString>) -> Self {
         self.admin_token = token;
+        self
+    }
+
+    /// Marks the admin sign-in cookie `Secure` (default `true`).
+    pub fn secure_cookie(mut self, secure: bool) -> Self {
+        self.secure_cookie = secure;
+        self
+    }
+
+    /// Serves tenants' billing pages with `pages` (without them, `/billing`
+    /// answers 503).
+    pub fn billing_pages(mut self, pages: Option<BillingPages>) -> Self {
+        self.billing_pages = pages;
         self
     }
 
@@ -117,6 +136,9 @@ impl AppStateBuilder {
 
     /// The state.
     pub fn build(self) -> AppState {
+        let admin_sessions = AdminSessions::new(self.admin_token.clone())
+            .secure_cookie(self.secure_cookie)
+            .with_clock(self.clock.clone());
         AppState {
             inner: Arc::new(Inner {
                 directory: self.directory,
@@ -125,6 +147,8 @@ impl AppStateBuilder {
                 billing: self.billing,
                 verifier: self.verifier,
                 admin_token: self.admin_token,
+                admin_sessions,
+                billing_pages: self.billing_pages,
                 notifier: self.notifier,
                 clock: self.clock,
                 migrations: self.migrations,
@@ -153,6 +177,8 @@ impl AppState {
             migrations,
             verifier: None,
             admin_token: None,
+            secure_cookie: true,
+            billing_pages: None,
             notifier: Arc::new(LoggingNotifier),
             clock: Arc::new(SystemClock),
             tick_interval: Duration::from_secs(60),
@@ -184,6 +210,11 @@ impl AppState {
     /// The admin token, when configured.
     pub fn admin_token(&self) -> Option<&SecretString> {
         self.inner.admin_token.as_ref()
+    }
+
+    /// The tenants' billing pages, when configured.
+    pub fn billing_pages(&self) -> Option<&BillingPages> {
+        self.inner.billing_pages.as_ref()
     }
 
     /// The notifier.
@@ -290,5 +321,21 @@ impl FromRef<AppState> for RolloutRoutes {
 impl FromRef<AppState> for AdminToken {
     fn from_ref(state: &AppState) -> Self {
         AdminToken::new(state.admin_token().cloned())
+    }
+}
+
+impl FromRef<AppState> for AdminSessions {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.admin_sessions.clone()
+    }
+}
+
+impl FromRef<AppState> for AdminPage {
+    fn from_ref(state: &AppState) -> Self {
+        AdminPage::new(state.directory().clone())
+            .section(Arc::new(tenant_migrate::pages::RolloutSection::new(
+                RolloutRoutes::from_ref(state),
+            )))
+            .section(Arc::new(BillingSection::new(state.billing().clone())))
     }
 }

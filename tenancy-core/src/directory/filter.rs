@@ -4,9 +4,9 @@ use crate::{Tenant, TenantId};
 
 /// Which tenants [`TenantDirectory::list`](super::TenantDirectory::list) returns.
 ///
-/// An empty filter matches every tenant. Ids and tags narrow it: a tenant matches
-/// when its id is among `ids` (if any are given) and it has at least one of `tags`
-/// (if any are given).
+/// An empty filter matches every tenant. Ids, tags and states narrow it: a tenant
+/// matches when its id is among `ids` (if any are given), it has at least one of
+/// `tags` (if any are given) and its state is one of `statuses` (if any are given).
 ///
 /// ```
 /// use tenancy_core::{TenantFilter, TenantId};
@@ -19,6 +19,7 @@ use crate::{Tenant, TenantId};
 pub struct TenantFilter {
     ids: BTreeSet<TenantId>,
     tags: BTreeSet<String>,
+    statuses: BTreeSet<String>,
     after: Option<TenantId>,
     limit: Option<u32>,
 }
@@ -39,6 +40,19 @@ impl TenantFilter {
     pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
         self.tags.insert(tag.into());
         self
+    }
+
+    /// Keeps only tenants in this state, by its name (`ready`, `failed`, …; see
+    /// [`TenantStatus::name`](crate::TenantStatus::name)); call again to accept any
+    /// of several.
+    pub fn with_status(mut self, status: impl Into<String>) -> Self {
+        self.statuses.insert(status.into());
+        self
+    }
+
+    /// The state names to keep (empty: any).
+    pub fn statuses(&self) -> &BTreeSet<String> {
+        &self.statuses
     }
 
     /// Starts after this id (keyset paging).
@@ -76,10 +90,11 @@ impl TenantFilter {
     /// Whether `tenant` matches (ignoring paging).
     pub fn matches(&self, tenant: &Tenant) -> bool {
         self.accepts(&tenant.id, &tenant.tags)
+            && (self.statuses.is_empty() || self.statuses.contains(tenant.status.name()))
     }
 
-    /// Whether a tenant with this id and these tags matches (ignoring paging), for
-    /// lists of tenants that are not whole [`Tenant`] records.
+    /// Whether a tenant with this id and these tags matches (ignoring paging and
+    /// states), for lists of tenants that are not whole [`Tenant`] records.
     pub fn accepts(&self, id: &TenantId, tags: &BTreeSet<String>) -> bool {
         (self.ids.is_empty() || self.ids.contains(id))
             && (self.tags.is_empty() || !self.tags.is_disjoint(tags))

@@ -97,6 +97,7 @@ const SQL: DirectorySql = DirectorySql {
            WHERE ($1::text IS NULL OR id > $1) \
              AND ($2::jsonb = '[]'::jsonb OR id IN (SELECT jsonb_array_elements_text($2::jsonb))) \
              AND ($3::jsonb = '[]'::jsonb OR tags && ARRAY(SELECT jsonb_array_elements_text($3::jsonb))) \
+             AND ($5::jsonb = '[]'::jsonb OR status IN (SELECT jsonb_array_elements_text($5::jsonb))) \
            ORDER BY id LIMIT $4",
 };
 

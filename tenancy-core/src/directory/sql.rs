@@ -25,7 +25,8 @@ pub(crate) struct DirectorySql {
     pub(crate) insert: &'static str,
     /// The 14 columns, `$12` the revision the caller had.
     pub(crate) update: &'static str,
-    /// `$1` after id, `$2` ids (JSON), `$3` tags (JSON), `$4` limit (NULL: none).
+    /// `$1` after id, `$2` ids (JSON), `$3` tags (JSON), `$4` limit (NULL: none),
+    /// `$5` state names (JSON).
     pub(crate) list: &'static str,
 }
 
@@ -175,6 +176,7 @@ where
             .bind(json_list(filter.ids().iter().map(TenantId::as_str)))
             .bind(json_list(filter.tags().iter().map(String::as_str)))
             .bind(filter.page_limit().map(i64::from))
+            .bind(json_list(filter.statuses().iter().map(String::as_str)))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(read).collect()

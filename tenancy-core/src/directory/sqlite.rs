@@ -98,6 +98,7 @@ const SQL: DirectorySql = DirectorySql {
              AND ($2 = '[]' OR id IN (SELECT value FROM json_each($2))) \
              AND ($3 = '[]' OR EXISTS (SELECT 1 FROM json_each(tenancy_tenants.tags) t \
                                        WHERE t.value IN (SELECT value FROM json_each($3)))) \
+             AND ($5 = '[]' OR status IN (SELECT value FROM json_each($5))) \
            ORDER BY id LIMIT COALESCE($4, -1)",
 };
 

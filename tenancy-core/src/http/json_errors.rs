@@ -13,6 +13,7 @@ const MESSAGE_LIMIT: usize = 4 * 1024;
 /// extractors reject (malformed JSON, a missing field, a wrong content type, a bad
 /// query string, a body over the limit, a wrong method) and routes that do not
 /// exist answer `{"error": "…"}` with their status, as the routers' own errors do.
+/// HTML error pages (the admin and billing pages') are left as they are.
 /// Add it to the whole service with `axum::middleware::from_fn(json_errors)`.
 ///
 /// ```
@@ -28,12 +29,13 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
+    // JSON is already the shape; an HTML page is an error page meant for a person.
+    let keep = response
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || keep {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -43,6 +43,8 @@
 mod admin_token;
 mod api_error;
 mod json_errors;
+#[cfg(feature = "pages")]
+pub mod pages;
 mod tenant_routes;
 
 pub use admin_token::{require_admin_token, AdminToken};

@@ -1,13 +1,17 @@
 //! One running service per test: the real HTTP server on an ephemeral port, a
 //! PostgreSQL control plane in a throw-away database, one PostgreSQL database per
-//! tenant (unique prefix, dropped at the end), and a manual clock.
+//! tenant (unique prefix, dropped at the end), and a manual clock; [`browser`] drives
+//! headless Chromium for tests of server-rendered pages.
 #![allow(dead_code, unreachable_pub)]
+
+pub mod browser;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use stripe_billing::{StripeClient, WebhookVerifier};
+use stripe_billing::pages::BillingPages;
+use stripe_billing::{BillingLinks, StripeClient, WebhookVerifier};
 use tenancy_core::testing::{server_url, TestDatabase};
 use tenancy_core::{
     Clock, DatabaseProvisioner, DatabaseUrl, LocalAdminUserCreator, ManualClock,
@@ -23,6 +27,7 @@ use tokio::task::JoinHandle;
 pub const WEBHOOK_SECRET: &str = "whsec_e2e_secret";
 pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
 pub const STRIPE_KEY: &str = "sk_test_e2e_key";
+pub const LINK_SECRET: &str = "e2e-billing-link-secret-0123456789abcdef";
 
 pub struct Service {
     pub base: String,
@@ -90,6 +95,18 @@ impl Service {
             .clock(Arc::new(clock.clone()))
             .build()
             .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Browsers keep the admin's `Secure` cookie over plain HTTP on `localhost` only.
+        let base = format!("http://localhost:{port}");
+        let billing_pages = BillingPages::new(
+            assembly.billing.clone(),
+            assembly.plane.directory.clone(),
+            BillingLinks::new(LINK_SECRET.into()).unwrap(),
+            &base,
+        )
+        .stripe(assembly.stripe.clone())
+        .with_clock(Arc::new(clock.clone()));
         let state = AppState::builder(
             assembly.plane.directory.clone(),
             assembly.onboarding.clone(),
@@ -98,13 +115,12 @@ impl Service {
         )
         .verifier(Some(verifier))
         .admin_token(admin_token.map(Into::into))
+        .billing_pages(Some(billing_pages))
         .clock(Arc::new(clock.clone()))
         .notifier(Arc::new(notifier.clone()))
         .tick_interval(Duration::from_millis(100))
         .onboarding_retry(RetryPolicy::default().with_initial_delay(Duration::from_millis(20)))
         .build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, state, async move {
             let _ = stopped.await;

@@ -296,6 +296,62 @@ pub trait RolloutStore: Send + Sync + fmt::Debug {
         limit: u32,
     ) -> Result<Vec<(u32, TenantRecord)>, RolloutError>;
 
+    /// The rows of `tenants` in a rollout, in rollout order, each with its
+    /// position; tenants the rollout does not list are left out. Meant for a page
+    /// of tenants (a few hundred ids).
+    ///
+    /// The SQL stores answer with one query on the primary key; the default walks
+    /// every row with [`tenants`](Self::tenants), so a store of its own should
+    /// answer it directly.
+    async fn tenant_rows(
+        &self,
+        rollout_id: i64,
+        tenants: &[TenantId],
+    ) -> Result<Vec<(u32, TenantRecord)>, RolloutError> {
+        let wanted: std::collections::HashSet<&TenantId> = tenants.iter().collect();
+        let mut found = Vec::new();
+        let mut after = None;
+        while found.len() < wanted.len() {
+            let page = self.tenants(rollout_id, after, 1000).await?;
+            let Some((position, _)) = page.last() else {
+                break;
+            };
+            after = Some(*position);
+            found.extend(
+                page.into_iter()
+                    .filter(|(_, row)| wanted.contains(&row.tenant_id)),
+            );
+        }
+        Ok(found)
+    }
+
+    /// The first `limit` tenants of a rollout in `state`, in rollout order, each
+    /// with its position (the failed tenants a page lists, say).
+    ///
+    /// The SQL stores answer with one indexed query; the default walks every row
+    /// with [`tenants`](Self::tenants), so a store of its own should answer it
+    /// directly.
+    async fn tenants_in_state(
+        &self,
+        rollout_id: i64,
+        state: TenantState,
+        limit: u32,
+    ) -> Result<Vec<(u32, TenantRecord)>, RolloutError> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut found = Vec::new();
+        let mut after = None;
+        while found.len() < limit {
+            let page = self.tenants(rollout_id, after, 1000).await?;
+            let Some((position, _)) = page.last() else {
+                break;
+            };
+            after = Some(*position);
+            found.extend(page.into_iter().filter(|(_, row)| row.state == state));
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
     /// Numbers of tenants per current version (`None`: unknown or empty).
     async fn version_counts(
         &self,

@@ -25,6 +25,8 @@ pub(crate) struct Dialect {
     skip_locked: &'static str,
     /// How `resume` locks the rollout row.
     for_update: &'static str,
+    /// The strings of a JSON array parameter as a one-column subquery.
+    json_texts: fn(&str) -> String,
 }
 
 /// PostgreSQL: `TIMESTAMPTZ` columns, row locks that other runners skip.
@@ -38,6 +40,7 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     any: |expression| format!("bool_or({expression})"),
     skip_locked: "FOR UPDATE SKIP LOCKED",
     for_update: "FOR UPDATE",
+    json_texts: |param| format!("SELECT jsonb_array_elements_text({param}::jsonb)"),
 };
 
 /// SQLite: Unix milliseconds in `INTEGER` columns; a claim holds the database's
@@ -52,6 +55,7 @@ pub(crate) const SQLITE: Dialect = Dialect {
     any: |expression| format!("max({expression})"),
     skip_locked: "",
     for_update: "",
+    json_texts: |param| format!("SELECT value FROM json_each({param})"),
 };
 
 /// Every statement of a store, built once from its dialect.
@@ -71,6 +75,8 @@ pub(crate) struct Statements {
     pub(crate) renew: String,
     pub(crate) progress: String,
     pub(crate) tenants: String,
+    pub(crate) tenant_rows: String,
+    pub(crate) tenants_in_state: String,
     pub(crate) version_counts: &'static str,
     pub(crate) rollback_floor: String,
     pub(crate) last_position: String,
@@ -84,6 +90,18 @@ pub(crate) static POSTGRES_STATEMENTS: LazyLock<Statements> =
 pub(crate) static SQLITE_STATEMENTS: LazyLock<Statements> =
     LazyLock::new(|| Statements::new(SQLITE));
 
+/// The columns a [`TenantRow`](super::rows::TenantRow) is read from.
+fn tenant_columns(d: &Dialect) -> String {
+    format!(
+        "{}, tenant_id, {}, status, {}, from_version, to_version, error, {}, {}",
+        (d.int8)("position"),
+        (d.int8)("wave"),
+        (d.int8)("attempts"),
+        (d.millis)("started_at"),
+        (d.millis)("finished_at")
+    )
+}
+
 /// The columns a [`RecordRow`](super::rows::RecordRow) is read from.
 fn record_columns(d: &Dialect) -> String {
     format!(
@@ -96,6 +114,7 @@ fn record_columns(d: &Dialect) -> String {
 impl Statements {
     fn new(d: Dialect) -> Self {
         let columns = record_columns(&d);
+        let tenant_columns = tenant_columns(&d);
         let now = d.now;
         Self {
             record: format!("SELECT {columns} FROM tenancy_rollouts WHERE id = $1"),
@@ -146,15 +165,22 @@ impl Statements {
                 (d.millis)("max(finished_at)")
             ),
             tenants: format!(
-                "SELECT {}, tenant_id, {}, status, {}, from_version, to_version, error, {}, {}
-                   FROM tenancy_rollout_tenants
+                "SELECT {tenant_columns} FROM tenancy_rollout_tenants
                   WHERE rollout_id = $1 AND position > $2
-                  ORDER BY position LIMIT $3",
-                (d.int8)("position"),
-                (d.int8)("wave"),
-                (d.int8)("attempts"),
-                (d.millis)("started_at"),
-                (d.millis)("finished_at")
+                  ORDER BY position LIMIT $3"
+            ),
+            // `$2`: a JSON array of tenant ids; each is a primary-key look-up.
+            tenant_rows: format!(
+                "SELECT {tenant_columns} FROM tenancy_rollout_tenants
+                  WHERE rollout_id = $1 AND tenant_id IN ({})
+                  ORDER BY position",
+                (d.json_texts)("$2")
+            ),
+            // Walks the claim index (rollout, status, wave, position).
+            tenants_in_state: format!(
+                "SELECT {tenant_columns} FROM tenancy_rollout_tenants
+                  WHERE rollout_id = $1 AND status = $2
+                  ORDER BY position LIMIT $3"
             ),
             version_counts: "SELECT COALESCE(to_version, from_version) AS version, count(*)
                                FROM tenancy_rollout_tenants WHERE rollout_id = $1

@@ -19,7 +19,7 @@ use super::rows::{
 use super::sql::{claim_status, Statements};
 use super::{
     ClaimRequest, ClaimedTenant, RolloutError, RolloutKey, RolloutPlan, RolloutRecord,
-    RolloutStatus, RolloutStore, Strategy, TenantOutcome, TenantRecord, WaveProgress,
+    RolloutStatus, RolloutStore, Strategy, TenantOutcome, TenantRecord, TenantState, WaveProgress,
 };
 use crate::SchemaVersion;
 
@@ -316,6 +316,39 @@ where
         let rows: Vec<TenantRow> = sqlx::query_as(&D::statements().tenants)
             .bind(rollout_id)
             .bind(after.map_or(-1, i64::from))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(tenant_from_row).collect()
+    }
+
+    async fn tenant_rows(
+        &self,
+        rollout_id: i64,
+        tenants: &[TenantId],
+    ) -> Result<Vec<(u32, TenantRecord)>, RolloutError> {
+        if tenants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = tenants.iter().map(TenantId::as_str).collect();
+        let ids = serde_json::to_string(&ids).map_err(RolloutError::store)?;
+        let rows: Vec<TenantRow> = sqlx::query_as(&D::statements().tenant_rows)
+            .bind(rollout_id)
+            .bind(ids.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(tenant_from_row).collect()
+    }
+
+    async fn tenants_in_state(
+        &self,
+        rollout_id: i64,
+        state: TenantState,
+        limit: u32,
+    ) -> Result<Vec<(u32, TenantRecord)>, RolloutError> {
+        let rows: Vec<TenantRow> = sqlx::query_as(&D::statements().tenants_in_state)
+            .bind(rollout_id)
+            .bind(state.as_str())
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
