@@ -115,6 +115,15 @@ pub enum MigrateError {
         #[source]
         source: Box<sqlx::Error>,
     },
+    /// Reading the schema catalog (for a fingerprint) failed.
+    #[error("could not read the schema of database {database}: {source}; check that the role may read the catalog (pg_catalog, sqlite_schema), then retry")]
+    Catalog {
+        /// The database name.
+        database: String,
+        /// The driver's error.
+        #[source]
+        source: Box<sqlx::Error>,
+    },
 }
 
 /// SQLSTATE classes and codes after which the same work may pass later.

@@ -71,6 +71,7 @@ mod catalog;
 mod connection;
 mod engine;
 mod error;
+pub mod fingerprint;
 mod history;
 #[cfg(feature = "axum")]
 pub mod http;

@@ -55,6 +55,11 @@ impl PgSessionState {
             lock_key: None,
         }
     }
+
+    /// The database's name, for messages.
+    pub(crate) fn database_name(&self) -> &str {
+        self.database.as_deref().unwrap_or("(current)")
+    }
 }
 
 impl<'c> PgBackend<'c> {

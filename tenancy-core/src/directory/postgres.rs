@@ -94,7 +94,7 @@ const SQL: DirectorySql = DirectorySql {
     list: "SELECT id, name, admin_email, status, status_detail, database_url, pooled_url, \
            external_ref, to_json(tags)::text AS tags, created_at, updated_at, revision, \
            provisioning_notes, ready_notified_at FROM tenancy_tenants \
-           WHERE ($1::text IS NULL OR id > $1) \
+           WHERE id > $1 \
              AND ($2::jsonb = '[]'::jsonb OR id IN (SELECT jsonb_array_elements_text($2::jsonb))) \
              AND ($3::jsonb = '[]'::jsonb OR tags && ARRAY(SELECT jsonb_array_elements_text($3::jsonb))) \
              AND ($5::jsonb = '[]'::jsonb OR status IN (SELECT jsonb_array_elements_text($5::jsonb))) \

@@ -25,7 +25,7 @@ pub(crate) struct DirectorySql {
     pub(crate) insert: &'static str,
     /// The 14 columns, `$12` the revision the caller had.
     pub(crate) update: &'static str,
-    /// `$1` after id, `$2` ids (JSON), `$3` tags (JSON), `$4` limit (NULL: none),
+    /// `$1` after id (`''` for the first page), `$2` ids (JSON), `$3` tags (JSON), `$4` limit (NULL: none),
     /// `$5` state names (JSON).
     pub(crate) list: &'static str,
 }
@@ -172,7 +172,8 @@ where
 
     async fn list(&self, filter: &TenantFilter) -> Result<Vec<Tenant>, DirectoryError> {
         let rows = sqlx::query(D::SQL.list)
-            .bind(filter.after_id().map(TenantId::as_str))
+            // `id > ''` holds for every id and lets the engine range-scan the key.
+            .bind(filter.after_id().map_or("", TenantId::as_str))
             .bind(json_list(filter.ids().iter().map(TenantId::as_str)))
             .bind(json_list(filter.tags().iter().map(String::as_str)))
             .bind(filter.page_limit().map(i64::from))

@@ -94,7 +94,7 @@ const SQL: DirectorySql = DirectorySql {
     list: "SELECT id, name, admin_email, status, status_detail, database_url, pooled_url, \
            external_ref, tags, created_at, updated_at, revision, provisioning_notes, \
            ready_notified_at FROM tenancy_tenants \
-           WHERE ($1 IS NULL OR id > $1) \
+           WHERE id > $1 \
              AND ($2 = '[]' OR id IN (SELECT value FROM json_each($2))) \
              AND ($3 = '[]' OR EXISTS (SELECT 1 FROM json_each(tenancy_tenants.tags) t \
                                        WHERE t.value IN (SELECT value FROM json_each($3)))) \
