@@ -137,7 +137,8 @@ fn instance_size(plan: &str) -> Result<InstanceSize, ConfigError> {
 pub struct StripeConfig {
     /// `STRIPE_WEBHOOK_SECRET`, comma-separated while a secret is rolled.
     pub webhook_secrets: Vec<SecretString>,
-    /// `STRIPE_SECRET_KEY` (optional: only Checkout and re-reading subscriptions need it).
+    /// `STRIPE_SECRET_KEY` (optional: only Checkout, re-reading subscriptions and
+    /// reconciliation with Stripe's events need it).
     pub secret_key: Option<SecretString>,
     /// `STRIPE_API_URL`: the Stripe API's base URL (default `https://api.stripe.com`).
     pub api_url: Option<String>,
@@ -258,6 +259,23 @@ pub fn billing_tick(env: &impl Env) -> Result<Duration, ConfigError> {
     }
 }
 
+/// `STRIPE_RECONCILE_SECONDS`: how often billing is reconciled with Stripe's events
+/// (default 3600), when `STRIPE_SECRET_KEY` is set.
+pub fn reconcile_interval(env: &impl Env) -> Result<Duration, ConfigError> {
+    match env.var("STRIPE_RECONCILE_SECONDS") {
+        None => Ok(Duration::from_secs(3600)),
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+            _ => Err(ConfigError::Invalid {
+                var: "STRIPE_RECONCILE_SECONDS",
+                reason: format!(
+                    "`{raw}` is not a positive whole number of seconds; leave it unset for hourly"
+                ),
+            }),
+        },
+    }
+}
+
 fn check_http_url(var: &'static str, raw: &str) -> Result<(), ConfigError> {
     if raw.starts_with("http://") || raw.starts_with("https://") {
         Ok(())
@@ -369,5 +387,24 @@ mod tests {
             Duration::from_secs(5)
         );
         assert!(billing_tick(&[("BILLING_TICK_SECONDS", "0")]).is_err());
+    }
+
+    #[test]
+    fn the_reconciliation_interval_defaults_to_an_hour() {
+        assert_eq!(
+            reconcile_interval(&[("A", "b")]).unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            reconcile_interval(&[("STRIPE_RECONCILE_SECONDS", "600")]).unwrap(),
+            Duration::from_secs(600)
+        );
+        for bad in ["0", "-5", "hourly"] {
+            let error = reconcile_interval(&[("STRIPE_RECONCILE_SECONDS", bad)]).unwrap_err();
+            assert!(
+                error.to_string().contains("STRIPE_RECONCILE_SECONDS"),
+                "{error}"
+            );
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! HTTP routes for a host's axum service (feature `axum`): the Stripe webhook and its
-//! set-up check, and a tenant's billing state for the admin, as composable
-//! [`Router`]s over state the host owns ([`FromRef`]).
+//! set-up check, a tenant's billing state and reconciliation with Stripe for the
+//! admin, as composable [`Router`]s over state the host owns ([`FromRef`]).
 //!
 //! # Example: a host that wants only Stripe webhooks
 //!
@@ -95,26 +95,30 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tenancy_core::http::{rfc3339, ApiError};
 use tenancy_core::{Clock, SystemClock, TenantId};
 
 use crate::{
     BillingPhase, BillingProcessor, EventType, Module, ProcessError, ProcessOutcome,
-    WebhookVerifier,
+    ReconcileError, ReconcileReport, Reconciler, TenantReconciliation, WebhookVerifier,
 };
 
 /// The largest webhook body accepted (Stripe's events are far smaller).
 pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
 
-/// The state of [`webhook_router`] and [`billing_router`].
+/// The largest reconciliation request body accepted (`{"tenant": "…"}`).
+const MAX_RECONCILE_BODY: usize = 4 * 1024;
+
+/// The state of [`webhook_router`], [`billing_router`] and [`reconcile_router`].
 #[derive(Clone)]
 pub struct WebhookRoutes {
     processor: BillingProcessor,
     verifier: Option<WebhookVerifier>,
+    reconciler: Option<Reconciler>,
     clock: Arc<dyn Clock>,
     on_applied: Option<Arc<dyn Fn() + Send + Sync>>,
 }
@@ -124,6 +128,7 @@ impl fmt::Debug for WebhookRoutes {
         f.debug_struct("WebhookRoutes")
             .field("processor", &self.processor)
             .field("verifier", &self.verifier.is_some())
+            .field("reconciler", &self.reconciler.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -135,9 +140,17 @@ impl WebhookRoutes {
         Self {
             processor,
             verifier,
+            reconciler: None,
             clock: Arc::new(SystemClock),
             on_applied: None,
         }
+    }
+
+    /// Reconciles with Stripe through `reconciler` on [`reconcile_router`]'s route
+    /// (without one, it answers 503).
+    pub fn with_reconciler(mut self, reconciler: Reconciler) -> Self {
+        self.reconciler = Some(reconciler);
+        self
     }
 
     /// Uses `clock` for parking times (default the system clock).
@@ -146,8 +159,8 @@ impl WebhookRoutes {
         self
     }
 
-    /// Calls `wake` after an event changed a tenant, e.g. to wake the task that
-    /// carries out the effects queued in the outbox.
+    /// Calls `wake` after an event (or a reconciliation) changed a tenant, e.g. to
+    /// wake the task that carries out the effects queued in the outbox.
     pub fn on_applied(mut self, wake: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_applied = Some(Arc::new(wake));
         self
@@ -156,6 +169,12 @@ impl WebhookRoutes {
     /// The processor.
     pub fn processor(&self) -> &BillingProcessor {
         &self.processor
+    }
+
+    fn wake(&self) {
+        if let Some(wake) = &self.on_applied {
+            wake();
+        }
     }
 }
 
@@ -224,6 +243,100 @@ where
     WebhookRoutes: FromRef<S>,
 {
     Router::new().route("/tenants/{id}/billing", get(billing::<S>))
+}
+
+/// The body of the reconciliation route: a tenant to check against its Stripe
+/// subscription, or nothing for the fleet's missed events.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ReconcileRequest {
+    /// The tenant to reconcile.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+/// `POST /billing/reconcile` → 200 [`ReconcileReport`]
+/// (`{"events_seen", "events_applied", "duplicates", "tenants_reconciled"}`).
+///
+/// Without a body (or with `{}`), applies the events Stripe created since the
+/// reconciliation cursor (or in the last 30 days, Stripe's retention) that were
+/// not processed ([`Reconciler::reconcile`]). With `{"tenant": "id"}`, checks that
+/// tenant against its Stripe subscription and moves it to match
+/// ([`Reconciler::reconcile_tenant`]). 400 for a bad body or tenant id, 404 when the
+/// tenant has no billing state, 502 when Stripe cannot be read (what was applied
+/// stays applied; run it again), 503 without a reconciler. An admin route: mount it
+/// behind the host's admin guard.
+pub fn reconcile_router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    WebhookRoutes: FromRef<S>,
+{
+    Router::new().route(
+        "/billing/reconcile",
+        post(reconcile::<S>).layer(DefaultBodyLimit::max(MAX_RECONCILE_BODY)),
+    )
+}
+
+async fn reconcile<S>(
+    State(state): State<S>,
+    body: Bytes,
+) -> Result<Json<ReconcileReport>, ApiError>
+where
+    WebhookRoutes: FromRef<S>,
+{
+    let routes = WebhookRoutes::from_ref(&state);
+    let Some(reconciler) = &routes.reconciler else {
+        return Err(ApiError::unavailable(
+            "reconciliation is off: it reads Stripe's API, so configure a Stripe secret key (STRIPE_SECRET_KEY)",
+        ));
+    };
+    let request: ReconcileRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReconcileRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::bad_request(format_args!(
+                "the body is not {{\"tenant\": \"id\"}}: {error}; send it empty to reconcile the whole fleet"
+            ))
+        })?
+    };
+    let report = match request.tenant {
+        Some(tenant) => {
+            let tenant_id = TenantId::try_from(tenant.as_str()).map_err(ApiError::bad_request)?;
+            let outcome = reconciler
+                .reconcile_tenant(&tenant_id)
+                .await
+                .map_err(reconcile_error)?;
+            let mut report = ReconcileReport::default();
+            if matches!(outcome, TenantReconciliation::Moved { .. }) {
+                report.tenants_reconciled = 1;
+            }
+            report
+        }
+        None => match reconciler.reconcile(None).await {
+            Ok(report) => report,
+            Err(error) => {
+                // Events applied before the failure may have queued effects.
+                routes.wake();
+                return Err(reconcile_error(error));
+            }
+        },
+    };
+    if report.changed_anything() {
+        routes.wake();
+    }
+    Ok(Json(report))
+}
+
+fn reconcile_error(error: ReconcileError) -> ApiError {
+    match error {
+        error @ ReconcileError::NoBillingState(_) => ApiError::not_found(error),
+        error @ ReconcileError::Stripe { .. } => {
+            tracing::warn!(%error, "reconciliation stopped");
+            ApiError::new(StatusCode::BAD_GATEWAY, error.to_string())
+        }
+        error => ApiError::internal(error),
+    }
 }
 
 async fn receive<S>(

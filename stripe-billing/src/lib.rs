@@ -24,17 +24,29 @@
 //!   parks an event that arrives before its tenant is known ([`ParkedEvent`], in the
 //!   same store) and applies it when the tenant appears; an event leaves the parking
 //!   only in the transaction that applies it, or after [`PARKING_LIMIT`].
+//! - **Reconciliation**: [`Reconciler`] heals what missed webhooks left behind (an
+//!   endpoint down for more than Stripe's three days of retries, a secret rotated
+//!   without the endpoint, a handler that failed). [`reconcile`](Reconciler::reconcile)
+//!   reads Stripe's events list back (the handled types, from a stored
+//!   [`ReconcileCursor`] or 30 days back, [`EVENT_RETENTION`] being as long as Stripe
+//!   keeps events) and applies the events not processed yet, oldest first, through
+//!   the webhooks' own path; [`reconcile_tenant`](Reconciler::reconcile_tenant) moves
+//!   a tenant whose state disagrees with its Stripe subscription through the state
+//!   machine, with an [`Effect::Reconciled`]. It reads Stripe through the
+//!   [`StripeEvents`] trait, so it needs no HTTP client of its own.
 //! - **Billing links**: [`BillingLinks`] signs and checks expiring links (HMAC-SHA256)
 //!   that take a tenant to its billing page without a login.
-//! - **HTTP** (feature `axum`): `http::webhook_router` and `http::billing_router`, over
-//!   state the host owns; a host that wants only webhooks mounts the first.
+//! - **HTTP** (feature `axum`): `http::webhook_router`, `http::billing_router` and
+//!   `http::reconcile_router`, over state the host owns; a host that wants only
+//!   webhooks mounts the first.
 //! - **API client** (feature `client`, on by default): `StripeClient` creates
 //!   customers, Checkout sessions (answered with the same [`CheckoutSession`] type the
 //!   events carry) and billing-portal sessions, reads subscriptions and customers, and
 //!   cancels at period end; errors are `StripeError` with Stripe's `ApiError`, told apart
 //!   by predicates (`is_retryable`, `is_timeout`, `is_rate_limited`, `is_connect`,
 //!   `status`, `retry_after`) as supabase-mgmt's are. It also serves as the
-//!   processor's [`SubscriptionSource`]. A host that only receives webhooks turns it
+//!   processor's [`SubscriptionSource`] and the reconciler's [`StripeEvents`] (the
+//!   events list, an event, a customer's subscriptions). A host that only receives webhooks turns it
 //!   off (`default-features = false`) and does without `reqwest`.
 //!
 //! # Example: a webhook handler
@@ -87,12 +99,12 @@
 //! | `client` | `StripeClient`, the Stripe API client (customers, Checkout, billing portal, subscriptions), with `reqwest` | yes |
 //! | `sqlite` | `SqliteBillingStore`, billing state in SQLite | no |
 //! | `postgres` | `PostgresBillingStore`, billing state in PostgreSQL | no |
-//! | `axum` | `http`: the webhook route, its set-up check and a tenant's billing view as axum routers | no |
+//! | `axum` | `http`: the webhook route, its set-up check, a tenant's billing view and reconciliation as axum routers | no |
 //! | `pages` | `pages`: the tenant's billing page (plans, Checkout, portal) behind signed links, and the admin page's billing column | no |
 //! | `testing` | `testing`: Stripe's example objects as signed webhook events, for tests | no |
 //!
-//! Webhook verification, events, the lifecycle, plans, the processor and the in-memory
-//! store need no feature. A host that wants only Stripe webhooks depends on
+//! Webhook verification, events, the lifecycle, plans, the processor, reconciliation
+//! and the in-memory store need no feature. A host that wants only Stripe webhooks depends on
 //! `stripe-billing = { version = "0.1", default-features = false, features = ["axum", "sqlite"] }`
 //! (see `http`).
 #![warn(clippy::unwrap_used, clippy::expect_used)]
@@ -103,6 +115,7 @@ mod event;
 mod lifecycle;
 mod plans;
 mod processor;
+mod reconcile;
 mod webhook;
 
 pub use billing_link::{
@@ -131,8 +144,12 @@ pub use processor::SqliteBillingStore;
 pub use processor::{BillingEngine, SqlBillingStore};
 pub use processor::{
     BillingProcessor, BillingStore, MemoryBillingStore, ParkedEvent, PendingEffect, ProcessError,
-    ProcessOutcome, ReplayReport, StateChange, StateUpdate, StoreError, SubscriptionSource,
-    TickOutcome, TickReport, Transacted, PARKING_LIMIT,
+    ProcessOutcome, ReconcileCursor, ReplayReport, StateChange, StateUpdate, StoreError,
+    SubscriptionSource, TickOutcome, TickReport, Transacted, PARKING_LIMIT,
+};
+pub use reconcile::{
+    EventSummary, ListEvents, ReconcileError, ReconcileReport, Reconciler, StripeEvents,
+    TenantReconciliation, EVENT_RETENTION, MAX_PAGE_LIMIT,
 };
 pub use webhook::{
     sign, HeaderError, SignatureHeader, WebhookError, WebhookVerifier, WebhookVerifierBuilder,

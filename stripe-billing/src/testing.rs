@@ -135,3 +135,73 @@ pub fn signed(event: &Value, secret: &str, timestamp: i64) -> (Vec<u8>, String) 
     let header = sign(&body, &SecretString::from(secret), timestamp);
     (body, header)
 }
+
+/// Stripe's list object over `data`, as list endpoints answer at `url`
+/// (`{"object": "list", "data": […], "has_more": …, "url": "/v1/events"}`).
+pub fn list(url: &str, data: Vec<Value>, has_more: bool) -> Value {
+    json!({ "object": "list", "data": data, "has_more": has_more, "url": url })
+}
+
+/// Stripe's answer to `GET /v1/events` with the (decoded) query parameters `query`,
+/// over a log of `events` (Stripe's event objects, such as [`event`] makes, in the
+/// order they happened): those of the `types[]` asked for (all without one), created
+/// at or after `created[gte]`, newest first, after the `starting_after` event, at most
+/// `limit` and at most `page_size` of them, so that a stand-in can make small pages.
+///
+/// ```
+/// use stripe_billing::testing::{event, events_page, subscription};
+///
+/// let sub = subscription("sub_1", "cus_1", "active", "price_1", Some("acme"));
+/// let log: Vec<_> = (0..3).map(|n| event("customer.subscription.updated", sub.clone(), 1_767_225_600 + n)).collect();
+/// let query = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+///     pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+/// };
+/// let first = events_page(&log, &query(&[("limit", "100")]), 2);
+/// assert_eq!(first["data"][0]["id"], log[2]["id"]); // newest first
+/// assert_eq!(first["has_more"], true);
+/// let last = log[1]["id"].as_str().unwrap_or_default();
+/// let second = events_page(&log, &query(&[("limit", "100"), ("starting_after", last)]), 2);
+/// assert_eq!(second["data"].as_array().map(Vec::len), Some(1));
+/// assert_eq!(second["has_more"], false);
+/// ```
+pub fn events_page(events: &[Value], query: &[(String, String)], page_size: usize) -> Value {
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let types: Vec<&str> = query
+        .iter()
+        .filter(|(key, _)| key == "types[]")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    let since = param("created[gte]")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(i64::MIN);
+    let limit = param("limit")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(10)
+        .min(page_size.max(1));
+    let mut newest_first: Vec<(usize, &Value)> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["created"].as_i64().unwrap_or(i64::MIN) >= since)
+        .filter(|(_, e)| {
+            types.is_empty() || types.contains(&e["type"].as_str().unwrap_or_default())
+        })
+        .collect();
+    newest_first.sort_by_key(|(position, e)| {
+        std::cmp::Reverse((e["created"].as_i64().unwrap_or(i64::MIN), *position))
+    });
+    let start = match param("starting_after") {
+        Some(after) => newest_first
+            .iter()
+            .position(|(_, e)| e["id"] == after)
+            .map_or(newest_first.len(), |at| at + 1),
+        None => 0,
+    };
+    let rest = newest_first.get(start..).unwrap_or_default();
+    let page: Vec<Value> = rest.iter().take(limit).map(|(_, e)| (*e).clone()).collect();
+    list("/v1/events", page, rest.len() > limit)
+}

@@ -521,6 +521,23 @@ impl BillingStore for Flaky {
     async fn ack_effects(&self, ids: &[i64]) -> Result<(), StoreError> {
         self.inner.ack_effects(ids).await
     }
+    async fn processed_events(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.inner.processed_events(ids).await
+    }
+    async fn reconcile_cursor(
+        &self,
+    ) -> Result<Option<stripe_billing::ReconcileCursor>, StoreError> {
+        self.inner.reconcile_cursor().await
+    }
+    async fn save_reconcile_cursor(
+        &self,
+        cursor: &stripe_billing::ReconcileCursor,
+    ) -> Result<(), StoreError> {
+        self.inner.save_reconcile_cursor(cursor).await
+    }
 }
 
 /// The raw body of `event`, as the webhook route receives it.

@@ -1,7 +1,9 @@
 //! `server --listen ADDR --state URL`: the HTTP service of a database-per-tenant SaaS.
 //!
 //! Environment: `STRIPE_WEBHOOK_SECRET` (comma-separated while rolling a secret),
-//! `STRIPE_SECRET_KEY` (optional), `ADMIN_TOKEN` (admin routes answer 503 without it),
+//! `STRIPE_SECRET_KEY` (optional; with it, missed webhooks are read back from Stripe
+//! at start and every `STRIPE_RECONCILE_SECONDS`, default 3600), `ADMIN_TOKEN`
+//! (admin routes answer 503 without it),
 //! `BILLING_TICK_SECONDS` (default 60), `PUBLIC_URL` (where tenants reach the
 //! service; default `http://localhost:PORT`), `BILLING_LINK_SECRET` (signs links to
 //! tenants' billing pages; the pages are off without it), and the `SUPABASE_*` variables to provision
@@ -13,7 +15,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use stripe_billing::pages::BillingPages;
-use stripe_billing::{BillingLinks, StripeClient, WebhookVerifier};
+use stripe_billing::{BillingLinks, Reconciler, StripeClient, WebhookVerifier};
 use tenancy_core::{LoggingNotifier, Notifier, SystemClock};
 use tenancy_examples::assembly::Assembly;
 use tenancy_examples::config::{self, PagesConfig, ProcessEnv, StripeConfig, SupabaseConfig};
@@ -55,6 +57,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let stripe = StripeConfig::from_env(&env)?;
     let admin_token = config::admin_token(&env)?;
     let tick = config::billing_tick(&env)?;
+    let reconcile_every = config::reconcile_interval(&env)?;
     let pages = PagesConfig::from_env(&env)?;
     let notifier: Arc<dyn Notifier> = Arc::new(LoggingNotifier);
     let mut assembly = Assembly::open(&args.state, supabase.as_ref(), &env, Arc::new(SystemClock))
@@ -66,6 +69,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             client = client.base_url(url.clone());
         }
         assembly = assembly.with_stripe(client.build()?);
+    }
+    let reconciler = assembly
+        .stripe
+        .clone()
+        .map(|client| Reconciler::new(assembly.billing.clone(), Arc::new(client)));
+    if reconciler.is_none() {
+        tracing::warn!(
+            "STRIPE_SECRET_KEY is not set: missed webhooks are not read back from Stripe"
+        );
     }
     let verifier = build_verifier(&stripe)?;
     if verifier.is_none() {
@@ -101,6 +113,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         migrations,
     )
     .verifier(verifier)
+    .reconciler(reconciler)
+    .reconcile_interval(reconcile_every)
     .notifier(notifier)
     .admin_token(admin_token)
     .secure_cookie(pages.secure_cookie())

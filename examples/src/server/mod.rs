@@ -12,6 +12,7 @@
 //! | `GET /api/admin/tenants/{id}` | a tenant record |
 //! | `GET /api/admin/tenants/{id}/billing` | a tenant's billing state |
 //! | `GET /api/admin/billing-links/{id}` | a fresh signed link to the tenant's billing page |
+//! | `POST /api/admin/billing/reconcile` | applies missed Stripe events (or checks one tenant against its subscription) |
 //! | `GET /admin` | the operator's page: the rollout, the fleet with onboarding, schema and billing |
 //! | `GET /admin/login`, `POST /admin/login` | sign-in with the admin token (an HttpOnly, SameSite=Strict cookie) |
 //! | `POST /admin/rollout/…` | the page's rollout actions (preview, start, halt, resume, roll back, withdraw) |
@@ -20,7 +21,8 @@
 //! Admin routes answer 401 without `Authorization: Bearer <ADMIN_TOKEN>`, and 503 when
 //! `ADMIN_TOKEN` is unset. Every error, the framework's rejections included, is JSON
 //! (`tenancy_core::http::json_errors`). Signup, tenant look-up and the admin-token layer come from
-//! `tenancy_core::http`; the webhook and the billing view from `stripe_billing::http`;
+//! `tenancy_core::http`; the webhook, the billing view and reconciliation from
+//! `stripe_billing::http`;
 //! the rollout routes from `tenant_migrate::http`. This module adds the state and the
 //! background tasks.
 
@@ -48,7 +50,8 @@ pub fn router(state: AppState) -> Router {
     let mut admin = Router::new()
         .nest("/migrations", tenant_migrate::http::rollout_router())
         .merge(tenant_router())
-        .merge(stripe_billing::http::billing_router());
+        .merge(stripe_billing::http::billing_router())
+        .merge(stripe_billing::http::reconcile_router());
     let signed_in = admin_pages_router()
         .nest("/rollout", tenant_migrate::pages::rollout_pages_router())
         .route_layer(axum::middleware::from_fn_with_state(
@@ -91,8 +94,9 @@ async fn billing_pages_off() -> axum::response::Response {
 }
 
 /// Serves `state` on `listener` with its background tasks (onboarding resumption,
-/// billing clock, effect delivery) until `shutdown` resolves; then lets in-flight
-/// requests finish and stops the background tasks, leaving resumable state.
+/// billing clock, reconciliation with Stripe, effect delivery) until `shutdown`
+/// resolves; then lets in-flight requests finish and stops the background tasks,
+/// leaving resumable state.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,

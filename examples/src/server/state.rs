@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stripe_billing::{BillingProcessor, WebhookVerifier};
+use stripe_billing::{BillingProcessor, Reconciler, WebhookVerifier};
 use tenancy_core::{
     Clock, LoggingNotifier, Notifier, Onboarding, RetryPolicy, SecretString, SystemClock,
     TenantDirectory, TenantId,
@@ -31,6 +31,8 @@ struct Inner {
     onboarding_retry: RetryPolicy,
     billing: BillingProcessor,
     verifier: Option<WebhookVerifier>,
+    reconciler: Option<Reconciler>,
+    reconcile_interval: Duration,
     admin_token: Option<SecretString>,
     admin_sessions: AdminSessions,
     billing_pages: Option<BillingPages>,
@@ -48,6 +50,7 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("webhooks", &self.inner.verifier.is_some())
+            .field("reconciliation", &self.inner.reconciler.is_some())
             .field("admin", &self.inner.admin_token.is_some())
             .finish_non_exhaustive()
     }
@@ -61,6 +64,8 @@ pub struct AppStateBuilder {
     billing: BillingProcessor,
     migrations: MigrationAdmin,
     verifier: Option<WebhookVerifier>,
+    reconciler: Option<Reconciler>,
+    reconcile_interval: Duration,
     admin_token: Option<SecretString>,
     secure_cookie: bool,
     billing_pages: Option<BillingPages>,
@@ -81,6 +86,21 @@ impl AppStateBuilder {
     /// Verifies webhooks with `verifier` (without one, the webhook route answers 503).
     pub fn verifier(mut self, verifier: Option<WebhookVerifier>) -> Self {
         self.verifier = verifier;
+        self
+    }
+
+    /// Reconciles billing with Stripe through `reconciler`: at start, every
+    /// [`reconcile_interval`](Self::reconcile_interval), and on
+    /// `POST /api/admin/billing/reconcile` (without one, that route answers 503 and
+    /// nothing runs on a schedule).
+    pub fn reconciler(mut self, reconciler: Option<Reconciler>) -> Self {
+        self.reconciler = reconciler;
+        self
+    }
+
+    /// Reconciles with Stripe every `interval` (default one hour).
+    pub fn reconcile_interval(mut self, interval: Duration) -> Self {
+        self.reconcile_interval = interval;
         self
     }
 
@@ -146,6 +166,8 @@ impl AppStateBuilder {
                 onboarding_retry: self.onboarding_retry,
                 billing: self.billing,
                 verifier: self.verifier,
+                reconciler: self.reconciler,
+                reconcile_interval: self.reconcile_interval,
                 admin_token: self.admin_token,
                 admin_sessions,
                 billing_pages: self.billing_pages,
@@ -176,6 +198,8 @@ impl AppState {
             billing,
             migrations,
             verifier: None,
+            reconciler: None,
+            reconcile_interval: Duration::from_secs(3600),
             admin_token: None,
             secure_cookie: true,
             billing_pages: None,
@@ -205,6 +229,16 @@ impl AppState {
     /// The webhook verifier, when a secret is configured.
     pub fn verifier(&self) -> Option<&WebhookVerifier> {
         self.inner.verifier.as_ref()
+    }
+
+    /// The reconciler, when a Stripe secret key is configured.
+    pub fn reconciler(&self) -> Option<&Reconciler> {
+        self.inner.reconciler.as_ref()
+    }
+
+    /// How often billing is reconciled with Stripe.
+    pub fn reconcile_interval(&self) -> Duration {
+        self.inner.reconcile_interval
     }
 
     /// The admin token, when configured.
@@ -290,9 +324,13 @@ impl FromRef<AppState> for TenantRoutes {
 impl FromRef<AppState> for WebhookRoutes {
     fn from_ref(state: &AppState) -> Self {
         let waker = state.clone();
-        WebhookRoutes::new(state.billing().clone(), state.verifier().cloned())
+        let routes = WebhookRoutes::new(state.billing().clone(), state.verifier().cloned())
             .with_clock(state.clock().clone())
-            .on_applied(move || waker.wake_effects())
+            .on_applied(move || waker.wake_effects());
+        match state.reconciler() {
+            Some(reconciler) => routes.with_reconciler(reconciler.clone()),
+            None => routes,
+        }
     }
 }
 

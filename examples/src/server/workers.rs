@@ -1,4 +1,5 @@
-//! Background tasks: onboarding resumption, the billing clock, effect delivery.
+//! Background tasks: onboarding resumption, the billing clock, reconciliation with
+//! Stripe, effect delivery.
 
 use std::time::Duration;
 
@@ -26,6 +27,9 @@ pub(super) fn start(state: AppState) -> Workers {
     tasks.spawn(resume_onboarding(state.clone()));
     tasks.spawn(resume_rollout(state.clone()));
     tasks.spawn(billing_clock(state.clone()));
+    if state.reconciler().is_some() {
+        tasks.spawn(reconcile_loop(state.clone()));
+    }
     tasks.spawn(deliver_effects_loop(state.clone()));
     Workers { state }
 }
@@ -141,6 +145,43 @@ async fn billing_clock(state: AppState) {
     }
 }
 
+/// Reads missed webhooks back from Stripe's events: at start (the endpoint may have
+/// been down while the service was), then on a schedule. A run stopped by shutdown
+/// or a failure resumes from its cursor on the next one.
+async fn reconcile_loop(state: AppState) {
+    let Some(reconciler) = state.reconciler().cloned() else {
+        return;
+    };
+    let mut interval = tokio::time::interval(state.reconcile_interval());
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = state.shutdown_token().cancelled() => return,
+        }
+        let result = tokio::select! {
+            result = reconciler.reconcile(None) => result,
+            () = state.shutdown_token().cancelled() => {
+                tracing::info!("reconciliation stopped by shutdown; it resumes from its cursor");
+                return;
+            }
+        };
+        match result {
+            Ok(report) => {
+                if report.changed_anything() {
+                    tracing::info!(?report, "reconciliation applied missed Stripe events");
+                    state.wake_effects();
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "reconciliation with Stripe failed; it resumes from its cursor on the next run");
+                // What was applied before the failure waits in the outbox.
+                state.wake_effects();
+            }
+        }
+    }
+}
+
 async fn deliver_effects_loop(state: AppState) {
     loop {
         deliver_effects(&state).await;
@@ -152,8 +193,9 @@ async fn deliver_effects_loop(state: AppState) {
     }
 }
 
-/// Carries out queued billing effects: notices go to the notifier; module changes are
-/// logged (the modules themselves are derived from the billing state on each request).
+/// Carries out queued billing effects: notices go to the notifier; module changes and
+/// reconciliations are logged (the modules themselves are derived from the billing
+/// state on each request).
 pub(super) async fn deliver_effects(state: &AppState) {
     loop {
         let store = state.billing().store();
@@ -175,6 +217,19 @@ pub(super) async fn deliver_effects(state: &AppState) {
                         tracing::warn!(tenant = %item.tenant_id, %error, "notice not delivered; will retry");
                         continue;
                     }
+                }
+                Effect::Reconciled {
+                    from,
+                    to,
+                    stripe_status,
+                } => {
+                    tracing::info!(
+                        tenant = %item.tenant_id,
+                        from = from.name(),
+                        to = to.name(),
+                        %stripe_status,
+                        "billing state was out of line with Stripe and was reconciled: webhooks were missed"
+                    );
                 }
                 other => {
                     tracing::info!(tenant = %item.tenant_id, effect = ?other, "billing effect")

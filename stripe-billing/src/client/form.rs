@@ -1,5 +1,6 @@
-//! Request bodies in Stripe's form encoding: nested maps and lists flattened into
-//! bracketed keys (`line_items[0][price]`, `metadata[tenant_id]`), in a fixed order.
+//! Request bodies and query strings in Stripe's form encoding: nested maps and lists
+//! flattened into bracketed keys (`line_items[0][price]`, `metadata[tenant_id]`,
+//! `created[gte]`, `types[]`), in a fixed order.
 //!
 //! Written here rather than taken from a crate: `serde_urlencoded` does not nest, and
 //! `serde_qs` (1.x, form mode) percent-encodes the brackets (`line_items%5B0%5D…`).
@@ -20,6 +21,8 @@ pub(crate) enum FormValue {
     Map(Vec<(String, FormValue)>),
     /// Values sent as `name[0]=…`, `name[1]=…`.
     List(Vec<FormValue>),
+    /// Values sent as `name[]=…` repeated, as list filters are (`types[]`).
+    Repeated(Vec<FormValue>),
 }
 
 impl From<&str> for FormValue {
@@ -42,6 +45,12 @@ impl From<bool> for FormValue {
 
 impl From<u32> for FormValue {
     fn from(value: u32) -> Self {
+        Self::Scalar(value.to_string())
+    }
+}
+
+impl From<i64> for FormValue {
+    fn from(value: i64) -> Self {
         Self::Scalar(value.to_string())
     }
 }
@@ -82,7 +91,12 @@ impl Form {
         }
     }
 
-    /// The `application/x-www-form-urlencoded` body.
+    /// Whether there are no fields.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The `application/x-www-form-urlencoded` body (or query string).
     pub(crate) fn encode(&self) -> String {
         let mut leaves = Vec::new();
         for (name, value) in &self.fields {
@@ -110,6 +124,11 @@ fn collect_leaves(prefix: Vec<String>, value: &FormValue, out: &mut Vec<(Vec<Str
                 collect_leaves(child(&prefix, index.to_string()), inner, out);
             }
         }
+        FormValue::Repeated(items) => {
+            for inner in items {
+                collect_leaves(child(&prefix, String::new()), inner, out);
+            }
+        }
     }
 }
 
@@ -119,7 +138,8 @@ fn child(prefix: &[String], segment: String) -> Vec<String> {
     path
 }
 
-/// `first[second][third]`, each segment percent-encoded on its own.
+/// `first[second][third]`, each segment percent-encoded on its own; an empty segment
+/// is `[]`.
 fn encode_key(segments: &[String]) -> String {
     let mut key = String::new();
     for (position, segment) in segments.iter().enumerate() {
@@ -210,6 +230,33 @@ mod tests {
 
     #[test]
     fn an_empty_form_is_an_empty_body() {
+        assert!(Form::new().is_empty());
         assert_eq!(Form::new().encode(), "");
+    }
+
+    #[test]
+    fn repeated_values_share_an_empty_bracket() {
+        let query = Form::new()
+            .field("limit", 100u32)
+            .field(
+                "types",
+                FormValue::Repeated(vec![
+                    "invoice.paid".into(),
+                    "customer.subscription.updated".into(),
+                ]),
+            )
+            .field(
+                "created",
+                FormValue::Map(vec![("gte".into(), 1_767_225_600i64.into())]),
+            )
+            .field("types_none", FormValue::Repeated(Vec::new()))
+            .encode();
+        assert_eq!(
+            query,
+            "limit=100\
+             &types[]=invoice.paid\
+             &types[]=customer.subscription.updated\
+             &created[gte]=1767225600"
+        );
     }
 }

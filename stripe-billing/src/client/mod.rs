@@ -1,5 +1,6 @@
 //! A client of Stripe's API for subscriptions: customers, Checkout sessions in
-//! subscription mode, subscriptions and billing-portal sessions.
+//! subscription mode, subscriptions, billing-portal sessions, and the events list
+//! that reconciliation reads back.
 //!
 //! - Requests are form-encoded in Stripe's bracket syntax, authenticated with the
 //!   secret key as a bearer token, and pinned to a `Stripe-Version`.
@@ -44,6 +45,7 @@ mod builder;
 mod checkout;
 mod customers;
 mod error;
+mod events;
 mod form;
 mod idempotency;
 mod ids;

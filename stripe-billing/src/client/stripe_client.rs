@@ -90,6 +90,21 @@ impl StripeClient {
         .await
     }
 
+    /// `GET {path}?{query}` (a list endpoint's filters and paging, in Stripe's form
+    /// encoding), decoded as `T`.
+    pub(crate) async fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Form,
+        expected: &'static str,
+    ) -> Result<T, StripeError> {
+        if query.is_empty() {
+            return self.get(path, expected).await;
+        }
+        let path = format!("{path}?{}", query.encode());
+        self.get(&path, expected).await
+    }
+
     /// `POST {path}` with a form body and an idempotency key, decoded as `T`.
     pub(crate) async fn post<T: DeserializeOwned>(
         &self,

@@ -3,9 +3,9 @@
 use super::error::StripeError;
 use super::form::Form;
 use super::idempotency::IdempotencyKey;
-use super::ids::object_path;
+use super::ids::{check_id, object_path};
 use super::stripe_client::StripeClient;
-use crate::Subscription;
+use crate::{List, Subscription, MAX_PAGE_LIMIT};
 
 impl StripeClient {
     /// Reads a subscription (`GET /v1/subscriptions/{id}`): the truth to fall back on
@@ -16,6 +16,35 @@ impl StripeClient {
     ) -> Result<Subscription, StripeError> {
         let path = object_path("/v1/subscriptions", "subscription", subscription_id)?;
         self.get(&path, "subscription").await
+    }
+
+    /// Every subscription of a customer, whatever its status, in Stripe's order
+    /// (newest first; `GET /v1/subscriptions?customer=…&status=all&limit=100`, paged
+    /// with `starting_after` until `has_more` is unset). Cancelled subscriptions are included, which the
+    /// endpoint leaves out without `status=all`.
+    pub async fn list_customer_subscriptions(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<Subscription>, StripeError> {
+        check_id("customer", customer_id)?;
+        let mut subscriptions = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let query = Form::new()
+                .field("customer", customer_id)
+                .field("status", "all")
+                .field("limit", u32::from(MAX_PAGE_LIMIT))
+                .optional("starting_after", after.as_deref());
+            let page: List<Subscription> = self
+                .get_query("/v1/subscriptions", &query, "list of subscriptions")
+                .await?;
+            let last = page.data.last().map(|s| s.id.clone());
+            subscriptions.extend(page.data);
+            match last {
+                Some(last) if page.has_more => after = Some(last),
+                _ => return Ok(subscriptions),
+            }
+        }
     }
 
     /// Cancels a subscription at the end of its current period

@@ -16,6 +16,14 @@ pub struct List<T> {
     pub has_more: bool,
 }
 
+impl<T> List<T> {
+    /// A page of `data`, with `has_more` saying whether more items follow it
+    /// (for stand-ins of Stripe's list endpoints).
+    pub fn new(data: Vec<T>, has_more: bool) -> Self {
+        Self { data, has_more }
+    }
+}
+
 impl<T> Default for List<T> {
     fn default() -> Self {
         Self {

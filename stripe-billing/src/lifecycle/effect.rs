@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use tenancy_core::NotificationKind;
 use time::OffsetDateTime;
 
-use super::SuspendReason;
-use crate::{Module, PlanId};
+use super::{BillingPhase, SuspendReason};
+use crate::{Module, PlanId, SubscriptionStatus};
 
 /// What a tenant's admins should be told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,4 +68,16 @@ pub enum Effect {
     DisableModules(BTreeSet<Module>),
     /// Tell the tenant's admins.
     Notify(BillingNotice),
+    /// Reconciliation found the tenant's state out of line with Stripe's subscription
+    /// (webhooks were missed) and moved it through the state machine, from `from` to
+    /// `to`; the module and notice effects of the move come with it. Log or audit it:
+    /// it means events were lost on the way.
+    Reconciled {
+        /// The phase before.
+        from: BillingPhase,
+        /// The phase after.
+        to: BillingPhase,
+        /// The subscription's status at Stripe.
+        stripe_status: SubscriptionStatus,
+    },
 }

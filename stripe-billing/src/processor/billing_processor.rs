@@ -162,7 +162,7 @@ impl BillingProcessor {
                 }
                 let (state, started) = BillingState::start_trial(now, config);
                 effects.clone_from(&started);
-                Some(update(state, started, config))
+                Some(state_update(state, started, config))
             })
             .await?;
         Ok(effects)
@@ -251,7 +251,7 @@ impl BillingProcessor {
                             // Nothing to do, yet the tenant was due: the configuration moved
                             // its deadline. Store the new one so it leaves the due set.
                             outcome = None;
-                            return Some(update(state, Vec::new(), config));
+                            return Some(state_update(state, Vec::new(), config));
                         }
                         changed => changed,
                     },
@@ -330,7 +330,7 @@ fn apply(
     if &new_state == state && effects.is_empty() {
         return None;
     }
-    Some(update(new_state, effects, config))
+    Some(state_update(new_state, effects, config))
 }
 
 /// For a tenant without a state (no trial was started for it): starts a trial at
@@ -347,14 +347,19 @@ fn apply_to_new_tenant(
     let notices = effects
         .into_iter()
         .filter(|e| matches!(e, Effect::Notify(_)));
-    update(
+    state_update(
         new_state,
         enable.into_iter().chain(notices).collect(),
         config,
     )
 }
 
-fn update(state: BillingState, effects: Vec<Effect>, config: &LifecycleConfig) -> StateUpdate {
+/// The update that writes `state` with its next clock deadline and queues `effects`.
+pub(crate) fn state_update(
+    state: BillingState,
+    effects: Vec<Effect>,
+    config: &LifecycleConfig,
+) -> StateUpdate {
     let due_at = state.next_deadline(config);
     StateUpdate::new(state, due_at, effects)
 }

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
-use super::{BillingStore, ParkedEvent, PendingEffect, StateChange, StoreError, Transacted};
+use super::{
+    BillingStore, ParkedEvent, PendingEffect, ReconcileCursor, StateChange, StoreError, Transacted,
+};
 use crate::BillingState;
 
 #[derive(Debug, Default)]
@@ -15,6 +17,7 @@ struct Inner {
     parked: Vec<ParkedEvent>,
     outbox: Vec<PendingEffect>,
     next_effect_id: i64,
+    cursor: Option<ReconcileCursor>,
 }
 
 /// A [`BillingStore`] in memory, for tests and single-process demos. State is lost when it is dropped.
@@ -146,6 +149,31 @@ impl BillingStore for MemoryBillingStore {
         self.lock()
             .outbox
             .retain(|effect| !ids.contains(&effect.id));
+        Ok(())
+    }
+
+    async fn processed_events(&self, event_ids: &[String]) -> Result<HashSet<String>, StoreError> {
+        let inner = self.lock();
+        Ok(event_ids
+            .iter()
+            .filter(|id| inner.events.contains(id.as_str()))
+            .cloned()
+            .collect())
+    }
+
+    async fn reconcile_cursor(&self) -> Result<Option<ReconcileCursor>, StoreError> {
+        Ok(self.lock().cursor.clone())
+    }
+
+    async fn save_reconcile_cursor(&self, cursor: &ReconcileCursor) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner
+            .cursor
+            .as_ref()
+            .is_none_or(|stored| stored.created <= cursor.created)
+        {
+            inner.cursor = Some(cursor.clone());
+        }
         Ok(())
     }
 }

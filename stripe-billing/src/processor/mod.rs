@@ -12,6 +12,7 @@ mod sql_store;
 mod sqlite;
 mod store;
 
+pub(crate) use billing_processor::state_update;
 pub use billing_processor::{
     BillingProcessor, ProcessError, ProcessOutcome, TickOutcome, TickReport,
 };
@@ -25,5 +26,6 @@ pub use sql_store::{BillingEngine, SqlBillingStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBillingStore;
 pub use store::{
-    BillingStore, ParkedEvent, PendingEffect, StateChange, StateUpdate, StoreError, Transacted,
+    BillingStore, ParkedEvent, PendingEffect, ReconcileCursor, StateChange, StateUpdate,
+    StoreError, Transacted,
 };

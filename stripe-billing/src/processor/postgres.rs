@@ -9,8 +9,9 @@ use super::StoreError;
 /// The store's tables, step by step (see [`StoreSchema`]).
 const SCHEMA: StoreSchema = StoreSchema::new(
     "stripe_billing",
-    &[SchemaStep::Sql(
-        "
+    &[
+        SchemaStep::Sql(
+            "
             CREATE TABLE IF NOT EXISTS billing_tenants (
                 tenant_id   TEXT PRIMARY KEY,
                 customer_id TEXT,
@@ -41,11 +42,22 @@ const SCHEMA: StoreSchema = StoreSchema::new(
                 created_at TIMESTAMPTZ NOT NULL DEFAULT now()
             );
         ",
-    )],
+        ),
+        SchemaStep::Sql(
+            "
+            CREATE TABLE IF NOT EXISTS billing_reconcile_cursor (
+                name          TEXT PRIMARY KEY,
+                event_id      TEXT NOT NULL,
+                event_created BIGINT NOT NULL,
+                updated_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+            );
+        ",
+        ),
+    ],
 );
 
 /// A [`BillingStore`](crate::BillingStore) in PostgreSQL (tables `billing_tenants`, `billing_events`,
-/// `billing_parked_events`, `billing_effects`), safe for several host processes at once: concurrent deliveries
+/// `billing_parked_events`, `billing_effects`, `billing_reconcile_cursor`), safe for several host processes at once: concurrent deliveries
 /// of one event apply it once, and a tenant's changes are serialised by a
 /// transaction-scoped advisory lock.
 ///
@@ -88,6 +100,13 @@ const SQL: BillingSql = BillingSql {
     pending_effects: "SELECT id, tenant_id, effect::text AS effect FROM billing_effects ORDER BY id LIMIT $1",
     ack_effects: "DELETE FROM billing_effects \
         WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)",
+    processed_events: "SELECT event_id FROM billing_events \
+        WHERE event_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+    save_cursor: "INSERT INTO billing_reconcile_cursor (name, event_id, event_created, updated_at) \
+        VALUES ('events', $1, $2, to_timestamp($3)) \
+        ON CONFLICT (name) DO UPDATE SET event_id = excluded.event_id, \
+        event_created = excluded.event_created, updated_at = excluded.updated_at \
+        WHERE billing_reconcile_cursor.event_created <= excluded.event_created",
 };
 
 impl BillingEngine for Postgres {

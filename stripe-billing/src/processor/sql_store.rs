@@ -1,6 +1,7 @@
 //! The billing store over either SQL engine: the logic written once, each engine
 //! adding its statements and how it serialises a tenant's changes.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 
@@ -12,7 +13,9 @@ use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
 use super::store::codec;
-use super::{BillingStore, ParkedEvent, PendingEffect, StateChange, StoreError, Transacted};
+use super::{
+    BillingStore, ParkedEvent, PendingEffect, ReconcileCursor, StateChange, StoreError, Transacted,
+};
 use crate::BillingState;
 
 mod sealed {
@@ -34,6 +37,10 @@ pub(crate) struct BillingSql {
     pub(crate) pending_effects: &'static str,
     /// `$1` a JSON array of ids.
     pub(crate) ack_effects: &'static str,
+    /// `$1` a JSON array of event ids → `event_id` of those recorded.
+    pub(crate) processed_events: &'static str,
+    /// `$1` event id, `$2` its created time (unix), `$3` unix time; a newer stored cursor stays.
+    pub(crate) save_cursor: &'static str,
 }
 
 /// A SQL engine the billing store runs on: PostgreSQL or SQLite (sealed).
@@ -249,6 +256,38 @@ where
         let ids = serde_json::to_string(ids).map_err(|e| StoreError::Database(Box::new(e)))?;
         sqlx::query(D::SQL.ack_effects)
             .bind(ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn processed_events(&self, event_ids: &[String]) -> Result<HashSet<String>, StoreError> {
+        if event_ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let ids =
+            serde_json::to_string(event_ids).map_err(|e| StoreError::Database(Box::new(e)))?;
+        let rows = sqlx::query(D::SQL.processed_events)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("event_id")?))
+            .collect()
+    }
+
+    async fn reconcile_cursor(&self) -> Result<Option<ReconcileCursor>, StoreError> {
+        let row = sqlx::query(codec::READ_CURSOR)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| codec::cursor(&row)).transpose()
+    }
+
+    async fn save_reconcile_cursor(&self, cursor: &ReconcileCursor) -> Result<(), StoreError> {
+        sqlx::query(D::SQL.save_cursor)
+            .bind(cursor.event_id.as_str())
+            .bind(cursor.created.unix_timestamp())
+            .bind(OffsetDateTime::now_utc().unix_timestamp())
             .execute(&self.pool)
             .await?;
         Ok(())

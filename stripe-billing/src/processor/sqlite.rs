@@ -9,8 +9,9 @@ use super::StoreError;
 /// The store's tables, step by step (see [`StoreSchema`]).
 const SCHEMA: StoreSchema = StoreSchema::new(
     "stripe_billing",
-    &[SchemaStep::Sql(
-        "
+    &[
+        SchemaStep::Sql(
+            "
             CREATE TABLE IF NOT EXISTS billing_tenants (
                 tenant_id   TEXT PRIMARY KEY,
                 customer_id TEXT,
@@ -41,11 +42,23 @@ const SCHEMA: StoreSchema = StoreSchema::new(
                 created_at INTEGER NOT NULL
             );
         ",
-    )],
+        ),
+        SchemaStep::Sql(
+            "
+            CREATE TABLE IF NOT EXISTS billing_reconcile_cursor (
+                name          TEXT PRIMARY KEY,
+                event_id      TEXT NOT NULL,
+                event_created INTEGER NOT NULL,
+                updated_at    INTEGER NOT NULL
+            );
+        ",
+        ),
+    ],
 );
 
 /// A [`BillingStore`](crate::BillingStore) in SQLite (tables `billing_tenants`, `billing_events`,
-/// `billing_parked_events`, `billing_effects`), for a single host process.
+/// `billing_parked_events`, `billing_effects`, `billing_reconcile_cursor`), for a single
+/// host process.
 ///
 /// ```no_run
 /// use stripe_billing::SqliteBillingStore;
@@ -87,6 +100,13 @@ const SQL: BillingSql = BillingSql {
     insert_effect: "INSERT INTO billing_effects (tenant_id, effect, created_at) VALUES ($1, $2, $3)",
     pending_effects: "SELECT id, tenant_id, effect FROM billing_effects ORDER BY id LIMIT $1",
     ack_effects: "DELETE FROM billing_effects WHERE id IN (SELECT value FROM json_each($1))",
+    processed_events: "SELECT event_id FROM billing_events \
+        WHERE event_id IN (SELECT value FROM json_each($1))",
+    save_cursor: "INSERT INTO billing_reconcile_cursor (name, event_id, event_created, updated_at) \
+        VALUES ('events', $1, $2, $3) \
+        ON CONFLICT (name) DO UPDATE SET event_id = excluded.event_id, \
+        event_created = excluded.event_created, updated_at = excluded.updated_at \
+        WHERE billing_reconcile_cursor.event_created <= excluded.event_created",
 };
 
 impl BillingEngine for Sqlite {

@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -116,8 +117,30 @@ impl ParkedEvent {
     }
 }
 
-/// Where tenants' billing state, processed event ids, parked events and the effect
-/// outbox live.
+/// Where reconciliation stopped: the last event it applied from Stripe's event list,
+/// so that the next run (or a run after an interruption) starts there rather than 30
+/// days back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReconcileCursor {
+    /// The event's id (`evt_…`).
+    pub event_id: String,
+    /// When the event was created at Stripe (second resolution).
+    pub created: OffsetDateTime,
+}
+
+impl ReconcileCursor {
+    /// A cursor at `event_id`, created at `created`.
+    pub fn new(event_id: impl Into<String>, created: OffsetDateTime) -> Self {
+        Self {
+            event_id: event_id.into(),
+            created,
+        }
+    }
+}
+
+/// Where tenants' billing state, processed event ids, parked events, the effect
+/// outbox and the reconciliation cursor live.
 ///
 /// Implementations must make [`transact`](Self::transact) atomic and serialised per
 /// tenant: record the event id (a duplicate ends the call with nothing changed but
@@ -165,6 +188,16 @@ pub trait BillingStore: Send + Sync + fmt::Debug {
 
     /// Removes carried-out effects from the outbox.
     async fn ack_effects(&self, ids: &[i64]) -> Result<(), StoreError>;
+
+    /// Which of `event_ids` were processed (recorded by [`transact`](Self::transact)).
+    async fn processed_events(&self, event_ids: &[String]) -> Result<HashSet<String>, StoreError>;
+
+    /// Where reconciliation stopped, if it ever ran.
+    async fn reconcile_cursor(&self) -> Result<Option<ReconcileCursor>, StoreError>;
+
+    /// Moves the reconciliation cursor to `cursor`, unless the stored one is newer
+    /// (created later): two reconciliations running at once never move it back.
+    async fn save_reconcile_cursor(&self, cursor: &ReconcileCursor) -> Result<(), StoreError>;
 }
 
 /// Row encoding shared by the SQL stores.
@@ -258,6 +291,28 @@ pub(crate) mod codec {
         after.map_or((i64::MIN, ""), |p| {
             (p.parked_at.unix_timestamp(), p.event_id.as_str())
         })
+    }
+
+    /// The reconciliation cursor (`event_id`, `event_created` in unix seconds).
+    pub(crate) const READ_CURSOR: &str = "SELECT event_id, event_created \
+         FROM billing_reconcile_cursor WHERE name = 'events'";
+
+    /// A `billing_reconcile_cursor` row.
+    pub(crate) fn cursor<R: Row>(row: &R) -> Result<super::ReconcileCursor, StoreError>
+    where
+        for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+        for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+        &'static str: ColumnIndex<R>,
+    {
+        let event_id = text(row, "event_id")?;
+        let at: i64 = row.try_get("event_created")?;
+        let created = time::OffsetDateTime::from_unix_timestamp(at).map_err(|e| {
+            corrupt(
+                "(reconciliation cursor)",
+                format_args!("reconciliation cursor at {event_id}: {e}; delete the row of billing_reconcile_cursor to start again 30 days back"),
+            )
+        })?;
+        Ok(super::ReconcileCursor::new(event_id, created))
     }
 
     /// Removes a parked event (`$1` id).

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use stripe_billing::pages::BillingPages;
-use stripe_billing::{BillingLinks, StripeClient, WebhookVerifier};
+use stripe_billing::{BillingLinks, Reconciler, StripeClient, WebhookVerifier};
 use tenancy_core::testing::{server_url, TestDatabase};
 use tenancy_core::{
     Clock, DatabaseProvisioner, DatabaseUrl, LocalAdminUserCreator, ManualClock,
@@ -58,11 +58,35 @@ impl Service {
         .await
     }
 
+    /// Starts a service whose Stripe client points at the stand-in `stripe_api` and
+    /// which reconciles with it at start, every `every`, and on its admin route.
+    pub async fn start_reconciling(stripe_api: String, every: Duration) -> Self {
+        Self::start_full(Some(ADMIN_TOKEN), Some(stripe_api), Some(every), |local| {
+            TenantDatabases {
+                provisioner: Arc::new(local),
+                admins: Arc::new(LocalAdminUserCreator),
+                provider: "postgres",
+            }
+        })
+        .await
+    }
+
     /// Starts a service whose tenant databases come from `databases`, given the
     /// provisioner of local databases with this service's unique prefix.
     pub async fn start_on(
         admin_token: Option<&str>,
         stripe_api: Option<String>,
+        databases: impl FnOnce(PostgresServerProvisioner) -> TenantDatabases,
+    ) -> Self {
+        Self::start_full(admin_token, stripe_api, None, databases).await
+    }
+
+    /// Starts a service; with `reconcile_every` (and `stripe_api`), it reconciles
+    /// billing with the Stripe stand-in.
+    async fn start_full(
+        admin_token: Option<&str>,
+        stripe_api: Option<String>,
+        reconcile_every: Option<Duration>,
         databases: impl FnOnce(PostgresServerProvisioner) -> TenantDatabases,
     ) -> Self {
         let control_plane = TestDatabase::create_with_prefix("tk_e2e").await.unwrap();
@@ -107,6 +131,13 @@ impl Service {
         )
         .stripe(assembly.stripe.clone())
         .with_clock(Arc::new(clock.clone()));
+        let reconciler = match (&assembly.stripe, reconcile_every) {
+            (Some(client), Some(_)) => Some(
+                Reconciler::new(assembly.billing.clone(), Arc::new(client.clone()))
+                    .with_clock(Arc::new(clock.clone())),
+            ),
+            _ => None,
+        };
         let state = AppState::builder(
             assembly.plane.directory.clone(),
             assembly.onboarding.clone(),
@@ -114,6 +145,8 @@ impl Service {
             MigrationAdmin::new(&assembly),
         )
         .verifier(Some(verifier))
+        .reconciler(reconciler)
+        .reconcile_interval(reconcile_every.unwrap_or(Duration::from_secs(3600)))
         .admin_token(admin_token.map(Into::into))
         .billing_pages(Some(billing_pages))
         .clock(Arc::new(clock.clone()))
