@@ -103,17 +103,31 @@ impl TenantConnection {
         &mut self,
         scope: &SchemaScope,
     ) -> Result<Vec<SchemaObject>, MigrateError> {
-        match self {
+        let rows = match self {
             #[cfg(feature = "postgres")]
-            Self::Postgres { conn, state } => postgres::objects(conn, scope)
+            Self::Postgres { conn, state } => postgres::rows(conn, scope)
                 .await
-                .map_err(|source| catalog_error(state.database_name(), source)),
+                .map_err(|source| catalog_error(state.database_name(), source))?,
             #[cfg(feature = "sqlite")]
-            Self::Sqlite { conn, database } => sqlite::objects(conn, scope)
+            Self::Sqlite { conn, database } => sqlite::rows(conn, scope)
                 .await
-                .map_err(|source| catalog_error(database, source)),
-        }
+                .map_err(|source| catalog_error(database, source))?,
+        };
+        Ok(rows.into_iter().filter_map(object).collect())
     }
+}
+
+/// A catalog row as both engines answer it: kind, qualified name, definition.
+type CatalogRow = (String, String, Option<String>);
+
+/// The object of a row; a kind this release does not know is left out.
+fn object((kind, name, definition): CatalogRow) -> Option<SchemaObject> {
+    let kind = ObjectKind::parse(&kind)?;
+    Some(SchemaObject::new(
+        kind,
+        name,
+        definition.as_deref().unwrap_or(""),
+    ))
 }
 
 fn catalog_error(database: &str, source: sqlx::Error) -> MigrateError {

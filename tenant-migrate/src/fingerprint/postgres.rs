@@ -1,9 +1,8 @@
 //! The catalog of PostgreSQL, read in one query.
 
 use sqlx::postgres::PgConnection;
-use sqlx::Row;
 
-use super::{ObjectKind, SchemaObject, SchemaScope};
+use super::{CatalogRow, SchemaScope};
 
 /// Every object of the schemas in `$1` (JSON array), leaving out the tables in `$2`
 /// (JSON array) and what hangs off them: `(kind, name, definition)` rows.
@@ -54,29 +53,15 @@ SELECT 'enum', s.nspname || '.' || ty.typname, string_agg(e.enumlabel, ', ' ORDE
   GROUP BY s.nspname, ty.typname
 "#;
 
-/// The objects in `scope`, in one round trip.
-pub(super) async fn objects(
+/// The catalog rows of the objects in `scope`, in one round trip.
+pub(super) async fn rows(
     conn: &mut PgConnection,
     scope: &SchemaScope,
-) -> Result<Vec<SchemaObject>, sqlx::Error> {
+) -> Result<Vec<CatalogRow>, sqlx::Error> {
     let schemas = serde_json::to_string(scope.schema_names()).unwrap_or_else(|_| "[]".into());
-    let rows = sqlx::query(OBJECTS)
+    sqlx::query_as(OBJECTS)
         .bind(schemas)
         .bind(scope.ignored_json())
         .fetch_all(conn)
-        .await?;
-    let mut objects = Vec::with_capacity(rows.len());
-    for row in rows {
-        let kind: String = row.try_get("kind")?;
-        let Some(kind) = ObjectKind::parse(&kind) else {
-            continue;
-        };
-        let definition: Option<String> = row.try_get("definition")?;
-        objects.push(SchemaObject::new(
-            kind,
-            row.try_get("name")?,
-            definition.as_deref().unwrap_or(""),
-        ));
-    }
-    Ok(objects)
+        .await
 }

@@ -3,9 +3,8 @@
 //! compared; columns, foreign keys, indexes, views and triggers are.
 
 use sqlx::sqlite::SqliteConnection;
-use sqlx::Row;
 
-use super::{ObjectKind, SchemaObject, SchemaScope};
+use super::{CatalogRow, SchemaScope};
 
 /// `(kind, name, definition)` rows; `$1` the ignored tables (JSON array).
 const OBJECTS: &str = r#"
@@ -36,27 +35,13 @@ SELECT 'index', 'main.' || t.name || '(' || (SELECT group_concat(name, ', ') FRO
   FROM t JOIN pragma_index_list(t.name) l ON l.name LIKE 'sqlite_autoindex_%' WHERE t.type = 'table'
 "#;
 
-/// The objects of the database, in one round trip.
-pub(super) async fn objects(
+/// The catalog rows of the database's objects, in one round trip.
+pub(super) async fn rows(
     conn: &mut SqliteConnection,
     scope: &SchemaScope,
-) -> Result<Vec<SchemaObject>, sqlx::Error> {
-    let rows = sqlx::query(OBJECTS)
+) -> Result<Vec<CatalogRow>, sqlx::Error> {
+    sqlx::query_as(OBJECTS)
         .bind(scope.ignored_json())
         .fetch_all(conn)
-        .await?;
-    let mut objects = Vec::with_capacity(rows.len());
-    for row in rows {
-        let kind: String = row.try_get("kind")?;
-        let Some(kind) = ObjectKind::parse(&kind) else {
-            continue;
-        };
-        let definition: Option<String> = row.try_get("definition")?;
-        objects.push(SchemaObject::new(
-            kind,
-            row.try_get("name")?,
-            definition.as_deref().unwrap_or(""),
-        ));
-    }
-    Ok(objects)
+        .await
 }
