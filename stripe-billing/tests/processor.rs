@@ -17,24 +17,14 @@ use stripe_billing::{
     MemoryBillingStore, ParkedEvent, PostgresBillingStore, ProcessError, ProcessOutcome,
     SqliteBillingStore, StoreError, Subscription, SubscriptionSource, SuspendReason,
 };
-use tenancy_core::testing::TestDatabase;
+use tenancy_core::testing::{TempSqlite, TestDatabase};
 use tenancy_core::{BackendError, TenantId};
 
 /// A store and whatever keeps its database alive.
 struct Backend {
     store: Arc<dyn BillingStore>,
     database: Option<TestDatabase>,
-    file: Option<std::path::PathBuf>,
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        if let Some(file) = &self.file {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-            }
-        }
-    }
+    file: Option<TempSqlite>,
 }
 
 async fn memory() -> Backend {
@@ -46,15 +36,8 @@ async fn memory() -> Backend {
 }
 
 async fn sqlite() -> Backend {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let file = std::env::temp_dir().join(format!(
-        "stripe-billing-test-{}-{}.db",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let store = SqliteBillingStore::connect(&format!("sqlite://{}?mode=rwc", file.display()))
-        .await
-        .unwrap();
+    let file = TempSqlite::new();
+    let store = SqliteBillingStore::connect(&file.url()).await.unwrap();
     Backend {
         store: Arc::new(store),
         database: None,
@@ -936,7 +919,7 @@ async fn a_damaged_row_fails_cleanly_and_records_nothing(backend: Backend, raw: 
 #[tokio::test]
 async fn a_damaged_sqlite_row_fails_cleanly_and_records_nothing() {
     let backend = sqlite().await;
-    let url = format!("sqlite://{}", backend.file.as_ref().unwrap().display());
+    let url = backend.file.as_ref().unwrap().url();
     let raw = RawDatabase::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap());
     a_damaged_row_fails_cleanly_and_records_nothing(backend, raw).await;
 }

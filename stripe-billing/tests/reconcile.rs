@@ -23,7 +23,7 @@ use stripe_billing::{
     MemoryBillingStore, PostgresBillingStore, ReconcileCursor, ReconcileError, ReconcileReport,
     Reconciler, SqliteBillingStore, SubscriptionStatus, TenantReconciliation,
 };
-use tenancy_core::testing::TestDatabase;
+use tenancy_core::testing::{TempSqlite, TestDatabase};
 use tenancy_core::{ManualClock, RetryPolicy, TenantId};
 use tower::ServiceExt;
 use wiremock::matchers::{method, path, path_regex, query_param};
@@ -40,39 +40,23 @@ const PAGE: usize = 3;
 struct Backend {
     store: Arc<dyn BillingStore>,
     _database: Option<TestDatabase>,
-    file: Option<std::path::PathBuf>,
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        if let Some(file) = &self.file {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-            }
-        }
-    }
+    _file: Option<TempSqlite>,
 }
 
 fn memory() -> Backend {
     Backend {
         store: Arc::new(MemoryBillingStore::new()),
         _database: None,
-        file: None,
+        _file: None,
     }
 }
 
 async fn sqlite() -> Backend {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let file = std::env::temp_dir().join(format!(
-        "stripe-billing-reconcile-{}-{}.db",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let file = TempSqlite::new();
     Backend {
-        store: Arc::new(SqliteBillingStore::connect(&url).await.unwrap()),
+        store: Arc::new(SqliteBillingStore::connect(&file.url()).await.unwrap()),
         _database: None,
-        file: Some(file),
+        _file: Some(file),
     }
 }
 
@@ -86,7 +70,7 @@ async fn postgres() -> Backend {
     Backend {
         store: Arc::new(store),
         _database: Some(database),
-        file: None,
+        _file: None,
     }
 }
 
