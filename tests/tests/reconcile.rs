@@ -198,11 +198,13 @@ async fn the_server_reconciles_on_its_schedule() {
     )
     .await;
 
+    // The checkout alone makes the tenant active; the subscription events that
+    // follow it name the plan. Wait for the last of them, not the first.
     let path = format!("/api/admin/tenants/{id}/billing");
     let state = service
-        .wait_for(&path, |_, body| body["status"] == "active")
+        .wait_for(&path, |_, body| body["plan"] == "professional")
         .await;
-    assert_eq!(state["plan"], "professional");
+    assert_eq!(state["status"], "active", "{state}");
     service.stop().await;
 }
 
