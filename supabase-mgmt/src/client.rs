@@ -10,10 +10,10 @@ use url::Url;
 use crate::rate_limit::Pacer;
 use crate::transport::{sensitive_header, ApiRequest, Idempotency};
 use crate::{
-    ApiKey, AvailableRegions, Continent, CreateApiKeyRequest, CreateProjectRequest, DeletedProject,
+    ApiKey, AvailableRegions, Continent, CreateApiKeyRequest, CreateProjectRequest,
     ManagementError, Organization, OrganizationProject, OrganizationProjectsPage, Pacing,
-    Pagination, Project, ProjectQuery, RateLimitHeaders, RunQueryRequest, ServiceHealth,
-    ServiceName, SupavisorConfig,
+    Pagination, Project, ProjectChange, ProjectDeletion, ProjectQuery, ProjectStatus,
+    RateLimitHeaders, RunQueryRequest, ServiceHealth, ServiceName, SupavisorConfig,
 };
 
 /// How many pages of 100 [`ManagementClient::projects_named`] reads at most (a bound
@@ -412,32 +412,83 @@ impl ManagementClient {
             .await
     }
 
-    /// `DELETE /v1/projects/{ref}`.
+    /// `DELETE /v1/projects/{ref}`: deletes the project and everything in it.
+    ///
+    /// Idempotent: retried after timeouts and 5xx, and a project the API does not
+    /// know (HTTP 404, e.g. deleted by an earlier call whose answer was lost) is
+    /// [`ProjectDeletion::AlreadyGone`] rather than an error.
     pub async fn delete_project(
         &self,
         project_ref: &str,
-    ) -> Result<DeletedProject, ManagementError> {
+    ) -> Result<ProjectDeletion, ManagementError> {
         let url = self.project_url(project_ref, &[])?;
-        self.call(ApiRequest::new(
-            Method::DELETE,
-            url,
-            Idempotency::Idempotent,
-        ))
-        .await
+        let request = ApiRequest::new(Method::DELETE, url, Idempotency::Idempotent);
+        match self.call(request).await {
+            Ok(deleted) => Ok(ProjectDeletion::Deleted(deleted)),
+            Err(ManagementError::Api { status: 404, .. }) => {
+                tracing::info!(project_ref, "the project to delete is already gone");
+                Ok(ProjectDeletion::AlreadyGone)
+            }
+            Err(error) => Err(error),
+        }
     }
 
-    /// `POST /v1/projects/{ref}/pause`.
-    pub async fn pause_project(&self, project_ref: &str) -> Result<(), ManagementError> {
+    /// `POST /v1/projects/{ref}/pause`: starts pausing the project (`PAUSING`, then
+    /// `INACTIVE`; see [`wait_until_paused`](Self::wait_until_paused)).
+    ///
+    /// Pausing a project that is already paused or pausing is
+    /// [`ProjectChange::AlreadyUnderway`]: when the API refuses the pause (400, 409,
+    /// 422), the project's status is read, and only a status other than `INACTIVE` or
+    /// `PAUSING` returns the refusal. That also makes a retried pause safe.
+    pub async fn pause_project(&self, project_ref: &str) -> Result<ProjectChange, ManagementError> {
         let url = self.project_url(project_ref, &["pause"])?;
-        self.call_empty(ApiRequest::new(Method::POST, url, Idempotency::Once))
+        let request = ApiRequest::new(Method::POST, url, Idempotency::Idempotent);
+        self.change_status(project_ref, request, ProjectStatus::is_paused_or_pausing)
             .await
     }
 
-    /// `POST /v1/projects/{ref}/restore`: restores a paused project.
-    pub async fn restore_project(&self, project_ref: &str) -> Result<(), ManagementError> {
+    /// `POST /v1/projects/{ref}/restore` (no body): starts restoring a paused
+    /// project (`RESTORING`, `COMING_UP`, then `ACTIVE_HEALTHY`; see
+    /// [`wait_until_restored`](Self::wait_until_restored)).
+    ///
+    /// Restoring a project that is already up or restoring is
+    /// [`ProjectChange::AlreadyUnderway`], told apart as for
+    /// [`pause_project`](Self::pause_project).
+    pub async fn restore_project(
+        &self,
+        project_ref: &str,
+    ) -> Result<ProjectChange, ManagementError> {
         let url = self.project_url(project_ref, &["restore"])?;
-        self.call_empty(ApiRequest::new(Method::POST, url, Idempotency::Once))
+        let request = ApiRequest::new(Method::POST, url, Idempotency::Idempotent);
+        self.change_status(project_ref, request, ProjectStatus::is_up_or_restoring)
             .await
+    }
+
+    /// Sends a pause or restore; a refusal from a project already `underway` (as its
+    /// status then says) is [`ProjectChange::AlreadyUnderway`].
+    async fn change_status(
+        &self,
+        project_ref: &str,
+        request: ApiRequest,
+        underway: fn(&ProjectStatus) -> bool,
+    ) -> Result<ProjectChange, ManagementError> {
+        let refusal = match self.call_empty(request).await {
+            Ok(()) => return Ok(ProjectChange::Requested),
+            Err(
+                error @ ManagementError::Api {
+                    status: 400 | 409 | 422,
+                    ..
+                },
+            ) => error,
+            Err(error) => return Err(error),
+        };
+        let status = self.get_project(project_ref).await?.status;
+        if underway(&status) {
+            tracing::info!(project_ref, %status, "the project is already where it was asked to go");
+            Ok(ProjectChange::AlreadyUnderway(status))
+        } else {
+            Err(refusal)
+        }
     }
 
     /// `GET /v1/projects/{ref}/health?services=…`: the health of the given services

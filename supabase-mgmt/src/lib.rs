@@ -18,7 +18,12 @@
 //!   [`AvailableRegions`], … Enums mirroring the API are `#[non_exhaustive]` and keep
 //!   values they do not know (`Unknown(String)`, `ProjectStatus::Other(String)`).
 //! - **Readiness**: [`ManagementClient::wait_until_ready`] and
-//!   [`ManagementClient::wait_until_ready_with`] ([`WaitOptions`], [`ReadinessProgress`]).
+//!   [`ManagementClient::wait_until_ready_with`] ([`WaitOptions`], [`ReadinessProgress`]);
+//!   [`ManagementClient::wait_until_paused`] and [`ManagementClient::wait_until_restored`].
+//! - **Lifecycle**: [`ManagementClient::pause_project`] and
+//!   [`ManagementClient::restore_project`] answer a [`ProjectChange`] (a project already
+//!   paused, or already up, is not an error); [`ManagementClient::delete_project`]
+//!   answers a [`ProjectDeletion`] (a project already gone, HTTP 404, is not an error).
 //! - **Rate limits**: [`Pacing`] (client-side, shared by clones) and
 //!   [`RateLimitHeaders`]; 429s are retried after `Retry-After` / `X-RateLimit-Reset`.
 //! - **Errors**: [`ManagementError`], told apart by its predicates (`is_retryable`,
@@ -140,10 +145,11 @@ pub use error::ManagementError;
 pub use models::{
     ApiKey, ApiKeyType, AvailableRegions, Continent, CreateApiKeyRequest, CreateProjectRequest,
     DeletedProject, HealthStatus, InstanceSize, NewApiKeyType, Organization, OrganizationProject,
-    OrganizationProjectsPage, Pagination, PoolMode, PoolerDatabaseType, Project, ProjectDatabase,
-    ProjectQuery, ProjectRegion, ProjectStatus, Readiness, Region, RegionCapacity, RegionList,
-    RegionProvider, RegionRecommendations, RegionSelection, RunQueryRequest, ServiceHealth,
-    ServiceName, SmartGroup, SmartGroupRegion, SpecificRegion, SupavisorConfig,
+    OrganizationProjectsPage, Pagination, PoolMode, PoolerDatabaseType, Project, ProjectChange,
+    ProjectDatabase, ProjectDeletion, ProjectQuery, ProjectRegion, ProjectStatus, Readiness,
+    Region, RegionCapacity, RegionList, RegionProvider, RegionRecommendations, RegionSelection,
+    RunQueryRequest, ServiceHealth, ServiceName, SmartGroup, SmartGroupRegion, SpecificRegion,
+    SupavisorConfig,
 };
 pub use password::DatabasePasswords;
 pub use provisioner::{SupabaseProvisioner, SupabaseProvisionerBuilder};

@@ -321,11 +321,7 @@ impl SupabaseProvisioner {
 
     /// Deletes a project; `false` when it was already gone.
     async fn delete_project(&self, project_ref: &str) -> Result<bool, ManagementError> {
-        match self.client.delete_project(project_ref).await {
-            Ok(_) => Ok(true),
-            Err(ManagementError::Api { status: 404, .. }) => Ok(false),
-            Err(error) => Err(error),
-        }
+        Ok(self.client.delete_project(project_ref).await?.was_deleted())
     }
 
     /// Asks Supabase to restore a paused project.
@@ -337,7 +333,8 @@ impl SupabaseProvisioner {
     ) -> Result<(), ManagementError> {
         let project_ref = &project.project_ref;
         tracing::warn!(%tenant, %project_ref, "the tenant's project is paused; restoring it");
-        self.client.restore_project(project_ref).await?;
+        let change = self.client.restore_project(project_ref).await?;
+        tracing::debug!(%tenant, %project_ref, ?change, "restore requested");
         notes.push(format!("restored project {project_ref}, which was paused"));
         Ok(())
     }

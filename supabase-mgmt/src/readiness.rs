@@ -1,6 +1,7 @@
 //! Waiting for a new project: its status, then the health of its services.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -179,9 +180,71 @@ impl ManagementClient {
         project_ref: &str,
         options: &WaitOptions,
     ) -> Result<Project, ManagementError> {
+        self.wait_for(project_ref, options, || {
+            self.poll_once(project_ref, options)
+        })
+        .await
+    }
+
+    /// Waits until a project whose restore was requested
+    /// ([`restore_project`](Self::restore_project)) is `ACTIVE_HEALTHY` with `db` and
+    /// `pooler` healthy: [`wait_until_ready_with`](Self::wait_until_ready_with) with
+    /// [`WaitOptions::restoring`], since the status may still say `INACTIVE` for a
+    /// moment after the request.
+    pub async fn wait_until_restored(
+        &self,
+        project_ref: &str,
+        timeout: Duration,
+    ) -> Result<Project, ManagementError> {
+        let options = WaitOptions::new(timeout).restoring(true);
+        self.wait_until_ready_with(project_ref, &options).await
+    }
+
+    /// Waits until the project is paused (`INACTIVE`); see
+    /// [`wait_until_paused_with`](Self::wait_until_paused_with).
+    pub async fn wait_until_paused(
+        &self,
+        project_ref: &str,
+        timeout: Duration,
+    ) -> Result<Project, ManagementError> {
+        self.wait_until_paused_with(project_ref, &WaitOptions::new(timeout))
+            .await
+    }
+
+    /// Polls `GET /v1/projects/{ref}` until the project is `INACTIVE`, after
+    /// [`pause_project`](Self::pause_project), spacing polls as
+    /// [`wait_until_ready_with`](Self::wait_until_ready_with) does (the options'
+    /// services are not checked: a paused project's services are down).
+    ///
+    /// Keeps waiting on `PAUSING`, on a status that does not show the pause yet
+    /// (`ACTIVE_HEALTHY`, …) and on retryable errors; fails at once with
+    /// [`ManagementError::ProjectFailed`] on `PAUSE_FAILED`, `GOING_DOWN`, `REMOVED`,
+    /// `INIT_FAILED` and `RESTORE_FAILED`, and with [`ManagementError::NotReady`]
+    /// when the timeout passes.
+    pub async fn wait_until_paused_with(
+        &self,
+        project_ref: &str,
+        options: &WaitOptions,
+    ) -> Result<Project, ManagementError> {
+        self.wait_for(project_ref, options, || self.poll_paused(project_ref))
+            .await
+    }
+
+    /// Calls `poll_once` until it reports the wanted state, an error that waiting
+    /// does not repair, or the options' timeout.
+    async fn wait_for<F, Fut>(
+        &self,
+        project_ref: &str,
+        options: &WaitOptions,
+        poll_once: F,
+    ) -> Result<Project, ManagementError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Poll, ManagementError>>,
+    {
         let started = Instant::now();
         let mut last_seen = String::from("nothing yet");
-        let polling = self.poll_until_ready(project_ref, options, started, &mut last_seen);
+        let polling = self.poll_until(project_ref, options, started, &mut last_seen, poll_once);
         match tokio::time::timeout(options.timeout, polling).await {
             Ok(result) => result,
             Err(_) => Err(ManagementError::NotReady {
@@ -192,19 +255,23 @@ impl ManagementClient {
         }
     }
 
-    async fn poll_until_ready(
+    async fn poll_until<F, Fut>(
         &self,
         project_ref: &str,
         options: &WaitOptions,
         started: Instant,
         last_seen: &mut String,
-    ) -> Result<Project, ManagementError> {
+        poll_once: F,
+    ) -> Result<Project, ManagementError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Poll, ManagementError>>,
+    {
         let policy = options.poll.as_ref().unwrap_or(self.retry_policy());
         let mut poll = 0;
         loop {
             poll += 1;
-            let outcome = self.poll_once(project_ref, options).await;
-            let stage = match outcome {
+            let stage = match poll_once().await {
                 Ok(Poll::Ready(project)) => {
                     report(options, project_ref, poll, started, ReadinessStage::Ready);
                     return Ok(*project);
@@ -218,6 +285,22 @@ impl ManagementClient {
             *last_seen = stage.to_string();
             report(options, project_ref, poll, started, stage);
             tokio::time::sleep(policy.backoff(poll)).await;
+        }
+    }
+
+    async fn poll_paused(&self, project_ref: &str) -> Result<Poll, ManagementError> {
+        let project = self.get_project(project_ref).await?;
+        match project.status {
+            ProjectStatus::Inactive => Ok(Poll::Ready(Box::new(project))),
+            ProjectStatus::PauseFailed
+            | ProjectStatus::GoingDown
+            | ProjectStatus::Removed
+            | ProjectStatus::InitFailed
+            | ProjectStatus::RestoreFailed => Err(ManagementError::ProjectFailed {
+                project_ref: project_ref.to_owned(),
+                status: project.status,
+            }),
+            status => Ok(Poll::Waiting(ReadinessStage::Project(status))),
         }
     }
 

@@ -16,9 +16,17 @@
 //! - the first secret key listed acts for another role than `service_role`, and the
 //!   Auth admin API refuses every key but the service keys;
 //! - a name in [`FakeConfig::init_failed_names`] ends `INIT_FAILED` on its first
-//!   create; a [seeded paused project](FakeSupabase::seed_paused_project) is
-//!   `INACTIVE` until restored; [`FakeConfig::list_lag`] hides new projects from the
-//!   lists for a while after their create.
+//!   create; [`FakeConfig::list_lag`] hides new projects from the lists for a while
+//!   after their create;
+//! - a pause shows `PAUSING` ([`FakeConfig::pausing_polls`] looks), then `INACTIVE`,
+//!   and is refused (400) for a project that is not `ACTIVE_HEALTHY`; a paused
+//!   project's health reports every service `UNHEALTHY`. A restore (of an `INACTIVE`
+//!   project only, else 400) still shows `INACTIVE` on the first look, then
+//!   `RESTORING` ([`FakeConfig::restoring_polls`] looks), then comes up as a new
+//!   project does. A [seeded paused project](FakeSupabase::seed_paused_project) is
+//!   `INACTIVE` until restored;
+//! - a deleted project is gone: every request about it answers 404, and the lists
+//!   leave it out.
 //!
 //! ```no_run
 //! use supabase_mgmt::testing::{self, FakeConfig, FakeSupabase};
@@ -31,7 +39,7 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -349,6 +357,10 @@ pub struct FakeConfig {
     pub init_failed_names: Vec<String>,
     /// How long a created project stays out of the project lists.
     pub list_lag: Duration,
+    /// How many `GET /v1/projects/{ref}` show `PAUSING` after a pause (at least one).
+    pub pausing_polls: u32,
+    /// How many `GET /v1/projects/{ref}` show `RESTORING` after a restore (at least one).
+    pub restoring_polls: u32,
     /// The PostgreSQL server (an admin URL such as
     /// `postgres://postgres@127.0.0.1:5432/postgres`) on which every project gets a
     /// role `postgres.<ref>` and a database of its own; the pooler config then
@@ -367,13 +379,15 @@ pub struct FakeProject {
     pub name: String,
     /// Its database password.
     pub db_pass: String,
-    /// Whether it was deleted.
+    /// Whether it was deleted (every request about it then answers 404).
     pub removed: bool,
     /// A status it holds whatever else happens (`INIT_FAILED`, `INACTIVE`, or one the
     /// client has never seen), until restored.
     pub held_status: Option<String>,
-    /// How many `GET`s of a project being restored still show `INACTIVE`.
-    pub restore_polls_left: u32,
+    /// The statuses the next `GET /v1/projects/{ref}` show, one each, before the
+    /// project settles (`PAUSING` after a pause; `INACTIVE`, `RESTORING` after a
+    /// restore).
+    pub passing_statuses: VecDeque<String>,
     /// How many `GET /v1/projects/{ref}` it has answered.
     pub polls: u32,
     /// How many health probes it has answered.
@@ -617,7 +631,7 @@ impl FakeSupabase {
             db_pass: db_pass.into(),
             removed: false,
             held_status: None,
-            restore_polls_left: 0,
+            passing_statuses: VecDeque::new(),
             polls: 0,
             health_probes: 0,
             listed_from: Instant::now() + self.config.list_lag,
@@ -654,15 +668,16 @@ impl FakeSupabase {
             ("POST", ["v1", "projects"]) => self.create(state, request),
             ("GET", ["v1", "projects", project_ref]) => {
                 self.with_project(state, project_ref, |fake, p| {
-                    p.polls += 1;
-                    if p.restore_polls_left > 0 {
-                        p.restore_polls_left -= 1;
-                        if p.restore_polls_left == 0 {
-                            p.held_status = None;
-                            p.polls = 0;
+                    let shown = match p.passing_statuses.pop_front() {
+                        Some(passing) => passing,
+                        None => {
+                            p.polls += 1;
+                            fake.status(p)
                         }
-                    }
-                    ok(fake.project_json(p))
+                    };
+                    let mut json = fake.project_json(p);
+                    json["status"] = shown.into();
+                    ok(json)
                 })
             }
             ("DELETE", ["v1", "projects", project_ref]) => {
@@ -671,15 +686,11 @@ impl FakeSupabase {
                     ok(json!({"id": 1, "ref": p.project_ref, "name": p.name}))
                 })
             }
+            ("POST", ["v1", "projects", project_ref, "pause"]) => {
+                self.with_project(state, project_ref, |fake, p| fake.pause(p))
+            }
             ("POST", ["v1", "projects", project_ref, "restore"]) => {
-                self.with_project(state, project_ref, |_, p| {
-                    if p.held_status.as_deref() != Some("INACTIVE") || p.removed {
-                        return bad_request("Project is not paused");
-                    }
-                    // The status shows the restore only from the second look on.
-                    p.restore_polls_left = 2;
-                    ResponseTemplate::new(200)
-                })
+                self.with_project(state, project_ref, |fake, p| fake.restore(p))
             }
             ("GET", ["v1", "projects", project_ref, "health"]) => {
                 let services: Vec<String> = request
@@ -894,8 +905,8 @@ impl FakeSupabase {
     }
 
     fn status(&self, project: &FakeProject) -> String {
-        if project.removed {
-            "REMOVED".into()
+        if let Some(passing) = project.passing_statuses.front() {
+            passing.clone()
         } else if let Some(held) = &project.held_status {
             held.clone()
         } else if project.polls <= self.config.coming_up_polls {
@@ -908,7 +919,49 @@ impl FakeSupabase {
         }
     }
 
+    /// Pauses an `ACTIVE_HEALTHY` project: `PAUSING`, then `INACTIVE`.
+    fn pause(&self, project: &mut FakeProject) -> ResponseTemplate {
+        let status = self.status(project);
+        if status != "ACTIVE_HEALTHY" {
+            return bad_request(&format!(
+                "Project is {status}; only an active project can be paused"
+            ));
+        }
+        project.held_status = Some("INACTIVE".into());
+        let pausing = self.config.pausing_polls.max(1) as usize;
+        project.passing_statuses = std::iter::repeat_n("PAUSING".to_owned(), pausing).collect();
+        ResponseTemplate::new(200)
+    }
+
+    /// Restores an `INACTIVE` project: `INACTIVE` once more (the restore takes a
+    /// moment to show), `RESTORING`, then up through `COMING_UP` as a new project.
+    fn restore(&self, project: &mut FakeProject) -> ResponseTemplate {
+        let status = self.status(project);
+        if status != "INACTIVE" {
+            return bad_request(&format!(
+                "Project is {status}; only a paused project can be restored"
+            ));
+        }
+        let restoring = self.config.restoring_polls.max(1) as usize;
+        project.held_status = None;
+        project.polls = 0;
+        project.health_probes = 0;
+        project.passing_statuses = std::iter::once("INACTIVE".to_owned())
+            .chain(std::iter::repeat_n("RESTORING".to_owned(), restoring))
+            .collect();
+        ResponseTemplate::new(200)
+    }
+
     fn health(&self, project: &mut FakeProject, services: &[String]) -> ResponseTemplate {
+        let status = self.status(project);
+        if matches!(status.as_str(), "INACTIVE" | "PAUSING") {
+            let down = services.iter().map(|s| {
+                let mut health = health_json(s, "UNHEALTHY");
+                health["error"] = format!("project is {status}").into();
+                health
+            });
+            return ok(Value::Array(down.collect()));
+        }
         project.health_probes += 1;
         let probe = project.health_probes;
         if probe <= self.config.health_not_found {
@@ -942,7 +995,7 @@ impl FakeSupabase {
         match state
             .projects
             .iter_mut()
-            .find(|p| p.project_ref == project_ref)
+            .find(|p| p.project_ref == project_ref && !p.removed)
         {
             Some(project) => act(self, project),
             None => {
@@ -981,7 +1034,10 @@ impl FakeSupabase {
 /// The projects the lists show now (a new project shows after the list lag).
 fn listed(state: &FakeState) -> impl Iterator<Item = &FakeProject> {
     let now = Instant::now();
-    state.projects.iter().filter(move |p| p.listed_from <= now)
+    state
+        .projects
+        .iter()
+        .filter(move |p| p.listed_from <= now && !p.removed)
 }
 
 /// The `apikey` of a request the Auth admin API accepts: a service key (the secret

@@ -7,8 +7,9 @@ use fixtures::{project_json, project_ref, ORG, TOKEN};
 use serde_json::json;
 use supabase_mgmt::{
     ApiKeyType, Continent, CreateApiKeyRequest, CreateProjectRequest, HealthStatus, InstanceSize,
-    ManagementClient, ManagementError, NewApiKeyType, PoolMode, ProjectRegion, ProjectStatus,
-    Region, RegionSelection, RunQueryRequest, ServiceName, SmartGroup,
+    ManagementClient, ManagementError, NewApiKeyType, PoolMode, ProjectChange, ProjectDeletion,
+    ProjectRegion, ProjectStatus, Region, RegionSelection, RunQueryRequest, ServiceName,
+    SmartGroup,
 };
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -281,9 +282,77 @@ async fn deletes_pauses_and_restores() {
             .await;
     }
     let client = fixtures::client(&server);
-    assert_eq!(client.delete_project(&r).await.unwrap().id, 42);
-    client.pause_project(&r).await.unwrap();
-    client.restore_project(&r).await.unwrap();
+    match client.delete_project(&r).await.unwrap() {
+        ProjectDeletion::Deleted(deleted) => {
+            assert_eq!((deleted.id, deleted.project_ref.as_str()), (42, r.as_str()))
+        }
+        other => panic!("expected a deletion, got {other:?}"),
+    }
+    assert_eq!(
+        client.pause_project(&r).await.unwrap(),
+        ProjectChange::Requested
+    );
+    assert_eq!(
+        client.restore_project(&r).await.unwrap(),
+        ProjectChange::Requested
+    );
+    let restore = server.received_requests().await.unwrap();
+    let restore = restore.iter().find(|r| r.url.path().ends_with("/restore"));
+    assert!(
+        restore.is_some_and(|r| r.body.is_empty()),
+        "the restore sends no body"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_project_that_is_gone_is_not_an_error() {
+    let r = project_ref(6);
+    let server = server_answering(
+        "DELETE",
+        &format!("/v1/projects/{r}"),
+        404,
+        json!({"message": "Project not found"}),
+    )
+    .await;
+    let outcome = fixtures::client(&server).delete_project(&r).await.unwrap();
+    assert_eq!(outcome, ProjectDeletion::AlreadyGone);
+    assert!(!outcome.was_deleted());
+}
+
+#[tokio::test]
+async fn a_refused_pause_of_a_paused_project_is_already_underway_and_other_refusals_stay_errors() {
+    let r = project_ref(6);
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/projects/{r}/pause")))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"message": "Project is not active"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/projects/{r}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(project_json(&r, "acme", "PAUSING")))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/projects/{r}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(project_json(
+            &r,
+            "acme",
+            "COMING_UP",
+        )))
+        .mount(&server)
+        .await;
+    let client = fixtures::client(&server);
+
+    assert_eq!(
+        client.pause_project(&r).await.unwrap(),
+        ProjectChange::AlreadyUnderway(ProjectStatus::Pausing)
+    );
+    let error = client.pause_project(&r).await.unwrap_err();
+    assert_eq!(error.status(), Some(400), "{error}");
 }
 
 #[tokio::test]

@@ -14,8 +14,8 @@ pub use organization::Organization;
 pub use pooler::{PoolMode, PoolerDatabaseType, SupavisorConfig};
 pub use project::{
     CreateProjectRequest, DeletedProject, InstanceSize, OrganizationProject,
-    OrganizationProjectsPage, Pagination, Project, ProjectDatabase, ProjectQuery, ProjectRegion,
-    ProjectStatus, Readiness,
+    OrganizationProjectsPage, Pagination, Project, ProjectChange, ProjectDatabase, ProjectDeletion,
+    ProjectQuery, ProjectRegion, ProjectStatus, Readiness,
 };
 pub use query::RunQueryRequest;
 pub use region::{

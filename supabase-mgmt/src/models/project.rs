@@ -81,6 +81,20 @@ impl ProjectStatus {
         matches!(self, Self::Removed | Self::GoingDown)
     }
 
+    /// Whether the project is paused or being paused (`INACTIVE`, `PAUSING`).
+    pub fn is_paused_or_pausing(&self) -> bool {
+        matches!(self, Self::Inactive | Self::Pausing)
+    }
+
+    /// Whether the project is up or on its way up after a restore (`RESTORING`,
+    /// `COMING_UP`, `ACTIVE_HEALTHY`, `ACTIVE_UNHEALTHY`).
+    pub fn is_up_or_restoring(&self) -> bool {
+        matches!(
+            self,
+            Self::Restoring | Self::ComingUp | Self::ActiveHealthy | Self::ActiveUnhealthy
+        )
+    }
+
     /// Whether the project failed in a way only a new project repairs
     /// (`INIT_FAILED`, `RESTORE_FAILED`).
     pub fn needs_replacing(&self) -> bool {
@@ -202,6 +216,44 @@ pub struct DeletedProject {
     pub project_ref: String,
     /// The project's name.
     pub name: String,
+}
+
+/// The outcome of [`ManagementClient::delete_project`](crate::ManagementClient::delete_project).
+///
+/// A delete is idempotent: a project the API no longer knows (HTTP 404, as after an
+/// earlier delete whose answer was lost) is [`AlreadyGone`](Self::AlreadyGone), not an
+/// error, as the Supabase Terraform provider treats it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProjectDeletion {
+    /// The API accepted the delete and named the project (`V1ProjectRefResponse`).
+    Deleted(DeletedProject),
+    /// The API does not know the project (404): it was deleted before, or never existed.
+    AlreadyGone,
+}
+
+impl ProjectDeletion {
+    /// Whether this call deleted the project (`false`: it was already gone).
+    pub fn was_deleted(&self) -> bool {
+        matches!(self, Self::Deleted(_))
+    }
+}
+
+/// The outcome of [`ManagementClient::pause_project`](crate::ManagementClient::pause_project)
+/// and [`ManagementClient::restore_project`](crate::ManagementClient::restore_project).
+///
+/// Both calls only start the change; the project's status shows it a moment later
+/// (`PAUSING` then `INACTIVE`; `RESTORING`, `COMING_UP`, then `ACTIVE_HEALTHY`). Wait
+/// for the end with [`ManagementClient::wait_until_paused`](crate::ManagementClient::wait_until_paused)
+/// or [`ManagementClient::wait_until_restored`](crate::ManagementClient::wait_until_restored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProjectChange {
+    /// The API accepted the request (HTTP 200, no body); the project is on its way.
+    Requested,
+    /// The API refused because the project already is, or is already on its way to,
+    /// the state asked for; this is its status as read right after the refusal.
+    AlreadyUnderway(ProjectStatus),
 }
 
 /// Where a new project runs: exactly one of the create body's `region_selection` or
