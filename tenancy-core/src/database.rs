@@ -153,6 +153,70 @@ impl DatabaseUrl {
         }
     }
 
+    /// The libpq environment (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
+    /// `PGDATABASE`, `PGSSLMODE`, …) naming this PostgreSQL database, for running
+    /// PostgreSQL's client programs (`pg_dump`, `pg_restore`, `psql`) without the
+    /// password on their command line, where every user of the machine could read
+    /// it. Percent-escapes are decoded. Empty for SQLite URLs.
+    ///
+    /// The values include the password: set them on a child process only, never log
+    /// them.
+    ///
+    /// ```
+    /// use tenancy_core::DatabaseUrl;
+    ///
+    /// let url: DatabaseUrl = "postgres://app:p%40ss@db.example.com:6543/acme?sslmode=require".parse()?;
+    /// let env = url.libpq_env();
+    /// assert!(env.contains(&("PGHOST", "db.example.com".to_owned())));
+    /// assert!(env.contains(&("PGPORT", "6543".to_owned())));
+    /// assert!(env.contains(&("PGPASSWORD", "p@ss".to_owned())));
+    /// assert!(env.contains(&("PGDATABASE", "acme".to_owned())));
+    /// assert!(env.contains(&("PGSSLMODE", "require".to_owned())));
+    /// # Ok::<(), tenancy_core::DatabaseUrlError>(())
+    /// ```
+    pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
+        if self.kind != DatabaseKind::Postgres {
+            return Vec::new();
+        }
+        let decode = |raw: &str| {
+            url::form_urlencoded::parse(format!("v={}", raw.replace('+', "%2B")).as_bytes())
+                .next()
+                .map(|(_, value)| value.into_owned())
+                .unwrap_or_default()
+        };
+        let mut env = Vec::new();
+        if let Some(host) = self.url.host_str() {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            env.push(("PGHOST", host.to_owned()));
+        }
+        if let Some(port) = self.url.port() {
+            env.push(("PGPORT", port.to_string()));
+        }
+        if !self.url.username().is_empty() {
+            env.push(("PGUSER", decode(self.url.username())));
+        }
+        if let Some(password) = self.url.password() {
+            env.push(("PGPASSWORD", decode(password)));
+        }
+        if let Some(name) = self.database_name() {
+            env.push(("PGDATABASE", decode(name)));
+        }
+        for (key, value) in self.url.query_pairs() {
+            let var = match key.as_ref() {
+                "sslmode" => "PGSSLMODE",
+                "sslrootcert" => "PGSSLROOTCERT",
+                "sslcert" => "PGSSLCERT",
+                "sslkey" => "PGSSLKEY",
+                "application_name" => "PGAPPNAME",
+                "options" => "PGOPTIONS",
+                "connect_timeout" => "PGCONNECT_TIMEOUT",
+                _ => continue,
+            };
+            env.push((var, value.into_owned()));
+        }
+        env
+    }
+
     /// The URL with its password replaced by `[redacted]`, safe to log.
     pub fn redacted(&self) -> String {
         let mut url = self.url.clone();
@@ -303,5 +367,21 @@ mod tests {
             tenant.expose(),
             "postgres://postgres@127.0.0.1:5432/tenant_acme"
         );
+    }
+
+    #[test]
+    fn libpq_env_names_the_database_without_a_url() {
+        let url = DatabaseUrl::parse("postgres://ops+1@[::1]/tenant_acme").unwrap();
+        let env = url.libpq_env();
+        assert_eq!(
+            env,
+            vec![
+                ("PGHOST", "::1".to_owned()),
+                ("PGUSER", "ops+1".to_owned()),
+                ("PGDATABASE", "tenant_acme".to_owned()),
+            ]
+        );
+        let sqlite = DatabaseUrl::parse("sqlite:tenants/acme.db").unwrap();
+        assert!(sqlite.libpq_env().is_empty());
     }
 }

@@ -99,6 +99,26 @@ impl TenantConnection {
         }
     }
 
+    /// The PostgreSQL connection, for SQL of its own (`None` on SQLite).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn into_postgres(self) -> Option<PgConnection> {
+        match self {
+            Self::Postgres { conn, .. } => Some(conn),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite { .. } => None,
+        }
+    }
+
+    /// The SQLite connection, for SQL of its own (`None` on PostgreSQL).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn into_sqlite(self) -> Option<SqliteConnection> {
+        match self {
+            Self::Sqlite { conn, .. } => Some(conn),
+            #[cfg(feature = "postgres")]
+            Self::Postgres { .. } => None,
+        }
+    }
+
     /// Closes the connection politely; a failure to say goodbye is only logged.
     pub(crate) async fn close(self) {
         let closed = match self {

@@ -86,6 +86,8 @@ mod outcome;
 pub mod pages;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "postgres")]
+pub mod rehearse;
 pub mod rollout;
 mod schema_version;
 mod session;
