@@ -11,6 +11,7 @@
 //! | `POST /resume` | 202 [`RolloutStarted`]: the unfinished (or halted) rollout runs again |
 //! | `POST /rollback` | 202 [`RolloutStarted`]: the latest rollout is reverted; 404 without one, 422 when a migration has no down script |
 //! | `DELETE /{version}` | [`Withdrawn`]: the latest migration, added at run time and applied by no tenant, is withdrawn; 409 once a tenant applied it |
+//! | `POST /rehearse {"tenant"?, "version"?, "migration_sql"?}` | [`Rehearsed`]: the pending migrations (with the proposed one, if given) applied to a copy of the tenant's database (default: the first, a `canary:1` rollout's); 404 for an unknown tenant, 422 for a bad proposal |
 //!
 //! `POST /run` with the version of the latest migration replaces its SQL, on the
 //! same condition as `DELETE`: a migration that failed everywhere can be fixed or
@@ -20,7 +21,7 @@
 //! Each route calls one method of [`RolloutRoutes`] ([`start`](RolloutRoutes::start),
 //! [`status`](RolloutRoutes::status), [`halt`](RolloutRoutes::halt),
 //! [`resume`](RolloutRoutes::resume), [`rollback`](RolloutRoutes::rollback),
-//! [`withdraw`](RolloutRoutes::withdraw)); the admin page's forms (feature
+//! [`withdraw`](RolloutRoutes::withdraw), [`rehearse`](RolloutRoutes::rehearse)); the admin page's forms (feature
 //! `pages`) call the same methods, so both refuse alike.
 
 use std::fmt;
@@ -36,10 +37,11 @@ use serde::{Deserialize, Serialize};
 use tenancy_core::http::ApiError;
 use tenancy_core::{TenantDirectory, TenantId};
 
+use crate::rehearse::{choose_canary, Rehearsal, RehearsalError, RehearsalReport};
 use crate::rollout::store::{RolloutStore, TenantRecord};
 use crate::{
-    CatalogError, Migration, MigrationCatalog, MigrationSet, Rollout, RolloutError, RolloutReport,
-    RolloutStatus, RolloutStatusView, Strategy, TenantState,
+    CatalogError, DirectoryFleet, Migration, MigrationCatalog, MigrationSet, Rollout, RolloutError,
+    RolloutReport, RolloutStatus, RolloutStatusView, Strategy, TenantMigrator, TenantState,
 };
 
 /// A task the routes hand to the host to run in the background.
@@ -341,6 +343,33 @@ impl RolloutRoutes {
         })
     }
 
+    /// Applies the current migrations that `tenant` (default: the fleet's first
+    /// tenant with a database, the one a `canary:1` rollout starts with) has not
+    /// applied, plus `proposed` (version in sqlx's naming, SQL) if given, to a
+    /// scratch copy of its database, and reports each one's duration, locks and
+    /// schema (what `POST /rehearse` does). The tenant is not changed; the copy is
+    /// removed, also when the request is dropped. A migration failing on the copy
+    /// is reported in the answer, not refused.
+    pub async fn rehearse(
+        &self,
+        tenant: Option<&TenantId>,
+        proposed: Option<(&str, &str)>,
+    ) -> Result<Rehearsed, ApiError> {
+        let mut set = self.current().await?;
+        if let Some((version, sql)) = proposed {
+            set = with_proposed(&set, version, sql)?;
+        }
+        let fleet = DirectoryFleet::new(self.directory.clone());
+        let (tenant, target) = choose_canary(&fleet, tenant)
+            .await
+            .map_err(rehearsal_error)?;
+        let report = Rehearsal::new(TenantMigrator::new(set))
+            .run(&target)
+            .await
+            .map_err(rehearsal_error)?;
+        Ok(Rehearsed { tenant, report })
+    }
+
     /// The migrations rollouts bring tenants to now (the catalog's current set).
     pub async fn migrations(&self) -> Result<MigrationSet, ApiError> {
         self.current().await
@@ -410,6 +439,34 @@ pub struct Withdrawn {
     pub latest_version: Option<i64>,
 }
 
+/// The body of `POST /rehearse`: all optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[non_exhaustive]
+pub struct RehearseRequest {
+    /// The tenant whose database is copied (default: the first with one).
+    #[serde(default)]
+    pub tenant: Option<TenantId>,
+    /// A proposed migration's version and description (`20240127120000_add_field`),
+    /// rehearsed after the current ones; with `migration_sql`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The proposed migration's SQL; with `version`.
+    #[serde(default)]
+    pub migration_sql: Option<String>,
+}
+
+/// The answer of `POST /rehearse`: the tenant and the
+/// [`RehearsalReport`](crate::rehearse::RehearsalReport)'s fields.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Rehearsed {
+    /// The tenant whose database was copied.
+    pub tenant: TenantId,
+    /// What the rehearsal found.
+    #[serde(flatten)]
+    pub report: RehearsalReport,
+}
+
 /// The answer of `POST /halt`.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
@@ -430,7 +487,61 @@ where
         .route("/halt", post(halt::<S>))
         .route("/resume", post(resume::<S>))
         .route("/rollback", post(rollback::<S>))
+        .route("/rehearse", post(rehearse::<S>))
         .route("/{version}", delete(withdraw::<S>))
+}
+
+async fn rehearse<S>(
+    State(state): State<S>,
+    request: Option<Json<RehearseRequest>>,
+) -> Result<Json<Rehearsed>, ApiError>
+where
+    RolloutRoutes: FromRef<S>,
+{
+    let routes = RolloutRoutes::from_ref(&state);
+    let Json(request) = request.unwrap_or_default();
+    let proposed = match (request.version.as_deref(), request.migration_sql.as_deref()) {
+        (Some(version), Some(sql)) => Some((version, sql)),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::unprocessable(
+                "a proposed migration needs both `version` and `migration_sql`",
+            ))
+        }
+    };
+    Ok(Json(
+        routes.rehearse(request.tenant.as_ref(), proposed).await?,
+    ))
+}
+
+/// `set` with migration `version` set to `sql` (added, or replacing the one of
+/// that version), or a 422 saying what is wrong with it.
+fn with_proposed(set: &MigrationSet, version: &str, sql: &str) -> Result<MigrationSet, ApiError> {
+    if sql.trim().is_empty() {
+        return Err(ApiError::unprocessable("`migration_sql` is empty"));
+    }
+    let proposed = Migration::parse_adhoc(version, sql).map_err(ApiError::unprocessable)?;
+    set.iter()
+        .filter(|migration| migration.version() != proposed.version())
+        .cloned()
+        .fold(MigrationSet::builder(), |builder, m| builder.migration(m))
+        .migration(proposed)
+        .build()
+        .map_err(ApiError::unprocessable)
+}
+
+fn rehearsal_error(error: RehearsalError) -> ApiError {
+    match &error {
+        RehearsalError::UnknownTenant { .. } | RehearsalError::EmptyFleet => {
+            ApiError::not_found(error)
+        }
+        RehearsalError::Migrate(migrate) if !migrate.is_retryable() => ApiError::conflict(error),
+        RehearsalError::Unsupported { .. } => ApiError::unprocessable(error),
+        RehearsalError::Fleet(_) => ApiError::internal(error),
+        // The tenant's server is unreachable, or refuses to make or drop a copy:
+        // worth showing, and worth retrying.
+        _ => ApiError::unavailable(error),
+    }
 }
 
 async fn run<S>(

@@ -363,3 +363,82 @@ async fn a_broken_migration_is_replaced_or_withdrawn_and_stopped_signups_resume(
 async fn admin_delete(service: &Service, path: &str) -> (u16, Value) {
     service.admin(reqwest::Method::DELETE, path, None).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposed_migration_is_rehearsed_on_a_copy_of_the_canary() {
+    let service = Service::start().await;
+    let mut ids = vec![
+        service.signup_ready("Bravo", "b@bravo.example").await,
+        service.signup_ready("Acme", "a@acme.example").await,
+    ];
+    ids.sort();
+    let before = version_and_columns(&service, &ids[0]).await;
+
+    let (status, body) = admin_post(
+        &service,
+        "/api/admin/migrations/rehearse",
+        json!({
+            "version": "20240127000000_add_note",
+            "migration_sql": "ALTER TABLE items ADD COLUMN note TEXT;",
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The canary: the first tenant in id order, as `canary:1` would take.
+    assert_eq!(body["tenant"], ids[0].as_str());
+    assert_eq!(body["failure"], Value::Null, "{body}");
+    let migrations = body["migrations"].as_array().unwrap();
+    assert_eq!(migrations.len(), 1, "{body}");
+    assert_eq!(migrations[0]["version"], 20240127000000_i64);
+    assert!(
+        migrations[0]["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["mode"] == "AccessExclusiveLock" && l["relation"] == "public.items"),
+        "{body}"
+    );
+    assert_ne!(
+        migrations[0]["fingerprint_after"],
+        body["fingerprint_before"]
+    );
+    // The tenant did not change, and nothing was rolled out.
+    assert_eq!(version_and_columns(&service, &ids[0]).await, before);
+    let (status, _) = service.admin_get("/api/admin/migrations/status").await;
+    assert_eq!(status, 404);
+
+    // A migration that fails is the finding, on the tenant named.
+    let (status, body) = admin_post(
+        &service,
+        "/api/admin/migrations/rehearse",
+        json!({
+            "tenant": ids[1].as_str(),
+            "version": "20240128000000_broken",
+            "migration_sql": "ALTER TABLE no_such_table ADD COLUMN x INT;",
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tenant"], ids[1].as_str());
+    assert_eq!(body["failure"]["version"], 20240128000000_i64, "{body}");
+    assert!(body["failure"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no_such_table"));
+
+    let (status, body) = admin_post(
+        &service,
+        "/api/admin/migrations/rehearse",
+        json!({"tenant": "no-such-tenant"}),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = admin_post(
+        &service,
+        "/api/admin/migrations/rehearse",
+        json!({"migration_sql": "SELECT 1;"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    service.stop().await;
+}

@@ -122,12 +122,12 @@ pub(crate) type Existing = HashSet<i64>;
 
 /// Creates the probe's table on the scratch copy.
 pub(crate) async fn prepare_probe(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(
+    sqlx::Executor::execute(
+        conn,
         "CREATE SCHEMA tenancy_rehearsal; \
          CREATE UNLOGGED TABLE tenancy_rehearsal.locks \
            (version BIGINT NOT NULL, oid BIGINT NOT NULL, mode TEXT NOT NULL, relation TEXT NOT NULL);",
     )
-    .execute(conn)
     .await?;
     Ok(())
 }

@@ -40,11 +40,11 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
-use tenancy_core::{DatabaseKind, DatabaseTarget};
+use tenancy_core::{DatabaseKind, DatabaseTarget, DirectoryError, TenantFilter, TenantId};
 
 use crate::connection::TenantConnection;
 use crate::fingerprint::{read_schema, SchemaScope};
-use crate::{MigrateError, Migration, MigrationSet, MigrationStatus, TenantMigrator};
+use crate::{MigrateError, Migration, MigrationSet, MigrationStatus, TenantFleet, TenantMigrator};
 use locks::LockSampler;
 use scratch::ScratchDatabase;
 
@@ -92,6 +92,20 @@ pub enum RehearsalError {
         "the rehearsal was cancelled; its scratch copy was removed and the tenant is untouched"
     )]
     Cancelled,
+    /// The named tenant is not in the fleet, or has no database yet.
+    #[error(
+        "tenant `{tenant}` is not in the fleet or has no database yet; name a provisioned tenant"
+    )]
+    UnknownTenant {
+        /// The tenant named.
+        tenant: TenantId,
+    },
+    /// No tenant of the fleet has a database to copy.
+    #[error("no tenant of the fleet has a database yet; provision one, or name a tenant")]
+    EmptyFleet,
+    /// The fleet could not be read.
+    #[error(transparent)]
+    Fleet(#[from] DirectoryError),
     /// A database this build cannot copy.
     #[error("{database} cannot be rehearsed: only PostgreSQL databases and SQLite files can be copied (enable the crate's feature for the engine)")]
     Unsupported {
@@ -272,6 +286,34 @@ impl Rehearsal {
         }
         session.close().await;
         Ok(())
+    }
+}
+
+/// The tenant to rehearse on: `tenant` when named, otherwise the fleet's first
+/// tenant with a database, in id order (the one a `canary:1` rollout starts with).
+pub async fn choose_canary(
+    fleet: &dyn TenantFleet,
+    tenant: Option<&TenantId>,
+) -> Result<(TenantId, DatabaseTarget), RehearsalError> {
+    if let Some(tenant) = tenant {
+        return match fleet.database(tenant).await? {
+            Some(target) => Ok((tenant.clone(), target)),
+            None => Err(RehearsalError::UnknownTenant {
+                tenant: tenant.clone(),
+            }),
+        };
+    }
+    let mut filter = TenantFilter::all().limit(100);
+    loop {
+        let page = fleet.members(&filter).await?;
+        let Some(last) = page.last().map(|member| member.id.clone()) else {
+            return Err(RehearsalError::EmptyFleet);
+        };
+        if let Some(member) = page.into_iter().find(|member| member.database.is_some()) {
+            let target = member.database.ok_or(RehearsalError::EmptyFleet)?;
+            return Ok((member.id, target));
+        }
+        filter = filter.after(last);
     }
 }
 

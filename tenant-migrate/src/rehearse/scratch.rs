@@ -153,7 +153,7 @@ impl ScratchDatabase {
                 quote(name),
                 quote(source_name)
             );
-            match sqlx::raw_sql(&template).execute(&mut *admin).await {
+            match sqlx::Executor::execute(&mut *admin, template.as_str()).await {
                 Ok(_) => return Ok(CopyMethod::Template),
                 Err(error) if forced == Some(CopyMethod::Template) => {
                     return Err(copy_error(CopyMethod::Template, error.to_string()))
@@ -165,8 +165,8 @@ impl ScratchDatabase {
                 ),
             }
         }
-        sqlx::raw_sql(&format!("CREATE DATABASE {}", quote(name)))
-            .execute(&mut *admin)
+        let create = format!("CREATE DATABASE {}", quote(name));
+        sqlx::Executor::execute(&mut *admin, create.as_str())
             .await
             .map_err(|e| copy_error(CopyMethod::DumpRestore, e.to_string()))?;
         dump_restore(&source.url, &self.target.url)
