@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
-use stripe_billing::{BillingProcessor, StripeClient};
-use tenancy_core::{Clock, Notifier, Onboarding};
+use stripe_billing::{BillingProcessor, StripeClient, SubscriptionCancellation};
+use tenancy_core::{
+    Clock, DatabasePauser, DirectoryExportDestination, DumpExporter, Notifier, Offboarding,
+    Onboarding,
+};
 
 use crate::config::{Env, SupabaseConfig};
 use crate::control_plane::{ControlPlane, ControlPlaneError, TenantDatabases};
@@ -69,6 +72,34 @@ impl Assembly {
             .with_subscription_source(Arc::new(client.clone()));
         self.stripe = Some(client);
         self
+    }
+
+    /// The offboarding pipeline over these parts: billing ended through the billing
+    /// processor (subscriptions cancelled at Stripe when a client is configured, so
+    /// call this after [`with_stripe`](Self::with_stripe)), exports with `pg_dump` or
+    /// `VACUUM INTO` into `exports`, databases paused by `pauser` for `retention`,
+    /// then deleted by the provisioner.
+    pub fn offboarding(
+        &self,
+        pauser: Arc<dyn DatabasePauser>,
+        exports: std::path::PathBuf,
+        retention: time::Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Offboarding {
+        let mut billing = SubscriptionCancellation::new(self.billing.clone());
+        if let Some(client) = &self.stripe {
+            billing = billing.with_stripe(Arc::new(client.clone()));
+        }
+        Offboarding::new(
+            self.plane.directory.clone(),
+            self.databases.provisioner.clone(),
+            pauser,
+            Arc::new(DumpExporter::new()),
+            Arc::new(DirectoryExportDestination::new(exports)),
+        )
+        .with_billing(Arc::new(billing))
+        .with_retention(retention)
+        .with_clock(clock)
     }
 
     /// Opens the control plane at `state_url` and wires everything to it.

@@ -276,6 +276,74 @@ pub fn reconcile_interval(env: &impl Env) -> Result<Duration, ConfigError> {
     }
 }
 
+/// Offboarding settings: where exports go, how long offboarded tenants are kept,
+/// and whether a cancelled subscription starts offboarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffboardingConfig {
+    /// `TENANT_EXPORT_DIR`: the folder tenants' exports are written to (default: the
+    /// `exports` folder beside a SQLite state, `./exports` otherwise).
+    pub export_dir: Option<std::path::PathBuf>,
+    /// `TENANT_RETENTION_DAYS`: how long an offboarded tenant's paused database is
+    /// kept before it is deleted (default 30; 0 deletes at the next check).
+    pub retention: time::Duration,
+    /// `OFFBOARD_ON_CANCEL`: `true` starts offboarding a tenant when its billing
+    /// reaches cancelled (default `false`).
+    pub on_cancel: bool,
+    /// `OFFBOARDING_CHECK_SECONDS`: how often unfinished offboardings are resumed and
+    /// tenants past their retention deleted (default 3600).
+    pub check_every: Duration,
+}
+
+impl OffboardingConfig {
+    /// Reads and checks the offboarding settings.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let retention = match env.var("TENANT_RETENTION_DAYS") {
+            None => tenancy_core::DEFAULT_RETENTION,
+            Some(raw) => match raw.trim().parse::<u16>() {
+                Ok(days) => time::Duration::days(i64::from(days)),
+                Err(_) => {
+                    return Err(ConfigError::Invalid {
+                        var: "TENANT_RETENTION_DAYS",
+                        reason: format!(
+                        "`{raw}` is not a whole number of days (0 to 65535); leave it unset for 30"
+                    ),
+                    })
+                }
+            },
+        };
+        let on_cancel = match env.var("OFFBOARD_ON_CANCEL").as_deref().map(str::trim) {
+            None | Some("false" | "0" | "no") => false,
+            Some("true" | "1" | "yes") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "OFFBOARD_ON_CANCEL",
+                    reason: format!("`{other}` is neither true nor false"),
+                })
+            }
+        };
+        let check_every = match env.var("OFFBOARDING_CHECK_SECONDS") {
+            None => Duration::from_secs(3600),
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: "OFFBOARDING_CHECK_SECONDS",
+                        reason: format!("`{raw}` is not a positive whole number of seconds; leave it unset for hourly"),
+                    })
+                }
+            },
+        };
+        Ok(Self {
+            export_dir: env
+                .var("TENANT_EXPORT_DIR")
+                .map(|dir| std::path::PathBuf::from(dir.trim())),
+            retention,
+            on_cancel,
+            check_every,
+        })
+    }
+}
+
 fn check_http_url(var: &'static str, raw: &str) -> Result<(), ConfigError> {
     if raw.starts_with("http://") || raw.starts_with("https://") {
         Ok(())
@@ -387,6 +455,36 @@ mod tests {
             Duration::from_secs(5)
         );
         assert!(billing_tick(&[("BILLING_TICK_SECONDS", "0")]).is_err());
+    }
+
+    #[test]
+    fn offboarding_settings_default_to_thirty_days_and_no_automatic_start() {
+        let defaults = OffboardingConfig::from_env(&[("A", "b")]).unwrap();
+        assert_eq!(defaults.retention, time::Duration::days(30));
+        assert!(!defaults.on_cancel);
+        assert_eq!(defaults.export_dir, None);
+        assert_eq!(defaults.check_every, Duration::from_secs(3600));
+        let set = OffboardingConfig::from_env(&[
+            ("TENANT_RETENTION_DAYS", "7"),
+            ("OFFBOARD_ON_CANCEL", "true"),
+            ("TENANT_EXPORT_DIR", "/backups"),
+            ("OFFBOARDING_CHECK_SECONDS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(set.retention, time::Duration::days(7));
+        assert!(set.on_cancel);
+        assert_eq!(
+            set.export_dir.as_deref(),
+            Some(std::path::Path::new("/backups"))
+        );
+        for (var, bad) in [
+            ("TENANT_RETENTION_DAYS", "-1"),
+            ("OFFBOARD_ON_CANCEL", "maybe"),
+            ("OFFBOARDING_CHECK_SECONDS", "0"),
+        ] {
+            let error = OffboardingConfig::from_env(&[(var, bad)]).unwrap_err();
+            assert!(error.to_string().contains(var), "{error}");
+        }
     }
 
     #[test]

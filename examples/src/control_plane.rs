@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use stripe_billing::{BillingStore, PostgresBillingStore, SqliteBillingStore};
 use supabase_mgmt::{
-    DatabasePasswords, ManagementClient, SupabaseAdminUserCreator, SupabaseProvisioner, WaitOptions,
+    DatabasePasswords, ManagementClient, SupabaseAdminUserCreator, SupabaseProjectPauser,
+    SupabaseProvisioner, WaitOptions,
 };
 use tenancy_core::persistence::{StorePool, StorePoolOptions};
 use tenancy_core::{
-    AdminUserCreator, DatabaseKind, DatabaseProvisioner, DatabaseUrl, LocalAdminUserCreator,
-    PostgresServerProvisioner, PostgresTenantDirectory, SqliteFileProvisioner,
-    SqliteTenantDirectory, TenantDirectory,
+    AdminUserCreator, DatabaseKind, DatabasePauser, DatabaseProvisioner, DatabaseUrl,
+    LocalAdminUserCreator, PostgresServerProvisioner, PostgresTenantDirectory,
+    SqliteFileProvisioner, SqliteTenantDirectory, TenantDirectory,
 };
 use tenant_migrate::rollout::store::{PostgresRolloutStore, RolloutStore, SqliteRolloutStore};
 
@@ -97,9 +98,24 @@ impl ControlPlane {
 
     /// The folder that holds tenant SQLite files when the state is SQLite: beside the state file.
     pub fn tenant_folder(&self) -> PathBuf {
+        self.state_folder().join("tenants")
+    }
+
+    /// The folder tenants' exports go to unless `TENANT_EXPORT_DIR` says otherwise:
+    /// `exports` beside a SQLite state file, `./exports` for a PostgreSQL state.
+    pub fn export_folder(&self) -> PathBuf {
+        self.state_folder().join("exports")
+    }
+
+    fn state_folder(&self) -> PathBuf {
+        if self.state_url.kind() != DatabaseKind::Sqlite {
+            return PathBuf::from(".");
+        }
         let state = self.state_url.database_name().unwrap_or("tenancy.db");
-        let parent = Path::new(state).parent().unwrap_or(Path::new("."));
-        parent.join("tenants")
+        Path::new(state)
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
     }
 }
 
@@ -221,6 +237,33 @@ impl TenantDatabases {
     }
 }
 
+/// What pauses tenant databases during offboarding's retention, matching
+/// [`TenantDatabases::choose`]: Supabase projects paused, databases on the state's
+/// PostgreSQL server refusing connections, or SQLite files moved aside.
+pub fn database_pauser(
+    supabase: Option<&SupabaseConfig>,
+    plane: &ControlPlane,
+) -> Result<Arc<dyn DatabasePauser>, ControlPlaneError> {
+    if let Some(config) = supabase {
+        let client = management_client(config)?;
+        return Ok(Arc::new(SupabaseProjectPauser::new(client)));
+    }
+    Ok(match plane.state_url.kind() {
+        DatabaseKind::Postgres => Arc::new(PostgresServerProvisioner::new(plane.state_url.clone())),
+        _ => Arc::new(SqliteFileProvisioner::new(plane.tenant_folder())),
+    })
+}
+
+fn management_client(config: &SupabaseConfig) -> Result<ManagementClient, ControlPlaneError> {
+    let mut client = ManagementClient::builder(config.access_token.clone());
+    if let Some(api_url) = &config.api_url {
+        client = client.base_url(api_url.clone());
+    }
+    client
+        .build()
+        .map_err(|e| ControlPlaneError::Supabase(e.to_string()))
+}
+
 /// Tenant databases on Supabase: one project per tenant, its first admin user through
 /// the project's Auth admin API. `progress` sees each readiness poll (for a spinner).
 pub fn supabase_databases(
@@ -228,11 +271,7 @@ pub fn supabase_databases(
     progress: Option<supabase_mgmt::ProgressCallback>,
 ) -> Result<TenantDatabases, ControlPlaneError> {
     let error = |e: supabase_mgmt::ManagementError| ControlPlaneError::Supabase(e.to_string());
-    let mut client = ManagementClient::builder(config.access_token.clone());
-    if let Some(api_url) = &config.api_url {
-        client = client.base_url(api_url.clone());
-    }
-    let client = client.build().map_err(error)?;
+    let client = management_client(config)?;
     let passwords = DatabasePasswords::derived(config.password_secret.clone()).map_err(error)?;
     let mut wait = WaitOptions::new(std::time::Duration::from_secs(600));
     if let Some(progress) = progress {

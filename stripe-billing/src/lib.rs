@@ -34,6 +34,10 @@
 //!   a tenant whose state disagrees with its Stripe subscription through the state
 //!   machine, with an [`Effect::Reconciled`]. It reads Stripe through the
 //!   [`StripeEvents`] trait, so it needs no HTTP client of its own.
+//! - **Offboarding**: [`SubscriptionCancellation`] is tenancy-core's
+//!   [`BillingCanceller`](tenancy_core::BillingCanceller): it cancels the tenant's
+//!   subscription at once ([`SubscriptionCanceller`], `DELETE /v1/subscriptions/{id}`
+//!   with the client) and moves its billing to cancelled through the state machine.
 //! - **Billing links**: [`BillingLinks`] signs and checks expiring links (HMAC-SHA256)
 //!   that take a tenant to its billing page without a login.
 //! - **HTTP** (feature `axum`): `http::webhook_router`, `http::billing_router` and
@@ -42,7 +46,7 @@
 //! - **API client** (feature `client`, on by default): `StripeClient` creates
 //!   customers, Checkout sessions (answered with the same [`CheckoutSession`] type the
 //!   events carry) and billing-portal sessions, reads subscriptions and customers, and
-//!   cancels at period end; errors are `StripeError` with Stripe's `ApiError`, told apart
+//!   cancels at period end or at once; errors are `StripeError` with Stripe's `ApiError`, told apart
 //!   by predicates (`is_retryable`, `is_timeout`, `is_rate_limited`, `is_connect`,
 //!   `status`, `retry_after`) as supabase-mgmt's are. It also serves as the
 //!   processor's [`SubscriptionSource`] and the reconciler's [`StripeEvents`] (the
@@ -111,6 +115,7 @@
 
 // --- webhooks, events, state machine, plans, processor ---
 mod billing_link;
+mod cancellation;
 mod event;
 mod lifecycle;
 mod plans;
@@ -121,6 +126,7 @@ mod webhook;
 pub use billing_link::{
     BillingLinkError, BillingLinks, LinkQuery, DEFAULT_LINK_LIFETIME, MIN_LINK_SECRET_LEN,
 };
+pub use cancellation::{CancellationError, SubscriptionCancellation, SubscriptionCanceller};
 pub use event::{
     CheckoutMode, CheckoutSession, CheckoutSessionStatus, Customer, CustomerDetails, Event,
     EventData, EventObject, EventType, Invoice, InvoiceParent, InvoiceStatus,

@@ -130,6 +130,7 @@ mod client;
 mod connection;
 mod error;
 mod models;
+mod offboarding;
 mod password;
 mod provisioner;
 mod rate_limit;
@@ -151,6 +152,7 @@ pub use models::{
     RunQueryRequest, ServiceHealth, ServiceName, SmartGroup, SmartGroupRegion, SpecificRegion,
     SupavisorConfig,
 };
+pub use offboarding::SupabaseProjectPauser;
 pub use password::DatabasePasswords;
 pub use provisioner::{SupabaseProvisioner, SupabaseProvisionerBuilder};
 pub use rate_limit::{Pacing, RateLimitHeaders};

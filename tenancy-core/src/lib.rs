@@ -9,11 +9,14 @@
 //!   [`Secret`] for anything that must never be logged.
 //! - **Traits** the other crates implement or consume: [`DatabaseProvisioner`],
 //!   [`SchemaMigrator`], [`AdminUserCreator`], [`BillingStarter`], [`TenantDirectory`],
-//!   [`Clock`], [`Notifier`].
-//! - **Mechanisms**: [`RetryPolicy`] (the workspace's one backoff implementation) and
+//!   [`Clock`], [`Notifier`]; for offboarding [`BillingCanceller`], [`DatabaseExporter`],
+//!   [`ExportDestination`], [`DatabasePauser`].
+//! - **Mechanisms**: [`RetryPolicy`] (the workspace's one backoff implementation),
 //!   [`Onboarding`] (the resumable signup → provision → migrate → admin → billing →
-//!   ready → ready notice pipeline).
+//!   ready → ready notice pipeline) and its mirror [`Offboarding`] (cancel billing →
+//!   export → pause → retained → deleted, restorable until deletion).
 //! - **HTTP** (feature `axum`): `http::signup_router`, `http::tenant_router`,
+//!   `http::offboarding_router`,
 //!   `http::require_admin_token`, `http::ApiError`.
 //! - **Stores**: [`MemoryTenantDirectory`], `SqliteTenantDirectory` (feature `sqlite`,
 //!   the embedded default), `PostgresTenantDirectory` (feature `postgres`), and
@@ -21,7 +24,8 @@
 //!   versioned table upgrades, advisory-lock keys.
 //! - **Local databases**: `SqliteFileProvisioner` (one file per tenant),
 //!   `PostgresServerProvisioner` (one database per tenant on your server) and
-//!   `LocalAdminUserCreator`, for running without a cloud provider.
+//!   `LocalAdminUserCreator`, for running without a cloud provider; [`DumpExporter`]
+//!   (`pg_dump`, SQLite's `VACUUM INTO`) and [`DirectoryExportDestination`] for exports.
 //!
 //! # Example
 //!
@@ -60,9 +64,11 @@ mod directory;
 mod email;
 #[cfg(feature = "axum")]
 pub mod http;
+mod in_flight;
 mod local;
 mod migrator;
 mod notifier;
+mod offboarding;
 mod onboarding;
 mod open_enum;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -77,7 +83,7 @@ pub mod testing;
 
 pub use admin_user::{AdminUser, AdminUserCreator};
 pub use backend_error::{BackendError, BoxError};
-pub use billing::BillingStarter;
+pub use billing::{BillingCanceller, BillingStarter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use database::{DatabaseKind, DatabaseTarget, DatabaseUrl, DatabaseUrlError};
 #[cfg(feature = "postgres")]
@@ -88,6 +94,7 @@ pub use directory::SqliteTenantDirectory;
 pub use directory::{DirectoryEngine, SqlTenantDirectory};
 pub use directory::{DirectoryError, MemoryTenantDirectory, TenantDirectory, TenantFilter};
 pub use email::{EmailAddress, EmailError};
+pub use local::DumpExporter;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use local::LocalAdminUserCreator;
 #[cfg(feature = "postgres")]
@@ -96,6 +103,11 @@ pub use local::PostgresServerProvisioner;
 pub use local::SqliteFileProvisioner;
 pub use migrator::{MigrationReport, SchemaMigrator};
 pub use notifier::{LoggingNotifier, Notification, NotificationKind, Notifier, RecordingNotifier};
+pub use offboarding::{
+    DatabaseExport, DatabaseExporter, DatabasePauser, DirectoryExportDestination,
+    ExportDestination, ExportFormat, Offboarding, OffboardingError, OffboardingReport,
+    OffboardingStep, StoredExport, DEFAULT_RETENTION,
+};
 pub use onboarding::{Onboarding, OnboardingError};
 pub use provisioner::DatabaseProvisioner;
 pub use retry::{RetryDecision, RetryPolicy};

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::in_flight::InFlight;
 use crate::{
     AdminUserCreator, BackendError, BillingStarter, Clock, DatabaseProvisioner, DirectoryError,
     NewTenant, Notification, NotificationKind, Notifier, OnboardingStep, RetryDecision,
@@ -28,6 +29,14 @@ pub enum OnboardingError {
         "tenant `{0}` is already signed up with another admin email; choose another company name"
     )]
     AlreadySignedUp(TenantId),
+    /// The tenant with this id was deleted: its id is never given out again.
+    #[error(
+        "tenant `{0}` was deleted and its id is never reused; sign up under another company name"
+    )]
+    IdRetired(TenantId),
+    /// The tenant with this id is being offboarded (or is retained after it).
+    #[error("tenant `{0}` is being offboarded; restore it (POST /api/admin/tenants/{0}/restore or `offboard restore {0}`) instead of signing up again")]
+    Offboarded(TenantId),
     /// Reading or writing the tenant record failed.
     #[error(transparent)]
     Directory(#[from] DirectoryError),
@@ -87,37 +96,6 @@ pub struct Onboarding {
     running: Arc<InFlight>,
 }
 
-/// The tenants this pipeline (and its clones) is onboarding right now, each with
-/// the lock its runs take: in one process, runs of one tenant go one after another
-/// (a signup and a resume at start-up, say). Across processes the record's
-/// revision and the providers' idempotence keep them apart.
-#[derive(Debug, Default)]
-struct InFlight {
-    locks: std::sync::Mutex<std::collections::HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl InFlight {
-    fn lock_of(&self, id: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        locks.entry(id.clone()).or_default().clone()
-    }
-
-    /// Forgets the lock of `id` once no run holds or awaits it.
-    fn release(&self, id: &TenantId, lock: Arc<tokio::sync::Mutex<()>>) {
-        let mut locks = self
-            .locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        drop(lock);
-        if locks.get(id).is_some_and(|l| Arc::strong_count(l) == 1) {
-            locks.remove(id);
-        }
-    }
-}
-
 impl std::fmt::Debug for Onboarding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Onboarding")
@@ -168,7 +146,8 @@ impl Onboarding {
     }
 
     /// Records a signup as a `Pending` tenant. Signing up again with the same id and
-    /// email returns the existing record; with another email it is an error.
+    /// email returns the existing record; with another email it is an error, and so
+    /// it is for the id of a deleted or offboarding tenant.
     pub async fn signup(&self, signup: NewTenant) -> Result<Tenant, OnboardingError> {
         let tenant = signup.into_tenant(self.clock.now());
         match self.directory.insert(&tenant).await {
@@ -179,6 +158,12 @@ impl Onboarding {
                     .get(&id)
                     .await?
                     .ok_or_else(|| DirectoryError::NotFound(id.clone()))?;
+                if existing.status.is_deleted() {
+                    return Err(OnboardingError::IdRetired(id));
+                }
+                if existing.status.is_offboarded() {
+                    return Err(OnboardingError::Offboarded(id));
+                }
                 if existing.admin_email == tenant.admin_email {
                     Ok(existing)
                 } else {
@@ -196,18 +181,13 @@ impl Onboarding {
     }
 
     /// Runs (or resumes) onboarding of a signed-up tenant until it is ready or a
-    /// step fails, then sends the ready notice if it has not been accepted yet.
+    /// step fails, then sends the ready notice if it has not been accepted yet. A
+    /// tenant being offboarded (or deleted) is returned as it is.
     ///
     /// A second run of the same tenant through this pipeline (or a clone) waits for
     /// the first, then resumes from what it left.
     pub async fn run(&self, id: &TenantId) -> Result<Tenant, OnboardingError> {
-        let lock = self.running.lock_of(id);
-        let result = {
-            let _turn = lock.lock().await;
-            self.run_steps(id).await
-        };
-        self.running.release(id, lock);
-        result
+        self.running.exclusive(id, self.run_steps(id)).await
     }
 
     async fn run_steps(&self, id: &TenantId) -> Result<Tenant, OnboardingError> {
@@ -352,7 +332,10 @@ impl Onboarding {
 
 fn next_step(tenant: &Tenant) -> Option<OnboardingStep> {
     let step = match &tenant.status {
-        TenantStatus::Ready => return None,
+        TenantStatus::Ready
+        | TenantStatus::Offboarding { .. }
+        | TenantStatus::Retained { .. }
+        | TenantStatus::Deleted { .. } => return None,
         TenantStatus::Pending | TenantStatus::Provisioning => OnboardingStep::Provision,
         TenantStatus::Migrating => OnboardingStep::Migrate,
         TenantStatus::CreatingAdmin => OnboardingStep::CreateAdmin,

@@ -4,7 +4,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{DatabaseTarget, EmailAddress, EmailError, TenantId, TenantIdError};
+use crate::{
+    DatabaseExport, DatabaseTarget, EmailAddress, EmailError, OffboardingStep, TenantId,
+    TenantIdError,
+};
 
 /// A step of the onboarding pipeline, as recorded when it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,6 +58,11 @@ impl fmt::Display for OnboardingStep {
 /// `Pending → Provisioning → Migrating → CreatingAdmin → StartingBilling → Ready`
 /// (`StartingBilling` only when onboarding starts billing), or `Failed` with the step
 /// that failed; onboarding resumes a failed tenant at that step.
+///
+/// Then, at the end of its life (see [`Offboarding`](crate::Offboarding)):
+/// `Offboarding { step: cancel_billing → export → pause } → Retained { until } →
+/// Offboarding { step: delete } → Deleted { at }`. A retained tenant can be restored
+/// (back to `Ready`); a deleted one is a tombstone whose id is never given out again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -80,11 +88,54 @@ pub enum TenantStatus {
         /// How many times onboarding has failed at this step in a row.
         attempts: u32,
     },
+    /// Being offboarded: `step` is the step to run next (or that failed, with
+    /// `last_error`); offboarding resumes there.
+    Offboarding {
+        /// The next step, or the one that failed.
+        step: OffboardingStep,
+        /// When offboarding started (it names the export, so a resumed run finds it).
+        #[serde(with = "time::serde::rfc3339")]
+        started_at: OffsetDateTime,
+        /// Whether the tenant had finished onboarding when offboarding started: a
+        /// restored tenant goes back to `Ready` if so, to `Pending` otherwise.
+        onboarded: bool,
+        /// The export of its database, once made.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        export: Option<DatabaseExport>,
+        /// Why `step` last failed, if it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_error: Option<String>,
+        /// How many times `step` has failed in a row.
+        #[serde(default)]
+        attempts: u32,
+    },
+    /// Offboarded, its database paused and its export kept; deleted once `until`
+    /// passes, restorable until then.
+    Retained {
+        /// When the retention period ends.
+        #[serde(with = "time::serde::rfc3339")]
+        until: OffsetDateTime,
+        /// Whether the tenant had finished onboarding (see `Offboarding`).
+        onboarded: bool,
+        /// The export of its database (`None` when it never had one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        export: Option<DatabaseExport>,
+    },
+    /// Deleted: the database is gone and the record is a tombstone that keeps the id
+    /// from being used again. The export is what remains.
+    Deleted {
+        /// When the database was deleted.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        /// The export of its database (`None` when it never had one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        export: Option<DatabaseExport>,
+    },
 }
 
 impl TenantStatus {
     /// Every state's name, in lifecycle order (for filters and forms).
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 10] = [
         "pending",
         "provisioning",
         "migrating",
@@ -92,9 +143,13 @@ impl TenantStatus {
         "starting_billing",
         "ready",
         "failed",
+        "offboarding",
+        "retained",
+        "deleted",
     ];
 
-    /// The snake-case name of the state (`pending`, …, `failed`).
+    /// The snake-case name of the state (`pending`, …, `failed`, `offboarding`,
+    /// `retained`, `deleted`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -104,6 +159,33 @@ impl TenantStatus {
             Self::StartingBilling => "starting_billing",
             Self::Ready => "ready",
             Self::Failed { .. } => "failed",
+            Self::Offboarding { .. } => "offboarding",
+            Self::Retained { .. } => "retained",
+            Self::Deleted { .. } => "deleted",
+        }
+    }
+
+    /// Whether the tenant is at the end of its life: offboarding, retained or deleted
+    /// (onboarding leaves such a tenant alone).
+    pub fn is_offboarded(&self) -> bool {
+        matches!(
+            self,
+            Self::Offboarding { .. } | Self::Retained { .. } | Self::Deleted { .. }
+        )
+    }
+
+    /// Whether the tenant was deleted (its id is never reused).
+    pub fn is_deleted(&self) -> bool {
+        matches!(self, Self::Deleted { .. })
+    }
+
+    /// The export of the tenant's database, once offboarding made one.
+    pub fn export(&self) -> Option<&DatabaseExport> {
+        match self {
+            Self::Offboarding { export, .. }
+            | Self::Retained { export, .. }
+            | Self::Deleted { export, .. } => export.as_ref(),
+            _ => None,
         }
     }
 
@@ -123,6 +205,18 @@ impl fmt::Display for TenantStatus {
             } => {
                 write!(f, "failed at {step} (attempt {attempts}): {reason}")
             }
+            Self::Offboarding {
+                step,
+                last_error: Some(reason),
+                attempts,
+                ..
+            } => write!(
+                f,
+                "offboarding failed at {step} (attempt {attempts}): {reason}"
+            ),
+            Self::Offboarding { step, .. } => write!(f, "offboarding at {step}"),
+            Self::Retained { until, .. } => write!(f, "retained until {until}"),
+            Self::Deleted { at, .. } => write!(f, "deleted at {at}"),
             other => f.pad(other.name()),
         }
     }
@@ -320,6 +414,68 @@ mod tests {
         assert_eq!(t.id.as_str(), "acme-labs");
         assert_eq!(t.tags.iter().collect::<Vec<_>>(), ["beta"]);
         assert_eq!(t.status, TenantStatus::Pending);
+    }
+
+    #[test]
+    fn states_stored_before_offboarding_existed_still_load() {
+        for (json, name) in [
+            (r#"{"state":"ready"}"#, "ready"),
+            (r#"{"state":"pending"}"#, "pending"),
+            (
+                r#"{"state":"failed","step":"provision","reason":"x","attempts":1}"#,
+                "failed",
+            ),
+        ] {
+            let status: TenantStatus = serde_json::from_str(json).unwrap();
+            assert_eq!(status.name(), name);
+            assert!(!status.is_offboarded());
+        }
+    }
+
+    #[test]
+    fn offboarding_states_serialize_with_their_times_and_export() {
+        let export = DatabaseExport::new(
+            crate::StoredExport::new("/exports/acme-1.dump", 10, "00ff"),
+            crate::ExportFormat::PgDumpCustom,
+            time::macros::datetime!(2026-01-01 0:00 UTC),
+        );
+        let retained = TenantStatus::Retained {
+            until: time::macros::datetime!(2026-01-31 0:00 UTC),
+            onboarded: true,
+            export: Some(export),
+        };
+        let json = serde_json::to_value(&retained).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "state": "retained",
+                "until": "2026-01-31T00:00:00Z",
+                "onboarded": true,
+                "export": {
+                    "location": "/exports/acme-1.dump",
+                    "format": "pg_dump_custom",
+                    "size_bytes": 10,
+                    "sha256": "00ff",
+                    "exported_at": "2026-01-01T00:00:00Z"
+                }
+            })
+        );
+        assert_eq!(
+            serde_json::from_value::<TenantStatus>(json).unwrap(),
+            retained
+        );
+        assert!(retained.is_offboarded() && !retained.is_deleted());
+        assert_eq!(retained.export().map(|e| e.size_bytes), Some(10));
+        // a started offboarding leaves out what it does not have yet
+        let started: TenantStatus = serde_json::from_str(
+            r#"{"state":"offboarding","step":"cancel_billing","started_at":"2026-01-01T00:00:00Z","onboarded":false}"#,
+        )
+        .unwrap();
+        assert_eq!(started.to_string(), "offboarding at cancel_billing");
+        assert_eq!(
+            TenantStatus::NAMES[7..],
+            ["offboarding", "retained", "deleted"]
+        );
     }
 
     #[test]

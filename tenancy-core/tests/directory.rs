@@ -4,9 +4,10 @@ use std::collections::BTreeSet;
 
 use tenancy_core::testing::TestDatabase;
 use tenancy_core::{
-    DatabaseTarget, DatabaseUrl, DirectoryError, MemoryTenantDirectory, NewTenant, OnboardingStep,
-    PostgresTenantDirectory, SqliteTenantDirectory, Tenant, TenantDirectory, TenantFilter,
-    TenantId, TenantStatus,
+    DatabaseExport, DatabaseTarget, DatabaseUrl, DirectoryError, ExportFormat,
+    MemoryTenantDirectory, NewTenant, OffboardingStep, OnboardingStep, PostgresTenantDirectory,
+    SqliteTenantDirectory, StoredExport, Tenant, TenantDirectory, TenantFilter, TenantId,
+    TenantStatus,
 };
 use time::macros::datetime;
 
@@ -127,6 +128,52 @@ async fn conformance(dir: &dyn TenantDirectory) {
         ["charlie", "delta"]
     );
     assert!(dir.list(&page.after(id("delta"))).await.unwrap().is_empty());
+
+    offboarding_states_persist(dir).await;
+}
+
+/// Every offboarding state, the export record included, round-trips and is found
+/// by its name.
+async fn offboarding_states_persist(dir: &dyn TenantDirectory) {
+    let export = DatabaseExport::new(
+        StoredExport::new("/exports/echo-1767225600.dump", 4096, "ab".repeat(32)),
+        ExportFormat::PgDumpCustom,
+        datetime!(2026-01-01 0:05 UTC),
+    );
+    let states = [
+        TenantStatus::Offboarding {
+            step: OffboardingStep::Pause,
+            started_at: datetime!(2026-01-01 0:00 UTC),
+            onboarded: true,
+            export: Some(export.clone()),
+            last_error: Some("connection refused".into()),
+            attempts: 2,
+        },
+        TenantStatus::Retained {
+            until: datetime!(2026-01-31 0:05 UTC),
+            onboarded: true,
+            export: Some(export.clone()),
+        },
+        TenantStatus::Deleted {
+            at: datetime!(2026-01-31 1:00 UTC),
+            export: Some(export),
+        },
+    ];
+    let mut echo = dir.insert(&tenant("Echo", &[])).await.unwrap();
+    for status in states {
+        let name = status.name();
+        echo.status = status;
+        echo = dir.update(&echo).await.unwrap();
+        assert_eq!(dir.get(&echo.id).await.unwrap().as_ref(), Some(&echo));
+        let found = dir
+            .list(&TenantFilter::all().with_status(name))
+            .await
+            .unwrap();
+        assert_eq!(
+            found.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+            ["echo"]
+        );
+    }
 }
 
 #[tokio::test]

@@ -6,8 +6,11 @@
 //! (admin routes answer 503 without it),
 //! `BILLING_TICK_SECONDS` (default 60), `PUBLIC_URL` (where tenants reach the
 //! service; default `http://localhost:PORT`), `BILLING_LINK_SECRET` (signs links to
-//! tenants' billing pages; the pages are off without it), and the `SUPABASE_*` variables to provision
-//! tenants on Supabase instead of locally.
+//! tenants' billing pages; the pages are off without it), the `SUPABASE_*` variables to provision
+//! tenants on Supabase instead of locally, and for offboarding `TENANT_EXPORT_DIR`
+//! (default `exports` beside a SQLite state), `TENANT_RETENTION_DAYS` (default 30),
+//! `OFFBOARD_ON_CANCEL` (`true` offboards a tenant when its billing is cancelled;
+//! default `false`) and `OFFBOARDING_CHECK_SECONDS` (default 3600).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -18,7 +21,10 @@ use stripe_billing::pages::BillingPages;
 use stripe_billing::{BillingLinks, Reconciler, StripeClient, WebhookVerifier};
 use tenancy_core::{LoggingNotifier, Notifier, SystemClock};
 use tenancy_examples::assembly::Assembly;
-use tenancy_examples::config::{self, PagesConfig, ProcessEnv, StripeConfig, SupabaseConfig};
+use tenancy_examples::config::{
+    self, OffboardingConfig, PagesConfig, ProcessEnv, StripeConfig, SupabaseConfig,
+};
+use tenancy_examples::control_plane::database_pauser;
 use tenancy_examples::server::{self, AppState, MigrationAdmin};
 use tenancy_examples::telemetry;
 
@@ -59,6 +65,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let tick = config::billing_tick(&env)?;
     let reconcile_every = config::reconcile_interval(&env)?;
     let pages = PagesConfig::from_env(&env)?;
+    let offboarding_config = OffboardingConfig::from_env(&env)?;
     let notifier: Arc<dyn Notifier> = Arc::new(LoggingNotifier);
     let mut assembly = Assembly::open(&args.state, supabase.as_ref(), &env, Arc::new(SystemClock))
         .await?
@@ -105,6 +112,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             None
         }
     };
+    let offboarding = assembly.offboarding(
+        database_pauser(supabase.as_ref(), &assembly.plane)?,
+        offboarding_config
+            .export_dir
+            .clone()
+            .unwrap_or_else(|| assembly.plane.export_folder()),
+        offboarding_config.retention,
+        Arc::new(SystemClock),
+    );
     let migrations = MigrationAdmin::new(&assembly);
     let state = AppState::builder(
         assembly.plane.directory.clone(),
@@ -120,6 +136,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     .secure_cookie(pages.secure_cookie())
     .billing_pages(billing_pages)
     .tick_interval(tick)
+    .offboarding(Some(offboarding))
+    .offboard_on_cancel(offboarding_config.on_cancel)
+    .offboarding_interval(offboarding_config.check_every)
     .build();
     let shutdown = telemetry::shutdown_signal();
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -10,6 +10,8 @@
 //! | `POST /api/admin/migrations/halt`, `/resume`, `/rollback` | stops, resumes or reverts the rollout |
 //! | `DELETE /api/admin/migrations/{version}` | withdraws the latest migration while no tenant has it |
 //! | `GET /api/admin/tenants/{id}` | a tenant record |
+//! | `DELETE /api/admin/tenants/{id}` | starts offboarding the tenant (202 with its record) |
+//! | `POST /api/admin/tenants/{id}/restore` | restores a tenant during its retention (409 after deletion) |
 //! | `GET /api/admin/tenants/{id}/billing` | a tenant's billing state |
 //! | `GET /api/admin/billing-links/{id}` | a fresh signed link to the tenant's billing page |
 //! | `POST /api/admin/billing/reconcile` | applies missed Stripe events (or checks one tenant against its subscription) |
@@ -20,7 +22,7 @@
 //!
 //! Admin routes answer 401 without `Authorization: Bearer <ADMIN_TOKEN>`, and 503 when
 //! `ADMIN_TOKEN` is unset. Every error, the framework's rejections included, is JSON
-//! (`tenancy_core::http::json_errors`). Signup, tenant look-up and the admin-token layer come from
+//! (`tenancy_core::http::json_errors`). Signup, tenant look-up, offboarding and the admin-token layer come from
 //! `tenancy_core::http`; the webhook, the billing view and reconciliation from
 //! `stripe_billing::http`;
 //! the rollout routes from `tenant_migrate::http`. This module adds the state and the
@@ -37,7 +39,9 @@ use stripe_billing::pages::{billing_link_router, billing_pages_router};
 use tenancy_core::http::pages::{
     self, admin_login_router, admin_pages_router, require_admin_session,
 };
-use tenancy_core::http::{json_errors, require_admin_token, signup_router, tenant_router};
+use tenancy_core::http::{
+    json_errors, offboarding_router, require_admin_token, signup_router, tenant_router,
+};
 use tokio::net::TcpListener;
 
 pub use migrations::MigrationAdmin;
@@ -50,6 +54,7 @@ pub fn router(state: AppState) -> Router {
     let mut admin = Router::new()
         .nest("/migrations", tenant_migrate::http::rollout_router())
         .merge(tenant_router())
+        .merge(offboarding_router())
         .merge(stripe_billing::http::billing_router())
         .merge(stripe_billing::http::reconcile_router());
     let signed_in = admin_pages_router()
@@ -94,7 +99,7 @@ async fn billing_pages_off() -> axum::response::Response {
 }
 
 /// Serves `state` on `listener` with its background tasks (onboarding resumption,
-/// billing clock, reconciliation with Stripe, effect delivery) until `shutdown`
+/// billing clock, reconciliation with Stripe, effect delivery, offboarding) until `shutdown`
 /// resolves; then lets in-flight requests finish and stops the background tasks,
 /// leaving resumable state.
 pub async fn serve(

@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use stripe_billing::{BillingProcessor, Reconciler, WebhookVerifier};
 use tenancy_core::{
-    Clock, LoggingNotifier, Notifier, Onboarding, RetryPolicy, SecretString, SystemClock,
-    TenantDirectory, TenantId,
+    Clock, LoggingNotifier, Notifier, Offboarding, Onboarding, RetryPolicy, SecretString,
+    SystemClock, TenantDirectory, TenantId,
 };
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +14,7 @@ use axum::extract::FromRef;
 use stripe_billing::http::WebhookRoutes;
 use stripe_billing::pages::{BillingPages, BillingSection};
 use tenancy_core::http::pages::{AdminPage, AdminSessions};
-use tenancy_core::http::{AdminToken, TenantRoutes};
+use tenancy_core::http::{AdminToken, OffboardingRoutes, TenantRoutes};
 use tenant_migrate::http::RolloutRoutes;
 
 use super::MigrationAdmin;
@@ -29,6 +29,9 @@ struct Inner {
     directory: Arc<dyn TenantDirectory>,
     onboarding: Onboarding,
     onboarding_retry: RetryPolicy,
+    offboarding: Option<Offboarding>,
+    offboard_on_cancel: bool,
+    offboarding_interval: Duration,
     billing: BillingProcessor,
     verifier: Option<WebhookVerifier>,
     reconciler: Option<Reconciler>,
@@ -74,6 +77,9 @@ pub struct AppStateBuilder {
     tick_interval: Duration,
     onboarding_retry: RetryPolicy,
     onboarding_concurrency: usize,
+    offboarding: Option<Offboarding>,
+    offboard_on_cancel: bool,
+    offboarding_interval: Duration,
 }
 
 impl std::fmt::Debug for AppStateBuilder {
@@ -154,6 +160,29 @@ impl AppStateBuilder {
         self
     }
 
+    /// Offboards tenants with `offboarding`: `DELETE /api/admin/tenants/{id}` and
+    /// `POST …/restore`, unfinished offboardings resumed at start, and tenants past
+    /// their retention deleted every [`offboarding_interval`](Self::offboarding_interval)
+    /// (without it, those routes answer 503).
+    pub fn offboarding(mut self, offboarding: Option<Offboarding>) -> Self {
+        self.offboarding = offboarding;
+        self
+    }
+
+    /// Starts offboarding a tenant when its billing reaches cancelled (default off;
+    /// needs [`offboarding`](Self::offboarding)).
+    pub fn offboard_on_cancel(mut self, on: bool) -> Self {
+        self.offboard_on_cancel = on;
+        self
+    }
+
+    /// Resumes offboardings and deletes tenants past their retention every
+    /// `interval` (default one hour).
+    pub fn offboarding_interval(mut self, interval: Duration) -> Self {
+        self.offboarding_interval = interval;
+        self
+    }
+
     /// The state.
     pub fn build(self) -> AppState {
         let admin_sessions = AdminSessions::new(self.admin_token.clone())
@@ -164,6 +193,9 @@ impl AppStateBuilder {
                 directory: self.directory,
                 onboarding: self.onboarding,
                 onboarding_retry: self.onboarding_retry,
+                offboarding: self.offboarding,
+                offboard_on_cancel: self.offboard_on_cancel,
+                offboarding_interval: self.offboarding_interval,
                 billing: self.billing,
                 verifier: self.verifier,
                 reconciler: self.reconciler,
@@ -208,6 +240,9 @@ impl AppState {
             tick_interval: Duration::from_secs(60),
             onboarding_retry: RetryPolicy::default(),
             onboarding_concurrency: 8,
+            offboarding: None,
+            offboard_on_cancel: false,
+            offboarding_interval: Duration::from_secs(3600),
         }
     }
 
@@ -219,6 +254,21 @@ impl AppState {
     /// The onboarding pipeline.
     pub fn onboarding(&self) -> &Onboarding {
         &self.inner.onboarding
+    }
+
+    /// The offboarding pipeline, when configured.
+    pub fn offboarding(&self) -> Option<&Offboarding> {
+        self.inner.offboarding.as_ref()
+    }
+
+    /// Whether a cancelled subscription starts offboarding.
+    pub fn offboards_on_cancel(&self) -> bool {
+        self.inner.offboard_on_cancel && self.inner.offboarding.is_some()
+    }
+
+    /// How often offboardings are resumed and retention checked.
+    pub fn offboarding_interval(&self) -> Duration {
+        self.inner.offboarding_interval
     }
 
     /// The billing processor.
@@ -318,6 +368,57 @@ impl FromRef<AppState> for TenantRoutes {
         let background = state.clone();
         TenantRoutes::new(state.onboarding().clone(), state.directory().clone())
             .on_signup(move |tenant| background.spawn_onboarding(tenant))
+    }
+}
+
+impl AppState {
+    /// Starts (if needed) and runs `tenant`'s offboarding in the background, with
+    /// the onboarding retry policy; a failed step is resumed by the next scheduled
+    /// check. Does nothing without offboarding.
+    pub fn spawn_offboarding(&self, tenant: TenantId) {
+        let Some(offboarding) = self.offboarding().cloned() else {
+            return;
+        };
+        let state = self.clone();
+        self.inner.tasks.spawn(async move {
+            let run = async {
+                offboarding.start(&tenant).await?;
+                state
+                    .inner
+                    .onboarding_retry
+                    .run(
+                        |_| offboarding.run(&tenant),
+                        |error| {
+                            if error.is_retryable() {
+                                tenancy_core::RetryDecision::Retry
+                            } else {
+                                tenancy_core::RetryDecision::GiveUp
+                            }
+                        },
+                    )
+                    .await
+            };
+            let result = tokio::select! {
+                result = run => result,
+                () = state.shutdown_token().cancelled() => return,
+            };
+            match result {
+                // Ending billing queued its effects in the outbox.
+                Ok(_) => state.wake_effects(),
+                Err(error) => tracing::warn!(%tenant, %error, "offboarding stopped; the next scheduled check resumes it"),
+            }
+        });
+    }
+}
+
+impl FromRef<AppState> for OffboardingRoutes {
+    fn from_ref(state: &AppState) -> Self {
+        let Some(offboarding) = state.offboarding() else {
+            return OffboardingRoutes::unavailable();
+        };
+        let background = state.clone();
+        OffboardingRoutes::new(offboarding.clone())
+            .on_start(move |tenant| background.spawn_offboarding(tenant))
     }
 }
 

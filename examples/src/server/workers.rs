@@ -1,9 +1,9 @@
 //! Background tasks: onboarding resumption, the billing clock, reconciliation with
-//! Stripe, effect delivery.
+//! Stripe, effect delivery, offboarding (resumption and deletion after retention).
 
 use std::time::Duration;
 
-use stripe_billing::Effect;
+use stripe_billing::{BillingNotice, Effect};
 use tenancy_core::{Notification, OnboardingStep, TenantFilter, TenantStatus};
 
 use super::AppState;
@@ -31,6 +31,9 @@ pub(super) fn start(state: AppState) -> Workers {
         tasks.spawn(reconcile_loop(state.clone()));
     }
     tasks.spawn(deliver_effects_loop(state.clone()));
+    if state.offboarding().is_some() {
+        tasks.spawn(offboarding_loop(state.clone()));
+    }
     Workers { state }
 }
 
@@ -65,7 +68,8 @@ async fn resume_onboarding(state: AppState) {
             return;
         };
         let unfinished = |t: &tenancy_core::Tenant| {
-            t.status != TenantStatus::Ready || t.ready_notified_at.is_none()
+            !t.status.is_offboarded()
+                && (t.status != TenantStatus::Ready || t.ready_notified_at.is_none())
         };
         for tenant in page.into_iter().filter(unfinished) {
             state.spawn_onboarding(tenant.id);
@@ -182,6 +186,38 @@ async fn reconcile_loop(state: AppState) {
     }
 }
 
+/// Resumes unfinished offboardings and deletes tenants whose retention is over: at
+/// start, then on a schedule (the retention is read from the state's clock).
+async fn offboarding_loop(state: AppState) {
+    let Some(offboarding) = state.offboarding().cloned() else {
+        return;
+    };
+    let mut interval = tokio::time::interval(state.offboarding_interval());
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = state.shutdown_token().cancelled() => return,
+        }
+        let result = tokio::select! {
+            result = offboarding.run_pending() => result,
+            () = state.shutdown_token().cancelled() => return,
+        };
+        match result {
+            Ok(report) => {
+                if !report.deleted.is_empty() || !report.retained.is_empty() {
+                    tracing::info!(deleted = ?report.deleted, retained = ?report.retained, "offboarding moved tenants");
+                    state.wake_effects();
+                }
+                for (tenant, error) in report.failed {
+                    tracing::error!(%tenant, %error, "offboarding failed; the next check resumes it");
+                }
+            }
+            Err(error) => tracing::error!(%error, "could not check offboardings"),
+        }
+    }
+}
+
 async fn deliver_effects_loop(state: AppState) {
     loop {
         deliver_effects(&state).await;
@@ -216,6 +252,10 @@ pub(super) async fn deliver_effects(state: &AppState) {
                     if let Err(error) = state.notifier().notify(&notification).await {
                         tracing::warn!(tenant = %item.tenant_id, %error, "notice not delivered; will retry");
                         continue;
+                    }
+                    if *notice == BillingNotice::Cancelled && state.offboards_on_cancel() {
+                        tracing::info!(tenant = %item.tenant_id, "billing cancelled: offboarding the tenant");
+                        state.spawn_offboarding(item.tenant_id.clone());
                     }
                 }
                 Effect::Reconciled {

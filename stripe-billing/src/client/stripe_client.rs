@@ -36,6 +36,7 @@ pub struct StripeClient {
 enum Verb {
     Get,
     Post,
+    Delete,
 }
 
 impl Verb {
@@ -43,6 +44,7 @@ impl Verb {
         match self {
             Self::Get => "GET",
             Self::Post => "POST",
+            Self::Delete => "DELETE",
         }
     }
 
@@ -50,6 +52,7 @@ impl Verb {
         match self {
             Self::Get => Method::GET,
             Self::Post => Method::POST,
+            Self::Delete => Method::DELETE,
         }
     }
 }
@@ -118,6 +121,23 @@ impl StripeClient {
             path,
             body: Some(form.encode()),
             idempotency_key: Some(idempotency_key),
+            expected,
+        })
+        .await
+    }
+
+    /// `DELETE {path}`, decoded as `T`. Stripe ignores idempotency keys on `DELETE`
+    /// (deleting twice ends in the same state), so none is sent.
+    pub(crate) async fn delete<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        expected: &'static str,
+    ) -> Result<T, StripeError> {
+        self.send(Request {
+            verb: Verb::Delete,
+            path,
+            body: None,
+            idempotency_key: None,
             expected,
         })
         .await

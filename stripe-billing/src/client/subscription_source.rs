@@ -41,3 +41,30 @@ impl StripeEvents for StripeClient {
         Ok(self.list_customer_subscriptions(customer_id).await?)
     }
 }
+
+/// Lets a [`SubscriptionCancellation`](crate::SubscriptionCancellation) cancel
+/// subscriptions through [`StripeClient::cancel_subscription`]
+/// (`DELETE /v1/subscriptions/{id}`). When Stripe refuses because the subscription
+/// had already ended, the subscription is read back and returned as it is.
+#[async_trait]
+impl crate::SubscriptionCanceller for StripeClient {
+    async fn cancel_now(&self, subscription_id: &str) -> Result<Subscription, BackendError> {
+        match self.cancel_subscription(subscription_id).await {
+            Ok(subscription) => Ok(subscription),
+            Err(error) if error.status().is_some_and(|s| (400..500).contains(&s)) => {
+                let current = self.retrieve_subscription(subscription_id).await?;
+                let ended = matches!(
+                    current.status,
+                    crate::SubscriptionStatus::Canceled
+                        | crate::SubscriptionStatus::IncompleteExpired
+                );
+                if ended {
+                    Ok(current)
+                } else {
+                    Err(error.into())
+                }
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! Subscriptions: read the truth back from Stripe, cancel at the end of the period.
+//! Subscriptions: read the truth back from Stripe, cancel at the end of the period
+//! or at once.
 
 use super::error::StripeError;
 use super::form::Form;
@@ -67,5 +68,19 @@ impl StripeClient {
             &form,
         );
         self.post(&path, &form, &key, "subscription").await
+    }
+
+    /// Cancels a subscription at once (`DELETE /v1/subscriptions/{id}`): Stripe
+    /// answers with the subscription, its status `canceled`, and bills nothing more
+    /// for it (pending invoice items are still charged at the end of the period).
+    /// A subscription that is already cancelled cannot be cancelled again: Stripe
+    /// answers 4xx, so read it with [`retrieve_subscription`](Self::retrieve_subscription)
+    /// to tell that case apart.
+    pub async fn cancel_subscription(
+        &self,
+        subscription_id: &str,
+    ) -> Result<Subscription, StripeError> {
+        let path = object_path("/v1/subscriptions", "subscription", subscription_id)?;
+        self.delete(&path, "subscription").await
     }
 }

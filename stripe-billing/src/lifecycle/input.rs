@@ -68,6 +68,11 @@ pub enum BillingEventKind {
         /// The customer.
         customer_id: Option<String>,
     },
+    /// The host ended the tenant's billing (the tenant is offboarded) while it had
+    /// no subscription at Stripe, a trial say. With a subscription, the host cancels
+    /// it at Stripe and applies [`SubscriptionDeleted`](Self::SubscriptionDeleted)
+    /// with Stripe's answer instead.
+    Closed,
 }
 
 /// An event as the lifecycle sees it: what happened and when (`event.created`).

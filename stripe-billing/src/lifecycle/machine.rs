@@ -22,7 +22,7 @@ use crate::SubscriptionStatus;
 /// | PastDue | invoice paid, subscription `active` | Active | `PaymentRecovered` |
 /// | PastDue | tick ≥ grace end | Suspended | modules off, `Suspended` |
 /// | Suspended | invoice paid, subscription `active` | Active | plan modules, `PaymentRecovered` |
-/// | any | subscription deleted, `canceled` | Cancelled | modules off, `Cancelled` |
+/// | any | subscription deleted, `canceled`, billing closed by the host | Cancelled | modules off, `Cancelled` |
 ///
 /// Order safety: an event older than the event that last set the phase leaves the
 /// phase alone (a failure or a `past_due`/`unpaid`/`paused` status of the same second
@@ -143,6 +143,8 @@ fn apply(
             subscription_deleted(state, at, snapshot)
         }
         BillingEventKind::TrialWillEnd(snapshot) => trial_will_end(state, snapshot, notices),
+        // The host's decision: it holds whatever Stripe said before.
+        BillingEventKind::Closed => set_phase(state, BillingPhase::Cancelled, at),
         BillingEventKind::PaymentSucceeded {
             subscription_id,
             customer_id,

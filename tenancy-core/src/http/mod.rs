@@ -1,5 +1,5 @@
-//! HTTP routes for a host's axum service (feature `axum`): signup and tenant look-up
-//! as composable [`Router`](axum::Router)s over state the host owns, the admin-token
+//! HTTP routes for a host's axum service (feature `axum`): signup, tenant look-up and
+//! offboarding (with restore) as composable [`Router`](axum::Router)s over state the host owns, the admin-token
 //! layer that guards admin routes, and the JSON error answer every tenancy-kit router
 //! uses.
 //!
@@ -43,6 +43,7 @@
 mod admin_token;
 mod api_error;
 mod json_errors;
+mod offboarding_routes;
 #[cfg(feature = "pages")]
 pub mod pages;
 mod tenant_routes;
@@ -50,6 +51,7 @@ mod tenant_routes;
 pub use admin_token::{require_admin_token, AdminToken};
 pub use api_error::ApiError;
 pub use json_errors::json_errors;
+pub use offboarding_routes::{offboarding_router, OffboardingRoutes};
 pub use tenant_routes::{
     signup_router, tenant_router, DatabaseView, SignupAccepted, SignupRequest, TenantRoutes,
     TenantView,

@@ -149,7 +149,8 @@ impl From<&Tenant> for TenantView {
 }
 
 /// `POST /signup {"company", "email"}` → 202 [`SignupAccepted`]; 422 for an invalid
-/// signup, 409 when the company is signed up with another admin email.
+/// signup, 409 when the company is signed up with another admin email, or its id
+/// belongs to a deleted or offboarding tenant.
 pub fn signup_router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -183,7 +184,9 @@ where
         .signup(signup)
         .await
         .map_err(|error| match error {
-            OnboardingError::AlreadySignedUp(_) => ApiError::conflict(error),
+            OnboardingError::AlreadySignedUp(_)
+            | OnboardingError::IdRetired(_)
+            | OnboardingError::Offboarded(_) => ApiError::conflict(error),
             other => ApiError::internal(other),
         })?;
     (routes.start)(tenant.id.clone());

@@ -1,8 +1,9 @@
-//! Provisioners and an admin-user creator for databases on this machine or one
-//! PostgreSQL server: the embedded default and a self-hosted setup.
+//! Provisioners, pausers, an admin-user creator and an exporter for databases on
+//! this machine or one PostgreSQL server: the embedded default and a self-hosted setup.
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod admin_user;
+mod exporter;
 #[cfg(feature = "postgres")]
 mod postgres_server;
 #[cfg(feature = "sqlite")]
@@ -10,6 +11,7 @@ mod sqlite_files;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use admin_user::LocalAdminUserCreator;
+pub use exporter::DumpExporter;
 #[cfg(feature = "postgres")]
 pub use postgres_server::PostgresServerProvisioner;
 #[cfg(feature = "sqlite")]

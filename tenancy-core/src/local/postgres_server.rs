@@ -1,10 +1,17 @@
 use async_trait::async_trait;
 use sqlx::{Connection, PgConnection};
 
-use crate::{BackendError, DatabaseProvisioner, DatabaseTarget, DatabaseUrl, Tenant, TenantId};
+use crate::{
+    BackendError, DatabasePauser, DatabaseProvisioner, DatabaseTarget, DatabaseUrl, Tenant,
+    TenantId,
+};
 
 /// One database per tenant on a PostgreSQL server you run: `CREATE DATABASE
 /// <prefix><tenant id>` (hyphens become underscores), idempotent.
+///
+/// As a [`DatabasePauser`] it pauses a tenant's database with `ALTER DATABASE …
+/// ALLOW_CONNECTIONS false` (which holds for every role, superusers included) and
+/// closes the connections it has; resuming allows connections again.
 ///
 /// `server` is a URL of the server with a role allowed to create databases
 /// (any database name; `postgres` is usual). Tenant URLs are derived from it.
@@ -21,6 +28,9 @@ pub struct PostgresServerProvisioner {
     server: DatabaseUrl,
     prefix: String,
 }
+
+/// PostgreSQL's error code for "database does not exist".
+const UNDEFINED_DATABASE: &str = "3D000";
 
 /// PostgreSQL's error codes for "database already exists": `42P04` when it existed
 /// before, `23505` on the catalog's unique index when two creates race.
@@ -111,5 +121,50 @@ impl DatabaseProvisioner for PostgresServerProvisioner {
             .map_err(BackendError::transient)?;
         let _ = admin.close().await;
         Ok(())
+    }
+}
+
+impl PostgresServerProvisioner {
+    /// Allows or refuses connections to the tenant's database; closes its open
+    /// connections when refusing. A database that does not exist is left alone.
+    async fn allow_connections(&self, tenant: &TenantId, allow: bool) -> Result<(), BackendError> {
+        let name = self.database_name(tenant);
+        let mut admin = self.admin().await?;
+        // The name is built from a validated tenant id and a filtered prefix.
+        let altered = sqlx::query(&format!(
+            "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS {allow}"
+        ))
+        .execute(&mut admin)
+        .await;
+        match altered {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(UNDEFINED_DATABASE) => {
+                tracing::warn!(%tenant, database = %name, "the tenant's database does not exist; nothing to pause or resume");
+            }
+            Err(error) => return Err(BackendError::transient(error)),
+        }
+        if !allow {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(&name)
+            .execute(&mut admin)
+            .await
+            .map_err(BackendError::transient)?;
+        }
+        let _ = admin.close().await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DatabasePauser for PostgresServerProvisioner {
+    async fn pause(&self, tenant: &Tenant, _: &DatabaseTarget) -> Result<(), BackendError> {
+        self.allow_connections(&tenant.id, false).await
+    }
+
+    async fn resume(&self, tenant: &Tenant, _: &DatabaseTarget) -> Result<(), BackendError> {
+        self.allow_connections(&tenant.id, true).await
     }
 }

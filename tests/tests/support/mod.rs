@@ -35,6 +35,8 @@ pub struct Service {
     pub clock: ManualClock,
     pub notifier: RecordingNotifier,
     pub assembly: Assembly,
+    /// Where the service writes tenants' exports (removed by [`stop`](Self::stop)).
+    pub exports: std::path::PathBuf,
     provisioner: PostgresServerProvisioner,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -61,13 +63,17 @@ impl Service {
     /// Starts a service whose Stripe client points at the stand-in `stripe_api` and
     /// which reconciles with it at start, every `every`, and on its admin route.
     pub async fn start_reconciling(stripe_api: String, every: Duration) -> Self {
-        Self::start_full(Some(ADMIN_TOKEN), Some(stripe_api), Some(every), |local| {
-            TenantDatabases {
+        Self::start_full(
+            Some(ADMIN_TOKEN),
+            Some(stripe_api),
+            Some(every),
+            false,
+            |local| TenantDatabases {
                 provisioner: Arc::new(local),
                 admins: Arc::new(LocalAdminUserCreator),
                 provider: "postgres",
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -78,15 +84,30 @@ impl Service {
         stripe_api: Option<String>,
         databases: impl FnOnce(PostgresServerProvisioner) -> TenantDatabases,
     ) -> Self {
-        Self::start_full(admin_token, stripe_api, None, databases).await
+        Self::start_full(admin_token, stripe_api, None, false, databases).await
+    }
+
+    /// Starts a service whose Stripe client points at `stripe_api` and which
+    /// offboards a tenant when its billing reaches cancelled.
+    pub async fn start_offboarding_on_cancel(stripe_api: String) -> Self {
+        Self::start_full(Some(ADMIN_TOKEN), Some(stripe_api), None, true, |local| {
+            TenantDatabases {
+                provisioner: Arc::new(local),
+                admins: Arc::new(LocalAdminUserCreator),
+                provider: "postgres",
+            }
+        })
+        .await
     }
 
     /// Starts a service; with `reconcile_every` (and `stripe_api`), it reconciles
-    /// billing with the Stripe stand-in.
+    /// billing with the Stripe stand-in. Its offboarding keeps tenants 30 days and
+    /// checks every 100 ms (of real time; retention follows the manual clock).
     async fn start_full(
         admin_token: Option<&str>,
         stripe_api: Option<String>,
         reconcile_every: Option<Duration>,
+        offboard_on_cancel: bool,
         databases: impl FnOnce(PostgresServerProvisioner) -> TenantDatabases,
     ) -> Self {
         let control_plane = TestDatabase::create_with_prefix("tk_e2e").await.unwrap();
@@ -138,6 +159,13 @@ impl Service {
             ),
             _ => None,
         };
+        let exports = std::env::temp_dir().join(format!("{}_exports", control_plane.name()));
+        let offboarding = assembly.offboarding(
+            Arc::new(provisioner.clone()),
+            exports.clone(),
+            time::Duration::days(30),
+            Arc::new(clock.clone()),
+        );
         let state = AppState::builder(
             assembly.plane.directory.clone(),
             assembly.onboarding.clone(),
@@ -153,6 +181,9 @@ impl Service {
         .notifier(Arc::new(notifier.clone()))
         .tick_interval(Duration::from_millis(100))
         .onboarding_retry(RetryPolicy::default().with_initial_delay(Duration::from_millis(20)))
+        .offboarding(Some(offboarding))
+        .offboard_on_cancel(offboard_on_cancel)
+        .offboarding_interval(Duration::from_millis(100))
         .build();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, state, async move {
@@ -164,6 +195,7 @@ impl Service {
             clock,
             notifier,
             assembly,
+            exports,
             provisioner,
             stop: Some(stop),
             task: Some(task),
@@ -261,5 +293,6 @@ impl Service {
         for tenant in self.tenants().await {
             self.provisioner.delete(&tenant.id).await.unwrap();
         }
+        let _ = std::fs::remove_dir_all(&self.exports);
     }
 }

@@ -277,6 +277,20 @@ fn status_badge(status: &TenantStatus) -> Markup {
             span.badge.bad { "failed at " (step.as_str().replace('_', " ")) }
             br; small.muted { (reason) " (attempt " (attempts) ")" }
         },
+        TenantStatus::Offboarding {
+            step, last_error, ..
+        } => html! {
+            span.badge.warn { "offboarding: " (step.as_str().replace('_', " ")) }
+            @if let Some(reason) = last_error { br; small.muted { (reason) } }
+        },
+        TenantStatus::Retained { until, .. } => html! {
+            span.badge.warn { "retained" }
+            br; small.muted { "deleted after " (crate::http::rfc3339(*until)) }
+        },
+        TenantStatus::Deleted { at, .. } => html! {
+            span.badge { "deleted" }
+            br; small.muted { (crate::http::rfc3339(*at)) }
+        },
         other => html! { span.badge.warn { (other.name().replace('_', " ")) } },
     }
 }

@@ -1,0 +1,498 @@
+//! The offboarding pipeline end to end on real PostgreSQL databases and SQLite files:
+//! export, pause, retention under a test clock, deletion, restore, and resumption
+//! after a crash.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::Connection;
+use tenancy_core::testing::{server_url, TestDatabase};
+use tenancy_core::{
+    BackendError, Clock, DatabaseKind, DatabasePauser, DatabaseProvisioner, DatabaseTarget,
+    DatabaseUrl, DirectoryExportDestination, DumpExporter, ExportDestination, ExportFormat,
+    LocalAdminUserCreator, ManualClock, MemoryTenantDirectory, MigrationReport, NewTenant,
+    Offboarding, OffboardingError, OffboardingStep, Onboarding, OnboardingError,
+    PostgresServerProvisioner, SchemaMigrator, SqliteFileProvisioner, StoredExport, Tenant,
+    TenantDirectory, TenantId, TenantStatus,
+};
+use time::macros::datetime;
+use time::Duration;
+
+/// The tenant's data: three orders, written by onboarding's migrate step.
+#[derive(Debug)]
+struct OrdersMigrator;
+
+const ORDERS: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL)",
+    "INSERT INTO orders VALUES (1, 'aspirin'), (2, 'bandages'), (3, 'cough syrup') \
+     ON CONFLICT DO NOTHING",
+];
+
+#[async_trait]
+impl SchemaMigrator for OrdersMigrator {
+    async fn migrate(
+        &self,
+        _: &TenantId,
+        database: &DatabaseTarget,
+    ) -> Result<MigrationReport, BackendError> {
+        match database.kind() {
+            DatabaseKind::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(database.url.expose())
+                    .await
+                    .map_err(BackendError::transient)?;
+                for statement in ORDERS {
+                    sqlx::query(statement)
+                        .execute(&mut conn)
+                        .await
+                        .map_err(BackendError::transient)?;
+                }
+            }
+            _ => {
+                let mut conn = sqlx::SqliteConnection::connect(database.url.expose())
+                    .await
+                    .map_err(BackendError::transient)?;
+                for statement in ORDERS {
+                    sqlx::query(statement)
+                        .execute(&mut conn)
+                        .await
+                        .map_err(BackendError::transient)?;
+                }
+            }
+        }
+        Ok(MigrationReport::new(None, Some(1), 1))
+    }
+}
+
+async fn orders_in(url: &str) -> Result<Vec<String>, sqlx::Error> {
+    const QUERY: &str = "SELECT item FROM orders ORDER BY id";
+    if url.starts_with("sqlite") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await?;
+        let items = sqlx::query_scalar(QUERY).fetch_all(&mut conn).await;
+        conn.close().await?;
+        items
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        let items = sqlx::query_scalar(QUERY).fetch_all(&mut conn).await;
+        conn.close().await?;
+        items
+    }
+}
+
+fn all_orders() -> Vec<String> {
+    ["aspirin", "bandages", "cough syrup"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A folder of its own, removed at the end of the test.
+struct Folder(PathBuf);
+
+impl Folder {
+    fn new(label: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "tk-offboard-{label}-{}-{:08x}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+struct Fleet {
+    directory: Arc<MemoryTenantDirectory>,
+    onboarding: Onboarding,
+    clock: ManualClock,
+}
+
+fn fleet(provisioner: Arc<dyn tenancy_core::DatabaseProvisioner>) -> Fleet {
+    let directory = Arc::new(MemoryTenantDirectory::new());
+    let clock = ManualClock::new(datetime!(2026-03-01 9:00 UTC));
+    let onboarding = Onboarding::new(
+        directory.clone(),
+        provisioner,
+        Arc::new(OrdersMigrator),
+        Arc::new(LocalAdminUserCreator),
+    )
+    .with_clock(Arc::new(clock.clone()));
+    Fleet {
+        directory,
+        onboarding,
+        clock,
+    }
+}
+
+impl Fleet {
+    fn offboarding(
+        &self,
+        provisioner: Arc<dyn tenancy_core::DatabaseProvisioner>,
+        pauser: Arc<dyn DatabasePauser>,
+        destination: Arc<dyn ExportDestination>,
+    ) -> Offboarding {
+        Offboarding::new(
+            self.directory.clone(),
+            provisioner,
+            pauser,
+            Arc::new(DumpExporter::new()),
+            destination,
+        )
+        .with_clock(Arc::new(self.clock.clone()))
+    }
+
+    async fn ready(&self, company: &str) -> Tenant {
+        let signup = NewTenant::new(company, "owner@pharmacy.example").unwrap();
+        let tenant = self.onboarding.onboard(signup).await.unwrap();
+        assert!(tenant.status.is_ready());
+        tenant
+    }
+}
+
+fn postgres_provisioner() -> Arc<PostgresServerProvisioner> {
+    let server = DatabaseUrl::parse(&server_url()).unwrap();
+    Arc::new(
+        PostgresServerProvisioner::new(server)
+            .with_prefix(&format!("tk_off_{:08x}_", fastrand::u32(..))),
+    )
+}
+
+async fn database_exists(provisioner: &PostgresServerProvisioner, id: &TenantId) -> bool {
+    let mut admin = sqlx::PgConnection::connect(&server_url()).await.unwrap();
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(provisioner.database_name(id))
+        .fetch_optional(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    found.is_some()
+}
+
+async fn pg_restore(dump: &Path, into: &TestDatabase) {
+    let output = tokio::process::Command::new("pg_restore")
+        .arg("--no-owner")
+        .arg("--dbname")
+        .arg(into.url().expose())
+        .arg(dump)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "pg_restore: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_postgres_tenant_is_exported_paused_kept_and_deleted_after_retention() {
+    let provisioner = postgres_provisioner();
+    let fleet = fleet(provisioner.clone());
+    let exports = Folder::new("pg");
+    let tenant = fleet.ready("Acme Pharmacy").await;
+    let url = tenant.database.clone().unwrap().url;
+    let offboarding = fleet.offboarding(
+        provisioner.clone(),
+        provisioner.clone(),
+        Arc::new(DirectoryExportDestination::new(&exports.0)),
+    );
+
+    let retained = offboarding.offboard(&tenant.id).await.unwrap();
+
+    let TenantStatus::Retained { until, export, .. } = &retained.status else {
+        panic!("not retained: {:?}", retained.status);
+    };
+    assert_eq!(*until, fleet.clock.now() + Duration::days(30));
+    let export = export.clone().unwrap();
+    assert_eq!(export.format, ExportFormat::PgDumpCustom);
+    let file = PathBuf::from(&export.location);
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), export.size_bytes);
+    assert_eq!(sha256_hex(&file), export.sha256);
+    assert!(
+        sqlx::PgConnection::connect(url.expose()).await.is_err(),
+        "a paused database refuses connections"
+    );
+    let restored = TestDatabase::create().await.unwrap();
+    pg_restore(&file, &restored).await;
+    assert_eq!(
+        orders_in(restored.url().expose()).await.unwrap(),
+        all_orders()
+    );
+
+    // Nothing is deleted before the retention ends; then the worker's call deletes it.
+    fleet.clock.advance(Duration::days(29));
+    let early = offboarding.run_pending().await.unwrap();
+    assert!(early.deleted.is_empty(), "{early:?}");
+    assert!(database_exists(&provisioner, &tenant.id).await);
+    fleet.clock.advance(Duration::days(1));
+    let report = offboarding.run_pending().await.unwrap();
+    assert_eq!(report.deleted, std::slice::from_ref(&tenant.id));
+
+    let deleted = fleet.directory.get(&tenant.id).await.unwrap().unwrap();
+    assert_eq!(
+        deleted.status,
+        TenantStatus::Deleted {
+            at: fleet.clock.now(),
+            export: Some(export.clone())
+        }
+    );
+    assert_eq!(deleted.database, None);
+    assert!(!database_exists(&provisioner, &tenant.id).await);
+    assert!(file.exists(), "the export is what remains");
+
+    // The id is never given out again, and a deleted tenant cannot be restored.
+    let again = fleet
+        .onboarding
+        .signup(NewTenant::new("Acme Pharmacy", "owner@pharmacy.example").unwrap())
+        .await;
+    assert!(
+        matches!(&again, Err(OnboardingError::IdRetired(id)) if *id == tenant.id),
+        "{again:?}"
+    );
+    assert!(again.unwrap_err().to_string().contains("never reused"));
+    assert!(matches!(
+        offboarding.restore(&tenant.id).await,
+        Err(OffboardingError::Deleted { .. })
+    ));
+    assert!(matches!(
+        offboarding.start(&tenant.id).await,
+        Err(OffboardingError::Deleted { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_postgres_tenant_restored_during_retention_has_its_data_back() {
+    let provisioner = postgres_provisioner();
+    let fleet = fleet(provisioner.clone());
+    let exports = Folder::new("pg-restore");
+    let tenant = fleet.ready("Bravo Drugs").await;
+    let offboarding = fleet.offboarding(
+        provisioner.clone(),
+        provisioner.clone(),
+        Arc::new(DirectoryExportDestination::new(&exports.0)),
+    );
+    offboarding.offboard(&tenant.id).await.unwrap();
+    fleet.clock.advance(Duration::days(10));
+
+    let restored = offboarding.restore(&tenant.id).await.unwrap();
+
+    assert_eq!(restored.status, TenantStatus::Ready);
+    let url = restored.database.unwrap().url;
+    assert_eq!(orders_in(url.expose()).await.unwrap(), all_orders());
+    assert!(matches!(
+        offboarding.restore(&tenant.id).await,
+        Err(OffboardingError::NotOffboarding { state: "ready", .. })
+    ));
+    // Retention no longer applies to it.
+    fleet.clock.advance(Duration::days(60));
+    assert!(offboarding.run_pending().await.unwrap().deleted.is_empty());
+    provisioner.delete(&tenant.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sqlite_tenant_is_exported_with_vacuum_into_restored_then_deleted() {
+    let tenants = Folder::new("sqlite-tenants");
+    let exports = Folder::new("sqlite-exports");
+    let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
+    let fleet = fleet(provisioner.clone());
+    let tenant = fleet.ready("Charlie Chemists").await;
+    let offboarding = fleet
+        .offboarding(
+            provisioner.clone(),
+            provisioner.clone(),
+            Arc::new(DirectoryExportDestination::new(&exports.0)),
+        )
+        .with_retention(Duration::days(7));
+
+    let retained = offboarding.offboard(&tenant.id).await.unwrap();
+
+    let export = retained.status.export().cloned().unwrap();
+    assert_eq!(export.format, ExportFormat::Sqlite);
+    assert_eq!(
+        orders_in(&format!("sqlite:{}", export.location))
+            .await
+            .unwrap(),
+        all_orders()
+    );
+    assert!(!provisioner.path_of(&tenant.id).exists(), "moved aside");
+    assert!(provisioner.paused_path_of(&tenant.id).exists());
+    // Signing up again while offboarding is refused too, pointing at restore.
+    let again = fleet
+        .onboarding
+        .signup(NewTenant::new("Charlie Chemists", "owner@pharmacy.example").unwrap())
+        .await;
+    assert!(matches!(again, Err(OnboardingError::Offboarded(_))));
+
+    let restored = offboarding.restore(&tenant.id).await.unwrap();
+    assert_eq!(restored.status, TenantStatus::Ready);
+    let url = restored.database.clone().unwrap().url;
+    assert_eq!(orders_in(url.expose()).await.unwrap(), all_orders());
+
+    // Offboarded again, it is deleted once the 7 days are over.
+    offboarding.offboard(&tenant.id).await.unwrap();
+    fleet.clock.advance(Duration::days(7));
+    let deleted = offboarding.run(&tenant.id).await.unwrap();
+    assert!(deleted.status.is_deleted());
+    assert!(!provisioner.path_of(&tenant.id).exists());
+    assert!(!provisioner.paused_path_of(&tenant.id).exists());
+    assert!(PathBuf::from(&deleted.status.export().unwrap().location).exists());
+}
+
+/// Fails its first pause: the crash between export and deletion.
+struct PauseFailsOnce {
+    inner: Arc<SqliteFileProvisioner>,
+    failures: AtomicU32,
+}
+
+#[async_trait]
+impl DatabasePauser for PauseFailsOnce {
+    async fn pause(&self, tenant: &Tenant, db: &DatabaseTarget) -> Result<(), BackendError> {
+        if self.failures.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(BackendError::transient(std::io::Error::other(
+                "the host went away",
+            )));
+        }
+        self.inner.pause(tenant, db).await
+    }
+
+    async fn resume(&self, tenant: &Tenant, db: &DatabaseTarget) -> Result<(), BackendError> {
+        self.inner.resume(tenant, db).await
+    }
+}
+
+/// Counts what it stores; its first store succeeds and then reports a failure, as a
+/// process that crashed before recording the export would.
+struct CountingDestination {
+    inner: DirectoryExportDestination,
+    stores: AtomicU32,
+    lose_first_answer: bool,
+}
+
+#[async_trait]
+impl ExportDestination for CountingDestination {
+    async fn store(
+        &self,
+        name: &str,
+        file: &Path,
+        sha256: &str,
+    ) -> Result<StoredExport, BackendError> {
+        let stored = self.inner.store(name, file, sha256).await?;
+        if self.stores.fetch_add(1, Ordering::SeqCst) == 0 && self.lose_first_answer {
+            return Err(BackendError::transient(std::io::Error::other(
+                "crashed before the export was recorded",
+            )));
+        }
+        Ok(stored)
+    }
+
+    async fn find(&self, name: &str) -> Result<Option<StoredExport>, BackendError> {
+        self.inner.find(name).await
+    }
+}
+
+#[tokio::test]
+async fn a_failure_between_export_and_delete_resumes_without_a_second_or_missing_export() {
+    let tenants = Folder::new("crash-tenants");
+    let exports = Folder::new("crash-exports");
+    let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
+    let fleet = fleet(provisioner.clone());
+    let tenant = fleet.ready("Delta Dispensary").await;
+    let destination = Arc::new(CountingDestination {
+        inner: DirectoryExportDestination::new(&exports.0),
+        stores: AtomicU32::new(0),
+        lose_first_answer: false,
+    });
+    let pauser = Arc::new(PauseFailsOnce {
+        inner: provisioner.clone(),
+        failures: AtomicU32::new(0),
+    });
+    let offboarding = fleet.offboarding(provisioner.clone(), pauser, destination.clone());
+
+    let failed = offboarding.offboard(&tenant.id).await.unwrap_err();
+
+    assert!(matches!(
+        failed,
+        OffboardingError::Step {
+            step: OffboardingStep::Pause,
+            ..
+        }
+    ));
+    assert!(failed.is_retryable());
+    let stopped = fleet.directory.get(&tenant.id).await.unwrap().unwrap();
+    let TenantStatus::Offboarding {
+        step: OffboardingStep::Pause,
+        export: Some(recorded),
+        last_error: Some(reason),
+        attempts: 1,
+        ..
+    } = &stopped.status
+    else {
+        panic!("not stopped at pause: {:?}", stopped.status);
+    };
+    assert!(reason.contains("the host went away"));
+
+    let report = offboarding.run_pending().await.unwrap();
+
+    assert_eq!(report.retained, std::slice::from_ref(&tenant.id));
+    let resumed = fleet.directory.get(&tenant.id).await.unwrap().unwrap();
+    assert_eq!(resumed.status.export(), Some(recorded));
+    assert_eq!(destination.stores.load(Ordering::SeqCst), 1, "one export");
+    assert_eq!(
+        std::fs::read_dir(&exports.0).unwrap().count(),
+        2,
+        "dump and checksum"
+    );
+}
+
+#[tokio::test]
+async fn an_export_stored_before_a_crash_is_found_again_not_made_twice() {
+    let tenants = Folder::new("lost-tenants");
+    let exports = Folder::new("lost-exports");
+    let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
+    let fleet = fleet(provisioner.clone());
+    let tenant = fleet.ready("Echo Apothecary").await;
+    let destination = Arc::new(CountingDestination {
+        inner: DirectoryExportDestination::new(&exports.0),
+        stores: AtomicU32::new(0),
+        lose_first_answer: true,
+    });
+    let offboarding = fleet.offboarding(
+        provisioner.clone(),
+        provisioner.clone(),
+        destination.clone(),
+    );
+
+    let failed = offboarding.offboard(&tenant.id).await.unwrap_err();
+    assert!(matches!(
+        failed,
+        OffboardingError::Step {
+            step: OffboardingStep::Export,
+            ..
+        }
+    ));
+    fleet.clock.advance(Duration::minutes(5));
+    let retained = offboarding.run(&tenant.id).await.unwrap();
+
+    assert_eq!(destination.stores.load(Ordering::SeqCst), 1, "one export");
+    let export = retained.status.export().unwrap();
+    let file = PathBuf::from(&export.location);
+    assert_eq!(sha256_hex(&file), export.sha256);
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), export.size_bytes);
+    assert_eq!(
+        orders_in(&format!("sqlite:{}", export.location))
+            .await
+            .unwrap(),
+        all_orders()
+    );
+}
