@@ -12,6 +12,10 @@
 //!   history under the lock (none after [`MigrationSession::lock_status`]), then one
 //!   per pending migration: its transaction with its history row, the unlock riding
 //!   with the last.
+//! - **Drift**: [`drift::DriftSurvey`] groups a fleet by (version, schema
+//!   fingerprint) and reports each tenant that differs from its version's reference,
+//!   with its differences and history anomalies; [`drift::DriftPolicy`] makes a
+//!   rollout require a clean fleet or leave drifted tenants out.
 //! - **Linting**: [`lint`] returns [`Finding`]s (rule, [`Severity`], line, fix hint).
 //! - **Fleet rollouts**: [`Rollout`] takes a migration set to every tenant of a
 //!   [`TenantFleet`] (a `TenantDirectory`, or a [`FleetList`] read from a fleet file) with a [`Strategy`] (all at once, waves, canary), resumable state
@@ -69,6 +73,7 @@ compile_error!(
 mod backend;
 mod catalog;
 mod connection;
+pub mod drift;
 mod engine;
 mod error;
 pub mod fingerprint;

@@ -1,0 +1,221 @@
+//! The fleet grouped by (version, fingerprint): one snapshot per group, a few
+//! bytes per tenant.
+
+use std::collections::BTreeMap;
+
+use tenancy_core::TenantId;
+
+use super::reading::TenantReading;
+use super::{
+    DriftCounts, DriftError, DriftReport, ReferenceGroup, SurveyOutcome, SurveyedTenant,
+    TenantDrift, UnreachableTenant, VersionReference,
+};
+use crate::fingerprint::{SchemaDifference, SchemaFingerprint, SchemaSnapshot};
+
+type GroupKey = (Option<i64>, SchemaFingerprint);
+
+/// The tenants sharing one schema at one version.
+#[derive(Debug)]
+struct Group {
+    tenants: u64,
+    /// Its first tenant by id: the name a report gives the group.
+    first: TenantId,
+    snapshot: SchemaSnapshot,
+}
+
+/// Readings as they arrive, in any order.
+#[derive(Debug, Default)]
+pub(crate) struct FleetGroups {
+    groups: BTreeMap<GroupKey, Group>,
+    readings: Vec<(TenantId, TenantReading)>,
+    unreachable: Vec<UnreachableTenant>,
+}
+
+impl FleetGroups {
+    /// Adds a tenant read; its snapshot is kept only if its group is new.
+    pub(crate) fn add(
+        &mut self,
+        tenant: TenantId,
+        reading: TenantReading,
+        snapshot: SchemaSnapshot,
+    ) {
+        let key = (reading.version, reading.fingerprint);
+        match self.groups.get_mut(&key) {
+            Some(group) => {
+                group.tenants += 1;
+                if tenant < group.first {
+                    group.first = tenant.clone();
+                }
+            }
+            None => {
+                self.groups.insert(
+                    key,
+                    Group {
+                        tenants: 1,
+                        first: tenant.clone(),
+                        snapshot,
+                    },
+                );
+            }
+        }
+        self.readings.push((tenant, reading));
+    }
+
+    /// Adds a tenant that could not be read.
+    pub(crate) fn add_unreachable(&mut self, tenant: TenantId, error: String) {
+        self.unreachable.push(UnreachableTenant { tenant, error });
+    }
+
+    /// The reading of `tenant`, if it was read.
+    fn reading(&self, tenant: &TenantId) -> Option<&TenantReading> {
+        self.readings
+            .iter()
+            .find(|(id, _)| id == tenant)
+            .map(|(_, reading)| reading)
+    }
+
+    /// Picks each version's reference (the group of `named` at its version, else
+    /// the largest group, ties to the group with the first tenant id) and compares
+    /// every other group with it, once per group.
+    pub(crate) fn into_report(
+        mut self,
+        named: Option<&TenantId>,
+        checked_at: time::OffsetDateTime,
+    ) -> Result<DriftReport, DriftError> {
+        let named_key = match named {
+            None => None,
+            Some(tenant) => match self.reading(tenant) {
+                Some(reading) => Some((reading.version, reading.fingerprint)),
+                None if self.unreachable.iter().any(|u| &u.tenant == tenant) => {
+                    return Err(DriftError::ReferenceUnreachable {
+                        tenant: tenant.clone(),
+                    })
+                }
+                None => {
+                    return Err(DriftError::UnknownReference {
+                        tenant: tenant.clone(),
+                    })
+                }
+            },
+        };
+        let references = self.references(named_key);
+        let differences = self.differences(&references);
+        let versions = self.version_summaries(&references, named_key.zip(named));
+        self.readings.sort_by(|a, b| a.0.cmp(&b.0));
+        self.unreachable.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        let mut drifted = Vec::new();
+        let mut tenants = Vec::with_capacity(self.readings.len() + self.unreachable.len());
+        for (tenant, reading) in self.readings.iter() {
+            let key = (reading.version, reading.fingerprint);
+            let schema = differences.get(&key).cloned().unwrap_or_default();
+            let clean = schema.is_empty() && reading.anomalies.is_empty();
+            tenants.push(SurveyedTenant {
+                tenant: tenant.clone(),
+                version: reading.version,
+                fingerprint: Some(reading.fingerprint),
+                outcome: if clean {
+                    SurveyOutcome::Clean
+                } else {
+                    SurveyOutcome::Drifted
+                },
+            });
+            if clean {
+                continue;
+            }
+            drifted.push(TenantDrift {
+                tenant: tenant.clone(),
+                version: reading.version,
+                fingerprint: reading.fingerprint,
+                differences: schema,
+                anomalies: reading.anomalies.clone(),
+            });
+        }
+        tenants.extend(self.unreachable.iter().map(|u| SurveyedTenant {
+            tenant: u.tenant.clone(),
+            version: None,
+            fingerprint: None,
+            outcome: SurveyOutcome::Unreachable,
+        }));
+        tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        let read = self.readings.len() as u64;
+        let counts = DriftCounts {
+            surveyed: read + self.unreachable.len() as u64,
+            clean: read - drifted.len() as u64,
+            drifted: drifted.len() as u64,
+            unreachable: self.unreachable.len() as u64,
+        };
+        Ok(DriftReport {
+            checked_at,
+            counts,
+            versions,
+            drifted,
+            unreachable: self.unreachable,
+            tenants,
+        })
+    }
+
+    /// Each version's reference group.
+    fn references(&self, named: Option<GroupKey>) -> BTreeMap<Option<i64>, GroupKey> {
+        let mut references: BTreeMap<Option<i64>, GroupKey> = BTreeMap::new();
+        for (key, group) in &self.groups {
+            let better = match references.get(&key.0).and_then(|k| self.groups.get(k)) {
+                None => true,
+                Some(best) => (group.tenants, &best.first) > (best.tenants, &group.first),
+            };
+            if better {
+                references.insert(key.0, *key);
+            }
+        }
+        if let Some(named) = named {
+            references.insert(named.0, named);
+        }
+        references
+    }
+
+    /// The differences of every non-reference group against its reference.
+    fn differences(
+        &self,
+        references: &BTreeMap<Option<i64>, GroupKey>,
+    ) -> BTreeMap<GroupKey, Vec<SchemaDifference>> {
+        let mut found = BTreeMap::new();
+        for (key, group) in &self.groups {
+            let Some(reference) = references.get(&key.0).filter(|r| *r != key) else {
+                continue;
+            };
+            if let Some(reference) = self.groups.get(reference) {
+                found.insert(*key, group.snapshot.diff(&reference.snapshot));
+            }
+        }
+        found
+    }
+
+    fn version_summaries(
+        &self,
+        references: &BTreeMap<Option<i64>, GroupKey>,
+        named: Option<(GroupKey, &TenantId)>,
+    ) -> Vec<VersionReference> {
+        let mut versions = Vec::new();
+        for (version, key) in references {
+            let Some(group) = self.groups.get(key) else {
+                continue;
+            };
+            let at_version = self.groups.iter().filter(|(k, _)| k.0 == *version);
+            let (tenants, groups) =
+                at_version.fold((0, 0), |(t, g), (_, group)| (t + group.tenants, g + 1));
+            let named = named.filter(|(named, _)| named == key).map(|(_, id)| id);
+            versions.push(VersionReference {
+                version: *version,
+                tenants,
+                groups,
+                reference: ReferenceGroup {
+                    tenant: named.unwrap_or(&group.first).clone(),
+                    fingerprint: key.1,
+                    tenants: group.tenants,
+                    objects: group.snapshot.len() as u64,
+                    named: named.is_some(),
+                },
+            });
+        }
+        versions
+    }
+}

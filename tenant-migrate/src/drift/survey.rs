@@ -1,0 +1,129 @@
+use std::sync::Arc;
+
+use tenancy_core::{TenantFilter, TenantId};
+use time::OffsetDateTime;
+
+use super::groups::FleetGroups;
+use super::reading::read_tenant;
+use super::visit::each_member;
+use super::{DriftError, DriftReport};
+use crate::fingerprint::SchemaScope;
+use crate::rollout::TenantFleet;
+use crate::{MigrateOptions, MigrationSet, DEFAULT_CONCURRENCY};
+
+/// A drift survey of a fleet against a migration set: each tenant's history and
+/// schema read on one connection ([`DEFAULT_CONCURRENCY`] tenants at once unless
+/// told otherwise), the fleet grouped by (version, schema fingerprint), and each
+/// tenant outside its version's reference group reported with its differences.
+///
+/// Memory holds, per tenant, its version, fingerprint and history anomalies, and
+/// one schema snapshot per distinct (version, fingerprint) group.
+///
+/// ```no_run
+/// use tenant_migrate::drift::DriftSurvey;
+/// use tenant_migrate::{FleetList, MigrationSet};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let fleet = FleetList::from_csv_path("tenants.csv".as_ref())?;
+/// let report = DriftSurvey::new(MigrationSet::from_dir("migrations")?)
+///     .concurrency(8)
+///     .run(&fleet)
+///     .await?;
+/// print!("{report}"); // "acme: column public.items.note added: text", …
+/// assert!(report.is_clean());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct DriftSurvey {
+    set: Arc<MigrationSet>,
+    scope: SchemaScope,
+    options: MigrateOptions,
+    concurrency: usize,
+    reference: Option<TenantId>,
+    filter: TenantFilter,
+}
+
+impl DriftSurvey {
+    /// A survey against `set`, of every tenant, over the default [`SchemaScope`].
+    pub fn new(set: impl Into<Arc<MigrationSet>>) -> Self {
+        Self {
+            set: set.into(),
+            scope: SchemaScope::default(),
+            options: MigrateOptions::default(),
+            concurrency: DEFAULT_CONCURRENCY,
+            reference: None,
+            filter: TenantFilter::all(),
+        }
+    }
+
+    /// Compares these schemas and tables (default: `public`, without the history table).
+    pub fn scope(mut self, scope: SchemaScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Connects with these options (the connect timeout matters here).
+    pub fn options(mut self, options: MigrateOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Reads this many tenants at once (at least 1).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Takes this tenant's schema as the reference at its version, instead of the
+    /// largest group's; other versions keep their largest group.
+    pub fn reference(mut self, tenant: TenantId) -> Self {
+        self.reference = Some(tenant);
+        self
+    }
+
+    /// Surveys only the tenants `filter` selects (its paging is ignored), such as
+    /// a rollout's targeting.
+    pub fn filter(mut self, filter: TenantFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// The migration set surveyed against.
+    pub fn migrations(&self) -> &MigrationSet {
+        &self.set
+    }
+
+    /// Surveys `fleet`. A tenant that cannot be read is reported as unreachable;
+    /// only the fleet's own failure, or a named reference that is not in it or
+    /// cannot be read, fails the survey.
+    pub async fn run(&self, fleet: &dyn TenantFleet) -> Result<DriftReport, DriftError> {
+        let mut groups = FleetGroups::default();
+        let work = |member: crate::FleetMember| {
+            let (set, scope, options) = (
+                Arc::clone(&self.set),
+                self.scope.clone(),
+                self.options.clone(),
+            );
+            async move {
+                let Some(target) = member.database else {
+                    return Err("the fleet lists no database for this tenant".to_owned());
+                };
+                read_tenant(&target, &set, &scope, &options)
+                    .await
+                    .map_err(|error| error.to_string())
+            }
+        };
+        each_member(
+            fleet,
+            &self.filter,
+            self.concurrency,
+            work,
+            |tenant, read| match read {
+                Ok((reading, snapshot)) => groups.add(tenant, reading, snapshot),
+                Err(error) => groups.add_unreachable(tenant, error),
+            },
+        )
+        .await?;
+        groups.into_report(self.reference.as_ref(), OffsetDateTime::now_utc())
+    }
+}
