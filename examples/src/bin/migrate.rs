@@ -3,9 +3,10 @@
 //! ```text
 //! migrate run      --tenants FILE --migrations DIR [--state URL] [--strategy all|waves:10,50,100|canary:N|canary:tag=TAG]
 //!                  [--concurrency N] [--max-failures N|P%] [--soak DURATION] [--lease DURATION] [--tag TAG]...
-//!                  [--allow-lint RULE]...
+//!                  [--allow-lint RULE]... [--require-no-drift | --exclude-drifted]
 //!                  [--dry-run] [--json]
-//! migrate status   --tenants FILE --migrations DIR [--state URL] [--json]
+//! migrate status   --tenants FILE --migrations DIR [--state URL] [--concurrency N] [--json]
+//! migrate drift    --tenants FILE --migrations DIR [--state URL] [--concurrency N] [--reference TENANT] [--json]
 //! migrate rollback --tenants FILE --migrations DIR [--state URL] [--json]
 //! migrate lint DIR
 //! ```
@@ -19,20 +20,28 @@
 //! tenant of the file is in it), 1 a tenant failed or the rollout halted, 2 bad
 //! usage or configuration (a bad CSV row names its line; an unreadable migrations
 //! directory, an unreachable state store, a lint error or an empty canary wave also
-//! exit 2). The README's `migrate` section states what rollback reverts and where
-//! tenants that join the fleet go.
+//! exit 2). `drift` exits 0 when every tenant was read and none drifted, 1 when one
+//! drifted (schema or history) or could not be read, 2 for bad usage (an unknown
+//! `--reference` included); `run --require-no-drift` refuses (exit 2) while a
+//! targeted tenant drifted. The README's `migrate` section states what rollback
+//! reverts, where tenants that join the fleet go, and the JSON of `drift` and `status`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use tenancy_core::DatabaseUrl;
+use tenancy_core::{DatabaseUrl, TenantId};
+use tenant_migrate::drift::{
+    DriftError, DriftPolicy, DriftRecords, DriftReport, DriftSurvey, FleetStatus,
+};
 use tenant_migrate::{
-    lint, FailureThreshold, FleetList, MigrationSet, Rollout, RolloutError, RolloutEvent,
-    RolloutReport, RolloutStatusView, Rule, Severity, Strategy, Targeting,
+    lint, FailureThreshold, FleetList, IntoFleet, MigrationSet, Rollout, RolloutError,
+    RolloutEvent, RolloutReport, RolloutStatusView, Rule, Severity, Strategy, Targeting,
+    TenantFleet, TenantMigrator,
 };
 
 #[derive(Debug, Parser)]
@@ -50,8 +59,10 @@ struct Cli {
 enum Command {
     /// Run (or resume) the rollout of the migration set.
     Run(RunArgs),
-    /// Show the rollout's state.
-    Status(Common),
+    /// Show the rollout's state, the fleet's versions and its drift counts.
+    Status(StatusArgs),
+    /// Find tenants whose schema or history drifted from their peers at the same version.
+    Drift(DriftArgs),
     /// Revert the tenants the rollout migrated.
     Rollback(Common),
     /// Check a migrations directory for unsafe statements.
@@ -75,6 +86,27 @@ struct Common {
     /// Print one JSON object at the end.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Tenants whose version is read at once.
+    #[arg(long, default_value_t = tenant_migrate::DEFAULT_CONCURRENCY)]
+    concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+struct DriftArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Tenants read at once.
+    #[arg(long, default_value_t = tenant_migrate::DEFAULT_CONCURRENCY)]
+    concurrency: usize,
+    /// Compare with this tenant's schema at its version, instead of the largest group's.
+    #[arg(long, value_name = "TENANT")]
+    reference: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +135,12 @@ struct RunArgs {
     /// tenants are taken over after it (e.g. 30s).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     lease: Option<Duration>,
+    /// Refuse to start while a targeted tenant drifted from its version's reference schema.
+    #[arg(long, conflicts_with = "exclude_drifted")]
+    require_no_drift: bool,
+    /// Leave targeted tenants that drifted out of the rollout, saying why.
+    #[arg(long)]
+    exclude_drifted: bool,
     /// Show the plan; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -124,6 +162,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args).await,
         Command::Status(args) => status(args).await,
+        Command::Drift(args) => drift(args).await,
         Command::Rollback(args) => rollback(args).await,
         Command::Lint { dir } => lint_dir(&dir),
     };
@@ -145,7 +184,8 @@ async fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         .iter()
         .fold(Targeting::all(), |t, tag| t.with_tag(tag.clone()));
     let progress = Progress::new(args.common.json);
-    let rollout = open_rollout(&args.common, set, &progress)
+    let fleet = check_drift(&args, &set, &targeting).await?;
+    let rollout = open_rollout(&args.common, fleet.fleet, set, &progress)
         .await?
         .strategy(strategy)
         .targeting(targeting)
@@ -159,22 +199,93 @@ async fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         return dry_run(&rollout, args.common.json).await;
     }
     // Planned first: an empty canary wave is refused before any tenant is touched.
-    let warnings = rollout.plan().await.map_err(fatal)?.warnings().to_vec();
+    let mut warnings = rollout.plan().await.map_err(fatal)?.warnings().to_vec();
     for warning in &warnings {
         eprintln!("migrate: warning: {warning}");
     }
+    warnings.extend(fleet.excluded);
     let report = rollout.run().await;
     progress.finish();
     let report = report.map_err(fatal)?;
     let done = report.is_complete();
-    finish(&rollout, &report, args.common.json, done, warnings).await
+    finish(&rollout, &report, args.common.json, done, warnings, None).await
 }
 
-async fn status(args: Common) -> Result<ExitCode, UsageError> {
+/// The fleet after `--require-no-drift` or `--exclude-drifted` (a survey of the
+/// targeted tenants, recorded in the state store); each tenant left out is said.
+async fn check_drift(
+    args: &RunArgs,
+    set: &MigrationSet,
+    targeting: &Targeting,
+) -> Result<CheckedRun, UsageError> {
+    let fleet: Arc<dyn TenantFleet> = read_fleet(&args.common)?.into_fleet();
+    let policy = if args.require_no_drift {
+        DriftPolicy::RequireNoDrift
+    } else if args.exclude_drifted {
+        DriftPolicy::ExcludeDrifted
+    } else {
+        return Ok(CheckedRun {
+            fleet,
+            excluded: Vec::new(),
+        });
+    };
+    let records = DriftRecords::open(&args.common.state).await?;
+    let survey = DriftSurvey::new(set.clone()).concurrency(args.concurrency);
+    let checked = policy
+        .check(fleet, &survey, targeting.filter())
+        .await
+        .map_err(drift_refused)?;
+    if let Some(report) = &checked.report {
+        records.record(report).await?;
+    }
+    let excluded: Vec<String> = checked.excluded.iter().map(ToString::to_string).collect();
+    for line in &excluded {
+        eprintln!("migrate: {line}");
+    }
+    Ok(CheckedRun {
+        fleet: checked.fleet,
+        excluded,
+    })
+}
+
+/// The fleet a run goes over, and the tenants it leaves out.
+struct CheckedRun {
+    fleet: Arc<dyn TenantFleet>,
+    excluded: Vec<String>,
+}
+
+/// `run --require-no-drift` refused, or the survey could not run: exit 2.
+fn drift_refused(error: DriftError) -> UsageError {
+    UsageError(error.to_string())
+}
+
+async fn status(args: StatusArgs) -> Result<ExitCode, UsageError> {
+    let StatusArgs {
+        common: args,
+        concurrency,
+    } = args;
+    if concurrency == 0 {
+        return Err(UsageError("--concurrency must be at least 1".into()));
+    }
     let set = load_migrations(&args.migrations)?;
-    let rollout = open_rollout(&args, set, &Progress::new(true))
+    let fleet = read_fleet(&args)?.into_fleet();
+    let records = DriftRecords::open(&args.state).await?;
+    let migrator = TenantMigrator::new(set.clone());
+    let rollout = open_rollout(&args, fleet.clone(), set, &Progress::new(true))
         .await?
         .build();
+    let tenants = FleetStatus::read(
+        fleet.as_ref(),
+        &tenancy_core::TenantFilter::all(),
+        &migrator,
+        Some(&records),
+        concurrency,
+    )
+    .await
+    .map_err(drift_refused)?;
+    if !args.json {
+        print_fleet_status(&tenants);
+    }
     match rollout.status().await.map_err(fatal)? {
         Some(report) => {
             // Complete means every listed tenant, those that joined since included.
@@ -194,19 +305,81 @@ async fn status(args: Common) -> Result<ExitCode, UsageError> {
                 }
             }
             let done = report.is_complete() && unlisted.is_empty();
-            finish(&rollout, &report, args.json, done, warnings).await
+            finish(&rollout, &report, args.json, done, warnings, Some(&tenants)).await
         }
         None => {
-            print_unstarted(&rollout, args.json, "no rollout of this migration set yet").await?;
+            let note = "no rollout of this migration set yet";
+            print_unstarted(&rollout, args.json, note, Some(&tenants)).await?;
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// `status`'s fleet lines: tenants per applied version, then the drift counts.
+fn print_fleet_status(fleet: &FleetStatus) {
+    let versions: Vec<String> = fleet
+        .versions
+        .iter()
+        .map(|v| match v.version {
+            Some(version) => format!("{version}: {}", v.tenants),
+            None => format!("none: {}", v.tenants),
+        })
+        .collect();
+    println!(
+        "tenants per applied version: {}; unreachable: {}",
+        versions.join(", "),
+        fleet.unreachable
+    );
+    let d = &fleet.drift;
+    let when = d
+        .last_checked_at
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "never".into());
+    println!(
+        "drift (last checked {when}): {} drifted, {} clean, {} unreachable, {} never checked, {} changed version since",
+        d.drifted, d.clean, d.unreachable, d.unchecked, d.stale
+    );
+}
+
+/// `migrate drift`: survey the fleet, record the result, print it; exit 1 on drift
+/// or an unreadable tenant.
+async fn drift(args: DriftArgs) -> Result<ExitCode, UsageError> {
+    if args.concurrency == 0 {
+        return Err(UsageError("--concurrency must be at least 1".into()));
+    }
+    let set = load_migrations(&args.common.migrations)?;
+    let fleet = read_fleet(&args.common)?;
+    let mut survey = DriftSurvey::new(set).concurrency(args.concurrency);
+    if let Some(reference) = &args.reference {
+        survey = survey.reference(TenantId::new(reference.as_str())?);
+    }
+    let records = DriftRecords::open(&args.common.state).await?;
+    let report = survey.run(&fleet).await.map_err(drift_refused)?;
+    records.record(&report).await?;
+    print_drift(&report, args.common.json);
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_drift(report: &DriftReport, as_json: bool) {
+    if as_json {
+        print_json(report);
+    } else {
+        println!("{report}");
     }
 }
 
 async fn rollback(args: Common) -> Result<ExitCode, UsageError> {
     let set = load_migrations(&args.migrations)?;
     let progress = Progress::new(args.json);
-    let rollout = open_rollout(&args, set, &progress).await?.build();
+    let fleet = read_fleet(&args)?;
+    let rollout = open_rollout(&args, fleet, set, &progress).await?.build();
     let report = rollout.rollback().await;
     progress.finish();
     let report = report.map_err(fatal)?;
@@ -216,6 +389,7 @@ async fn rollback(args: Common) -> Result<ExitCode, UsageError> {
         args.json,
         report.is_rolled_back(),
         Vec::new(),
+        None,
     )
     .await
 }
@@ -234,12 +408,16 @@ fn lint_dir(dir: &Path) -> Result<ExitCode, UsageError> {
     Ok(ExitCode::from(u8::from(errors > 0)))
 }
 
+fn read_fleet(common: &Common) -> Result<FleetList, UsageError> {
+    Ok(FleetList::from_csv_path(&common.tenants)?)
+}
+
 async fn open_rollout(
     common: &Common,
+    fleet: impl IntoFleet,
     set: MigrationSet,
     progress: &Progress,
 ) -> Result<tenant_migrate::RolloutBuilder, UsageError> {
-    let fleet = FleetList::from_csv_path(&common.tenants)?;
     let store = tenant_migrate::rollout::store::open(&common.state).await?;
     let progress = progress.clone();
     Ok(Rollout::of_migrations(fleet, set, store).on_event(move |event| progress.show(event)))
@@ -320,16 +498,24 @@ async fn dry_run(rollout: &Rollout, as_json: bool) -> Result<ExitCode, UsageErro
             println!("warning: {warning}");
         }
     }
-    print_unstarted(rollout, as_json, "dry run: nothing was changed").await?;
+    print_unstarted(rollout, as_json, "dry run: nothing was changed", None).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the plan of a rollout that has not started: every tenant pending.
-async fn print_unstarted(rollout: &Rollout, as_json: bool, note: &str) -> Result<(), UsageError> {
+async fn print_unstarted(
+    rollout: &Rollout,
+    as_json: bool,
+    note: &str,
+    fleet: Option<&FleetStatus>,
+) -> Result<(), UsageError> {
     let target = rollout.key().map_err(fatal)?.target_version;
     let plan = rollout.plan().await.map_err(fatal)?;
     if as_json {
-        print_json(&RolloutStatusView::planned(target, &plan));
+        print_json(&StatusJson {
+            view: &RolloutStatusView::planned(target, &plan),
+            fleet,
+        });
     } else {
         println!(
             "{note}; {} tenants pending for version {target}",
@@ -346,11 +532,12 @@ async fn finish(
     as_json: bool,
     success: bool,
     warnings: Vec<String>,
+    fleet: Option<&FleetStatus>,
 ) -> Result<ExitCode, UsageError> {
     if as_json {
         let mut view = rollout.view(report, None, u32::MAX).await.map_err(fatal)?;
         view.warnings = warnings;
-        print_json(&view);
+        print_json(&StatusJson { view: &view, fleet });
     } else {
         println!("{report}");
     }
@@ -361,7 +548,16 @@ async fn finish(
     })
 }
 
-fn print_json(view: &RolloutStatusView) {
+/// A rollout's JSON, with `status`'s `fleet` object (versions and drift counts).
+#[derive(serde::Serialize)]
+struct StatusJson<'a> {
+    #[serde(flatten)]
+    view: &'a RolloutStatusView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fleet: Option<&'a FleetStatus>,
+}
+
+fn print_json(view: &impl serde::Serialize) {
     match serde_json::to_string(view) {
         Ok(line) => println!("{line}"),
         Err(error) => eprintln!("migrate: cannot print JSON: {error}"),
