@@ -16,6 +16,9 @@
 //!   fingerprint) and reports each tenant that differs from its version's reference,
 //!   with its differences and history anomalies; [`drift::DriftPolicy`] makes a
 //!   rollout require a clean fleet or leave drifted tenants out.
+//! - **Rehearsal** (feature `postgres`): [`rehearse::Rehearsal`] applies the pending
+//!   migrations to a scratch copy of one tenant's database and reports each one's
+//!   duration, table locks and schema fingerprint; the copy is always removed.
 //! - **Linting**: [`lint`] returns [`Finding`]s (rule, [`Severity`], line, fix hint).
 //! - **Fleet rollouts**: [`Rollout`] takes a migration set to every tenant of a
 //!   [`TenantFleet`] (a `TenantDirectory`, or a [`FleetList`] read from a fleet file) with a [`Strategy`] (all at once, waves, canary), resumable state

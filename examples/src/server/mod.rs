@@ -9,6 +9,7 @@
 //! | `GET /api/admin/migrations/status` | the rollout status report |
 //! | `POST /api/admin/migrations/halt`, `/resume`, `/rollback` | stops, resumes or reverts the rollout |
 //! | `DELETE /api/admin/migrations/{version}` | withdraws the latest migration while no tenant has it |
+//! | `POST /api/admin/migrations/rehearse` | applies the pending (and a proposed) migration to a copy of the canary's database and reports durations and locks |
 //! | `GET /api/admin/tenants/{id}` | a tenant record |
 //! | `DELETE /api/admin/tenants/{id}` | starts offboarding the tenant (202 with its record) |
 //! | `POST /api/admin/tenants/{id}/restore` | restores a tenant during its retention (409 after deletion) |
