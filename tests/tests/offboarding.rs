@@ -303,3 +303,130 @@ async fn a_live_subscription_is_cancelled_at_stripe_and_a_cancelled_one_starts_o
     assert_eq!(deletes, ["/v1/subscriptions/sub_acme"]);
     service.stop().await;
 }
+
+/// Onboarding's migrate step, with nothing to migrate.
+#[derive(Debug)]
+struct NoMigrations;
+
+#[async_trait::async_trait]
+impl tenancy_core::SchemaMigrator for NoMigrations {
+    async fn migrate(
+        &self,
+        _: &TenantId,
+        _: &tenancy_core::DatabaseTarget,
+    ) -> Result<tenancy_core::MigrationReport, tenancy_core::BackendError> {
+        Ok(tenancy_core::MigrationReport::new(None, None, 0))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supabase_project_is_paused_then_deleted_after_retention_or_restored() {
+    use std::sync::Arc;
+    use supabase_mgmt::testing::{self, FakeConfig, FakeSupabase};
+    use supabase_mgmt::{ProjectStatus, SupabaseAdminUserCreator, SupabaseProjectPauser};
+    use tenancy_core::{
+        Clock, DirectoryExportDestination, DumpExporter, ManualClock, MemoryTenantDirectory,
+        NewTenant, Offboarding, Onboarding, TenantDirectory, TenantStatus,
+    };
+
+    let (server, fake) = FakeSupabase::start(FakeConfig {
+        local_databases: Some(tenancy_core::testing::server_url()),
+        ..FakeConfig::default()
+    })
+    .await;
+    let client = testing::client(&server);
+    let provisioner = Arc::new(
+        testing::provisioner_builder(client.clone())
+            .build()
+            .unwrap(),
+    );
+    let admins = SupabaseAdminUserCreator::new(client.clone())
+        .with_project_url_template(testing::project_url_template(&server))
+        .unwrap();
+    let directory = Arc::new(MemoryTenantDirectory::new());
+    let clock = ManualClock::new(time::macros::datetime!(2026-05-01 12:00 UTC));
+    let onboarding = Onboarding::new(
+        directory.clone(),
+        provisioner.clone(),
+        Arc::new(NoMigrations),
+        Arc::new(admins),
+    );
+    let exports = std::env::temp_dir().join(format!(
+        "tk-supabase-exports-{}-{:08x}",
+        std::process::id(),
+        unique_suffix()
+    ));
+    let offboarding = Offboarding::new(
+        directory.clone(),
+        provisioner.clone(),
+        Arc::new(
+            SupabaseProjectPauser::new(client.clone()).wait(std::time::Duration::from_secs(5)),
+        ),
+        Arc::new(DumpExporter::new()),
+        Arc::new(DirectoryExportDestination::new(&exports)),
+    )
+    .with_clock(Arc::new(clock.clone()));
+    let onboard = |company: &'static str| {
+        let onboarding = onboarding.clone();
+        async move {
+            let signup = NewTenant::new(company, "owner@acme.example").unwrap();
+            onboarding.onboard(signup).await.unwrap()
+        }
+    };
+    let acme = onboard("Acme Pharmacy").await;
+    let bravo = onboard("Bravo Drugs").await;
+    let reference = |t: &tenancy_core::Tenant| t.database.clone().unwrap().external_ref.unwrap();
+    let acme_url = acme.database.clone().unwrap().url;
+    write_notes(acme_url.expose()).await;
+
+    // Acme: exported, paused, then deleted once the clock passes the retention.
+    let retained = offboarding.offboard(&acme.id).await.unwrap();
+    let status = client.get_project(&reference(&acme)).await.unwrap().status;
+    assert_eq!(status, ProjectStatus::Inactive);
+    let dump = retained.status.export().unwrap().location.clone();
+    let fresh = TestDatabase::create().await.unwrap();
+    let restored = tokio::process::Command::new("pg_restore")
+        .args([
+            "--no-owner",
+            "--no-acl",
+            "--dbname",
+            fresh.url().expose(),
+            &dump,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(restored.status.success(), "{restored:?}");
+    assert_eq!(notes_in(fresh.url().expose()).await, the_notes());
+    clock.advance(time::Duration::days(29));
+    assert!(offboarding.run_pending().await.unwrap().deleted.is_empty());
+    assert!(!fake.live_projects_named(acme.id.as_str()).is_empty());
+    clock.advance(time::Duration::days(1));
+    let report = offboarding.run_pending().await.unwrap();
+    assert_eq!(report.deleted, std::slice::from_ref(&acme.id));
+    assert!(fake.live_projects_named(acme.id.as_str()).is_empty());
+    let deleted = directory.get(&acme.id).await.unwrap().unwrap();
+    assert_eq!(
+        deleted.status,
+        TenantStatus::Deleted {
+            at: clock.now(),
+            export: retained.status.export().cloned()
+        }
+    );
+
+    // Bravo: paused, then restored during its retention.
+    offboarding.offboard(&bravo.id).await.unwrap();
+    let back = offboarding.restore(&bravo.id).await.unwrap();
+    assert_eq!(back.status, TenantStatus::Ready);
+    let status = client.get_project(&reference(&bravo)).await.unwrap().status;
+    assert_eq!(status, ProjectStatus::ActiveHealthy);
+
+    let _ = std::fs::remove_dir_all(exports);
+    fake.drop_local_databases();
+}
+
+fn unique_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+}
