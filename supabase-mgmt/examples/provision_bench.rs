@@ -2,8 +2,10 @@
 //! real limit with time scaled down (120 requests per second instead of per minute,
 //! 429 beyond), and compares the total time with the minimum the limit allows.
 //!
-//! Two clients run side by side: one pacing itself (the default), one relying only
-//! on 429s and their `X-RateLimit-Reset`.
+//! Two clients run side by side: one pacing all its requests together
+//! (`Pacing::global`, matching this fake's single limit), one relying only on 429s
+//! and their `X-RateLimit-Reset`. For Supabase's per-endpoint limits see the
+//! `signup_pacing` bench.
 //!
 //! ```text
 //! cargo run --release -p supabase-mgmt --example provision_bench
@@ -115,8 +117,9 @@ fn report(label: &str, outcome: &Outcome) {
 #[tokio::main]
 async fn main() {
     println!("provisioning {TENANTS} tenants concurrently; the fake allows {LIMIT} requests per {WINDOW:?} (429 beyond)");
-    let paced = run(Some(Pacing::new(LIMIT, WINDOW))).await;
-    report("paced (default)", &paced);
+    // This fake counts every request together, so the client paces them together.
+    let paced = run(Some(Pacing::global(LIMIT, WINDOW))).await;
+    report("paced (global)", &paced);
     let unpaced = run(None).await;
     report("unpaced, 429-driven", &unpaced);
     if paced.failures + unpaced.failures > 0 {

@@ -8,7 +8,7 @@ use tenancy_core::{
 };
 use url::Url;
 
-use crate::transport::{ApiRequest, Credentials, Idempotency};
+use crate::transport::{ApiRequest, Credentials, Idempotency, Route};
 use crate::{ApiKey, ApiKeyType, ManagementClient, ManagementError};
 
 /// The default project URL: the project's own API on supabase.co.
@@ -170,7 +170,7 @@ impl SupabaseAdminUserCreator {
         // Retrying after an ambiguous failure never makes a second user: a repeated create
         // answers "already registered" (handled above). A repeated invite of a user who
         // has not accepted yet may send a second email, which is harmless.
-        let request = ApiRequest::new(Method::POST, url, Idempotency::Idempotent)
+        let request = ApiRequest::new(Method::POST, Route::fixed(url), Idempotency::Idempotent)
             .with_credentials(credentials.clone())
             .json(&body)?;
         self.client.call(request).await
@@ -192,7 +192,7 @@ impl SupabaseAdminUserCreator {
                 ("per_page", &per_page),
             ];
             let url = join(base, "auth/v1/admin/users", &query)?;
-            let request = ApiRequest::get(url).with_credentials(credentials.clone());
+            let request = ApiRequest::get(Route::fixed(url)).with_credentials(credentials.clone());
             let batch: AuthUserPage = self.client.call(request).await?;
             let count = batch.users.len();
             let found = batch.users.into_iter().find(|u| {

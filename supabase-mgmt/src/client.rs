@@ -8,7 +8,7 @@ use tenancy_core::{RetryPolicy, SecretString};
 use url::Url;
 
 use crate::rate_limit::Pacer;
-use crate::transport::{sensitive_header, ApiRequest, Idempotency};
+use crate::transport::{sensitive_header, ApiRequest, Idempotency, Route};
 use crate::{
     ApiKey, AvailableRegions, Continent, CreateApiKeyRequest, CreateProjectRequest,
     ManagementError, Organization, OrganizationProject, OrganizationProjectsPage, Pacing,
@@ -70,7 +70,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.supabase.com";
 /// request paced, retried through the shared [`RetryPolicy`] and decoded with the
 /// path of any field that does not match the spec.
 ///
-/// Cheap to clone; clones share the connection pool and the pacing schedule.
+/// Cheap to clone; clones share the connection pool and the pacing budgets.
 ///
 /// ```no_run
 /// use supabase_mgmt::ManagementClient;
@@ -161,7 +161,8 @@ impl ManagementClientBuilder {
     }
 
     /// Client-side pacing shared by every clone (default [`Pacing::supabase_default`],
-    /// 120 requests per minute); `None` sends as fast as asked, relying on 429s.
+    /// 120 requests per minute in each endpoint scope); `None` sends as fast as
+    /// asked, relying on 429s.
     pub fn pacing(mut self, pacing: Option<Pacing>) -> Self {
         self.pacing = pacing;
         self
@@ -244,25 +245,32 @@ impl ManagementClient {
         &self.inner.pacer
     }
 
-    /// The URL of an API path given as segments (each percent-encoded).
-    fn url(&self, segments: &[&str]) -> Url {
+    /// The route of an API path without parameters, given as segments.
+    fn fixed_route(&self, segments: &[&str]) -> Route {
+        self.route(segments, segments)
+    }
+
+    /// The route of an API path given as segments (each percent-encoded), counted
+    /// in the endpoint scope of `template` (the same segments with `{ref}`, `{slug}`).
+    fn route(&self, segments: &[&str], template: &[&str]) -> Route {
         let mut url = self.inner.base_url.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
         }
-        url
+        let template = format!("/{}", template.join("/"));
+        Route { url, template }
     }
 
-    fn project_url(&self, project_ref: &str, rest: &[&str]) -> Result<Url, ManagementError> {
+    fn project_url(&self, project_ref: &str, rest: &[&str]) -> Result<Route, ManagementError> {
         validate_ref(project_ref)?;
-        let mut segments = vec!["v1", "projects", project_ref];
-        segments.extend_from_slice(rest);
-        Ok(self.url(&segments))
+        let segments = [&["v1", "projects", project_ref], rest].concat();
+        let template = [&["v1", "projects", "{ref}"], rest].concat();
+        Ok(self.route(&segments, &template))
     }
 
     /// `GET /v1/organizations`: the organizations the token can see.
     pub async fn list_organizations(&self) -> Result<Vec<Organization>, ManagementError> {
-        self.call(ApiRequest::get(self.url(&["v1", "organizations"])))
+        self.call(ApiRequest::get(self.fixed_route(&["v1", "organizations"])))
             .await
     }
 
@@ -270,7 +278,7 @@ impl ManagementClient {
     /// one unpaged answer. For lookups prefer the organization-scoped
     /// [`list_organization_projects`](Self::list_organization_projects).
     pub async fn list_projects(&self) -> Result<Vec<Project>, ManagementError> {
-        self.call(ApiRequest::get(self.url(&["v1", "projects"])))
+        self.call(ApiRequest::get(self.fixed_route(&["v1", "projects"])))
             .await
     }
 
@@ -310,8 +318,8 @@ impl ManagementClient {
         let mut query = ProjectQuery::new().search(name);
         let mut named: Vec<OrganizationProject> = Vec::new();
         for _ in 0..MAX_PROJECT_PAGES {
-            let url = self.organization_projects_url(organization_slug, &query)?;
-            let page: RawProjectsPage = self.call(ApiRequest::get(url)).await?;
+            let route = self.organization_projects_url(organization_slug, &query)?;
+            let page: RawProjectsPage = self.call(ApiRequest::get(route)).await?;
             if page.pagination.offset != query.offset {
                 return Err(paging_error(
                     organization_slug,
@@ -370,11 +378,14 @@ impl ManagementClient {
         &self,
         organization_slug: &str,
         query: &ProjectQuery,
-    ) -> Result<Url, ManagementError> {
+    ) -> Result<Route, ManagementError> {
         validate_slug(organization_slug)?;
-        let mut url = self.url(&["v1", "organizations", organization_slug, "projects"]);
+        let mut route = self.route(
+            &["v1", "organizations", organization_slug, "projects"],
+            &["v1", "organizations", "{slug}", "projects"],
+        );
         {
-            let mut pairs = url.query_pairs_mut();
+            let mut pairs = route.url.query_pairs_mut();
             if let Some(search) = &query.search {
                 pairs.append_pair("search", search);
             }
@@ -388,7 +399,7 @@ impl ManagementClient {
                 pairs.append_pair("sort", "created_asc");
             }
         }
-        Ok(url)
+        Ok(route)
     }
 
     /// `POST /v1/projects`: starts creating a project; it is `COMING_UP` for a few
@@ -401,8 +412,8 @@ impl ManagementClient {
         &self,
         request: &CreateProjectRequest,
     ) -> Result<Project, ManagementError> {
-        let url = self.url(&["v1", "projects"]);
-        self.call(ApiRequest::new(Method::POST, url, Idempotency::Once).json(request)?)
+        let route = self.fixed_route(&["v1", "projects"]);
+        self.call(ApiRequest::new(Method::POST, route, Idempotency::Once).json(request)?)
             .await
     }
 
@@ -421,8 +432,8 @@ impl ManagementClient {
         &self,
         project_ref: &str,
     ) -> Result<ProjectDeletion, ManagementError> {
-        let url = self.project_url(project_ref, &[])?;
-        let request = ApiRequest::new(Method::DELETE, url, Idempotency::Idempotent);
+        let route = self.project_url(project_ref, &[])?;
+        let request = ApiRequest::new(Method::DELETE, route, Idempotency::Idempotent);
         match self.call(request).await {
             Ok(deleted) => Ok(ProjectDeletion::Deleted(deleted)),
             Err(ManagementError::Api { status: 404, .. }) => {
@@ -441,8 +452,8 @@ impl ManagementClient {
     /// 422), the project's status is read, and only a status other than `INACTIVE` or
     /// `PAUSING` returns the refusal. That also makes a retried pause safe.
     pub async fn pause_project(&self, project_ref: &str) -> Result<ProjectChange, ManagementError> {
-        let url = self.project_url(project_ref, &["pause"])?;
-        let request = ApiRequest::new(Method::POST, url, Idempotency::Idempotent);
+        let route = self.project_url(project_ref, &["pause"])?;
+        let request = ApiRequest::new(Method::POST, route, Idempotency::Idempotent);
         self.change_status(project_ref, request, ProjectStatus::is_paused_or_pausing)
             .await
     }
@@ -458,8 +469,8 @@ impl ManagementClient {
         &self,
         project_ref: &str,
     ) -> Result<ProjectChange, ManagementError> {
-        let url = self.project_url(project_ref, &["restore"])?;
-        let request = ApiRequest::new(Method::POST, url, Idempotency::Idempotent);
+        let route = self.project_url(project_ref, &["restore"])?;
+        let request = ApiRequest::new(Method::POST, route, Idempotency::Idempotent);
         self.change_status(project_ref, request, ProjectStatus::is_up_or_restoring)
             .await
     }
@@ -503,10 +514,12 @@ impl ManagementClient {
                 "name at least one service to check the health of".into(),
             ));
         }
-        let mut url = self.project_url(project_ref, &["health"])?;
-        url.query_pairs_mut()
+        let mut route = self.project_url(project_ref, &["health"])?;
+        route
+            .url
+            .query_pairs_mut()
             .extend_pairs(services.iter().map(|s| ("services", s.as_str())));
-        self.call(ApiRequest::get(url)).await
+        self.call(ApiRequest::get(route)).await
     }
 
     /// `GET /v1/projects/{ref}/api-keys?reveal=…`: the project's API keys; with
@@ -516,10 +529,12 @@ impl ManagementClient {
         project_ref: &str,
         reveal: bool,
     ) -> Result<Vec<ApiKey>, ManagementError> {
-        let mut url = self.project_url(project_ref, &["api-keys"])?;
-        url.query_pairs_mut()
+        let mut route = self.project_url(project_ref, &["api-keys"])?;
+        route
+            .url
+            .query_pairs_mut()
             .append_pair("reveal", if reveal { "true" } else { "false" });
-        self.call(ApiRequest::get(url)).await
+        self.call(ApiRequest::get(route)).await
     }
 
     /// `POST /v1/projects/{ref}/api-keys?reveal=true`: creates a publishable or
@@ -530,9 +545,9 @@ impl ManagementClient {
         request: &CreateApiKeyRequest,
     ) -> Result<ApiKey, ManagementError> {
         request.validate().map_err(ManagementError::InvalidInput)?;
-        let mut url = self.project_url(project_ref, &["api-keys"])?;
-        url.query_pairs_mut().append_pair("reveal", "true");
-        self.call(ApiRequest::new(Method::POST, url, Idempotency::Once).json(request)?)
+        let mut route = self.project_url(project_ref, &["api-keys"])?;
+        route.url.query_pairs_mut().append_pair("reveal", "true");
+        self.call(ApiRequest::new(Method::POST, route, Idempotency::Once).json(request)?)
             .await
     }
 
@@ -548,8 +563,8 @@ impl ManagementClient {
                 "the SQL query is empty".into(),
             ));
         }
-        let url = self.project_url(project_ref, &["database", "query"])?;
-        self.call(ApiRequest::new(Method::POST, url, Idempotency::Once).json(query)?)
+        let route = self.project_url(project_ref, &["database", "query"])?;
+        self.call(ApiRequest::new(Method::POST, route, Idempotency::Once).json(query)?)
             .await
     }
 
@@ -559,9 +574,9 @@ impl ManagementClient {
         project_ref: &str,
         password: &SecretString,
     ) -> Result<(), ManagementError> {
-        let url = self.project_url(project_ref, &["database", "password"])?;
+        let route = self.project_url(project_ref, &["database", "password"])?;
         let body = serde_json::json!({ "password": password.expose_str() });
-        self.call_empty(ApiRequest::new(Method::PATCH, url, Idempotency::Idempotent).json(&body)?)
+        self.call_empty(ApiRequest::new(Method::PATCH, route, Idempotency::Idempotent).json(&body)?)
             .await
     }
 
@@ -570,8 +585,8 @@ impl ManagementClient {
         &self,
         project_ref: &str,
     ) -> Result<Vec<SupavisorConfig>, ManagementError> {
-        let url = self.project_url(project_ref, &["config", "database", "pooler"])?;
-        self.call(ApiRequest::get(url)).await
+        let route = self.project_url(project_ref, &["config", "database", "pooler"])?;
+        self.call(ApiRequest::get(route)).await
     }
 
     /// `GET /v1/projects/available-regions?organization_slug=…[&continent=…]`.
@@ -580,14 +595,18 @@ impl ManagementClient {
         organization_slug: &str,
         continent: Option<Continent>,
     ) -> Result<AvailableRegions, ManagementError> {
-        let mut url = self.url(&["v1", "projects", "available-regions"]);
-        url.query_pairs_mut()
+        let mut route = self.fixed_route(&["v1", "projects", "available-regions"]);
+        route
+            .url
+            .query_pairs_mut()
             .append_pair("organization_slug", organization_slug);
         if let Some(continent) = continent {
-            url.query_pairs_mut()
+            route
+                .url
+                .query_pairs_mut()
                 .append_pair("continent", continent.as_str());
         }
-        self.call(ApiRequest::get(url)).await
+        self.call(ApiRequest::get(route)).await
     }
 }
 

@@ -24,8 +24,9 @@
 //!   [`ManagementClient::restore_project`] answer a [`ProjectChange`] (a project already
 //!   paused, or already up, is not an error); [`ManagementClient::delete_project`]
 //!   answers a [`ProjectDeletion`] (a project already gone, HTTP 404, is not an error).
-//! - **Rate limits**: [`Pacing`] (client-side, shared by clones) and
-//!   [`RateLimitHeaders`]; 429s are retried after `Retry-After` / `X-RateLimit-Reset`.
+//! - **Rate limits**: [`Pacing`] (client-side, per endpoint scope or global
+//!   ([`PacingScope`]), shared by clones) and [`RateLimitHeaders`]; 429s are retried
+//!   after `Retry-After` / `X-RateLimit-Reset`.
 //! - **Errors**: [`ManagementError`], told apart by its predicates (`is_retryable`,
 //!   `is_timeout`, `is_rate_limited`, `is_connect`, `status`, `retry_after`).
 //! - **Connections**: [`SessionConnection`] (session pooler or direct host for
@@ -77,12 +78,18 @@
 //!
 //! # Rate limits
 //!
-//! The API allows 120 requests per minute and answers 429 beyond. By default a client
-//! spaces its requests evenly at that rate ([`Pacing::supabase_default`]), shared by
-//! all its clones, so concurrent signups queue instead of being refused; when an
-//! answer says no requests remain (or is a 429), every clone waits for the reset.
-//! A 429 is retried after the server's delay (`Retry-After`, else `X-RateLimit-Reset`,
-//! read as seconds and capped at [`RateLimitHeaders::MAX_SERVER_DELAY`]), since a
+//! The API allows 120 requests per minute per user in each endpoint scope (the method
+//! and path template, such as `GET /v1/projects/{ref}`) and answers 429 beyond. By
+//! default ([`Pacing::supabase_default`]) a client keeps one budget per scope, shared
+//! by all its clones, so polling projects never waits for creates and concurrent
+//! signups queue instead of being refused. A scope starts evenly spaced at 120 a
+//! minute; once an answer carries `X-RateLimit-Remaining` and `X-RateLimit-Reset`,
+//! the scope spends what is left at once and then waits for the reset (never counting
+//! on requests still in flight, and ignoring late answers from a window that has
+//! ended). [`Pacing::global`] keeps one evenly spaced budget for everything instead.
+//! A 429 pauses its scope and is retried after the server's delay (`Retry-After`,
+//! else `X-RateLimit-Reset`, read as seconds and capped at
+//! [`RateLimitHeaders::MAX_SERVER_DELAY`]) through the one retry policy, since a
 //! refused request did nothing; 5xx, timeouts and transport errors are retried only
 //! for idempotent requests. A project create is never retried blindly:
 //! [`SupabaseProvisioner`] looks the project up by name before creating it again.
@@ -155,5 +162,5 @@ pub use models::{
 pub use offboarding::SupabaseProjectPauser;
 pub use password::DatabasePasswords;
 pub use provisioner::{SupabaseProvisioner, SupabaseProvisionerBuilder};
-pub use rate_limit::{Pacing, RateLimitHeaders};
+pub use rate_limit::{Pacing, PacingScope, RateLimitHeaders};
 pub use readiness::{ProgressCallback, ReadinessProgress, ReadinessStage, WaitOptions};

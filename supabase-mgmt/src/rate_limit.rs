@@ -1,7 +1,9 @@
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::HeaderMap;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The rate-limit headers of one answer: `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
@@ -80,116 +82,300 @@ fn delay_from(value: f64) -> Duration {
     Duration::from_secs_f64(seconds.clamp(0.0, cap))
 }
 
-/// Client-side pacing: at most `requests` per `per`, spread evenly, shared by every
-/// clone of a [`ManagementClient`](crate::ManagementClient).
-///
-/// Spreading evenly (rather than allowing bursts) keeps any window of length `per`
-/// under the limit whatever the server's window alignment, so a burst of signups
-/// never sees a 429 from this process.
+/// Client-side pacing: at most `requests` per `per`, shared by every clone of a
+/// [`ManagementClient`](crate::ManagementClient), per endpoint scope or for all
+/// requests at once ([`PacingScope`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacing {
-    interval: Duration,
+    requests: u32,
+    per: Duration,
+    scope: PacingScope,
+}
+
+/// What one pacing budget covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PacingScope {
+    /// One budget per endpoint scope, the method and path template of a request
+    /// (`GET /v1/projects/{ref}`), as Supabase counts its limits: polling one
+    /// project's status never waits for the creates of others. Each scope starts
+    /// evenly spaced at the configured rate, then spends what its answers'
+    /// `X-RateLimit-Remaining` says is left until their `X-RateLimit-Reset`.
+    PerEndpoint,
+    /// One budget for every request, spread evenly, paused for everyone when any
+    /// answer says nothing is left: the most conservative choice, for an API that
+    /// counts all requests together.
+    Global,
 }
 
 impl Pacing {
-    /// At most `requests` per `per` (`requests` of 0 is treated as 1).
+    /// At most `requests` per `per` in each endpoint scope (`requests` of 0 is
+    /// treated as 1).
     pub fn new(requests: u32, per: Duration) -> Self {
         Self {
-            interval: per / requests.max(1),
+            requests: requests.max(1),
+            per,
+            scope: PacingScope::PerEndpoint,
         }
     }
 
-    /// The Management API's documented limit: 120 requests per minute.
+    /// At most `requests` per `per` for all requests together, evenly spread.
+    pub fn global(requests: u32, per: Duration) -> Self {
+        Self {
+            scope: PacingScope::Global,
+            ..Self::new(requests, per)
+        }
+    }
+
+    /// The Management API's documented limit: 120 requests per minute in each
+    /// endpoint scope.
     pub fn supabase_default() -> Self {
         Self::new(120, Duration::from_secs(60))
     }
 
-    /// The time between two requests.
+    /// The time between two requests of one budget while nothing has been learnt
+    /// from the server (and always, for [`PacingScope::Global`]).
     pub fn interval(&self) -> Duration {
-        self.interval
+        self.per / self.requests
+    }
+
+    /// What one budget covers.
+    pub fn scope(&self) -> PacingScope {
+        self.scope
     }
 }
 
-/// The shared schedule of a client and its clones: each request gets the next free
-/// slot (a GCRA "theoretical arrival time"), and a server's "no requests left" pauses
-/// every clone until the reset.
+/// The shared schedule of a client and its clones: a budget per endpoint scope (or
+/// one for everything), each paused by its own 429s and exhausted windows.
 #[derive(Debug, Clone)]
 pub(crate) struct Pacer {
-    interval: Duration,
-    state: Arc<Mutex<PacerState>>,
+    pacing: Option<Pacing>,
+    budgets: Arc<Mutex<HashMap<String, Arc<Budget>>>>,
+    last_seen: Arc<Mutex<Option<RateLimitHeaders>>>,
 }
 
+/// A request's place in its budget, held while the request is in flight.
 #[derive(Debug)]
-struct PacerState {
-    next_slot: Instant,
-    paused_until: Option<Instant>,
-    last_seen: Option<RateLimitHeaders>,
+pub(crate) struct Permit {
+    budget: Arc<Budget>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut state = self.budget.lock();
+        state.in_flight = state.in_flight.saturating_sub(1);
+    }
 }
 
 impl Pacer {
     pub(crate) fn new(pacing: Option<Pacing>) -> Self {
         Self {
-            interval: pacing.map_or(Duration::ZERO, |p| p.interval),
-            state: Arc::new(Mutex::new(PacerState {
-                next_slot: Instant::now(),
-                paused_until: None,
-                last_seen: None,
-            })),
+            pacing,
+            budgets: Arc::new(Mutex::new(HashMap::new())),
+            last_seen: Arc::new(Mutex::new(None)),
         }
     }
 
-    /// Waits for this request's slot. A pause that began while we slept (another
-    /// clone learned the window is exhausted) sends us to the first slot after it.
-    pub(crate) async fn acquire(&self) {
+    /// The budget of `scope` (`METHOD /path/{template}`), made on first use.
+    fn budget(&self, scope: &str) -> Arc<Budget> {
+        let per_endpoint = self
+            .pacing
+            .is_some_and(|p| p.scope == PacingScope::PerEndpoint);
+        let key = if per_endpoint { scope } else { "" };
+        let mut budgets = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
+        let budget = budgets
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Budget::new(self.pacing, per_endpoint)));
+        Arc::clone(budget)
+    }
+
+    /// Waits until a request of `scope` may go; hold the permit until its answer
+    /// has been [observed](Self::observe).
+    pub(crate) async fn acquire(&self, scope: &str) -> Permit {
+        let budget = self.budget(scope);
         loop {
-            let slot = self.reserve();
-            tokio::time::sleep_until(slot).await;
-            let paused_until = self.lock().paused_until;
-            if paused_until.is_none_or(|until| until <= Instant::now()) {
-                return;
+            let news = budget.news.notified();
+            tokio::pin!(news);
+            news.as_mut().enable();
+            let now = Instant::now();
+            let Some(until) = budget.lock().take(now) else {
+                break;
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = news => {}
             }
         }
+        Permit { budget }
     }
 
-    fn reserve(&self) -> Instant {
-        let mut state = self.lock();
-        let now = Instant::now();
-        let earliest = state.paused_until.map_or(now, |until| until.max(now));
-        let slot = state.next_slot.max(earliest);
-        state.next_slot = slot + self.interval;
-        slot
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, PacerState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Learns from an answer's headers: when the server says nothing is left (or
-    /// answered 429), no clone sends anything before the reset.
-    pub(crate) fn observe(&self, headers: &RateLimitHeaders, rate_limited: bool) {
-        let mut state = self.lock();
+    /// Learns from the answer to the request holding `permit`.
+    pub(crate) fn observe(&self, permit: &Permit, headers: &RateLimitHeaders, rate_limited: bool) {
         if *headers != RateLimitHeaders::default() {
-            state.last_seen = Some(*headers);
+            *self
+                .last_seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(*headers);
         }
-        let exhausted = rate_limited || headers.remaining == Some(0);
-        let Some(wait) = headers.wait().filter(|_| exhausted) else {
-            return;
-        };
-        let Some(until) = Instant::now().checked_add(wait) else {
-            return;
-        };
-        if state.paused_until.is_none_or(|current| current < until) {
-            state.paused_until = Some(until);
-            tracing::debug!(
-                wait_ms = wait.as_millis() as u64,
-                "rate limit exhausted; pausing requests until the reset"
-            );
-        }
+        permit
+            .budget
+            .lock()
+            .learn(headers, rate_limited, Instant::now());
+        permit.budget.news.notify_waiters();
     }
 
     /// The rate-limit headers of the last answer that had any.
     pub(crate) fn last_seen(&self) -> Option<RateLimitHeaders> {
-        self.lock().last_seen
+        *self
+            .last_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One budget and the waiters it wakes when an answer teaches it something.
+#[derive(Debug)]
+struct Budget {
+    state: Mutex<BudgetState>,
+    news: Notify,
+}
+
+impl Budget {
+    fn new(pacing: Option<Pacing>, learns_windows: bool) -> Self {
+        Self {
+            state: Mutex::new(BudgetState {
+                interval: pacing.map_or(Duration::ZERO, |p| p.interval()),
+                learns_windows,
+                next_slot: Instant::now(),
+                paused_until: None,
+                in_flight: 0,
+                window: None,
+                window_length: pacing.map_or(Duration::from_secs(60), |p| p.per),
+                limit: pacing.map_or(u64::MAX, |p| u64::from(p.requests)),
+            }),
+            news: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BudgetState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The server's current window of one scope, as its answers describe it.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    /// When this window began (the previous reset), for telling late answers apart.
+    started: Instant,
+    /// When it resets: from the latest answer, or estimated one window length after
+    /// the previous reset until an answer says.
+    resets_at: Instant,
+    /// Requests this process may still send in it.
+    left: u64,
+}
+
+#[derive(Debug)]
+struct BudgetState {
+    /// Even spacing while no window is known.
+    interval: Duration,
+    /// Whether answers' windows replace the even spacing (per-endpoint budgets).
+    learns_windows: bool,
+    next_slot: Instant,
+    /// A 429 or an exhausted window stops this budget until then.
+    paused_until: Option<Instant>,
+    /// Requests sent and not yet answered.
+    in_flight: u64,
+    /// The server's window, once an answer has described one.
+    window: Option<Window>,
+    /// The longest window seen (the configured `per` to begin with).
+    window_length: Duration,
+    /// Requests per window (`X-RateLimit-Limit` once seen).
+    limit: u64,
+}
+
+impl BudgetState {
+    /// Takes a place for a request at `now`, or says until when to wait (an answer
+    /// arriving meanwhile may allow more).
+    fn take(&mut self, now: Instant) -> Option<Instant> {
+        if let Some(until) = self.paused_until.filter(|until| *until > now) {
+            return Some(until);
+        }
+        self.paused_until = None;
+        match &mut self.window {
+            None => {
+                if self.next_slot > now {
+                    return Some(self.next_slot);
+                }
+                self.next_slot = now + self.interval;
+            }
+            Some(window) => {
+                if window.resets_at <= now {
+                    // Answers to requests still in flight may count in the new window.
+                    *window = Window {
+                        started: window.resets_at,
+                        resets_at: window.resets_at + self.window_length,
+                        left: self.limit.saturating_sub(self.in_flight),
+                    };
+                }
+                if window.left == 0 {
+                    return Some(window.resets_at);
+                }
+                window.left -= 1;
+            }
+        }
+        self.in_flight += 1;
+        None
+    }
+
+    /// Learns from one answer, received at `now`, to a request still counted in flight.
+    fn learn(&mut self, headers: &RateLimitHeaders, rate_limited: bool, now: Instant) {
+        let exhausted = rate_limited || headers.remaining == Some(0);
+        if let Some(until) = headers
+            .wait()
+            .filter(|_| exhausted)
+            .and_then(|wait| now.checked_add(wait))
+        {
+            if self.paused_until.is_none_or(|current| current < until) {
+                tracing::debug!(
+                    wait_ms = (until - now).as_millis() as u64,
+                    "rate limit exhausted; pausing this scope until the reset"
+                );
+                self.paused_until = Some(until);
+            }
+        }
+        if !self.learns_windows {
+            return;
+        }
+        let (Some(remaining), Some(reset)) = (headers.remaining, headers.reset) else {
+            return;
+        };
+        let Some(resets_at) = now.checked_add(reset) else {
+            return;
+        };
+        if let Some(limit) = headers.limit.filter(|limit| *limit > 0) {
+            self.limit = limit;
+        }
+        self.window_length = self.window_length.max(reset);
+        let remaining = if rate_limited { 0 } else { remaining };
+        // Besides this request, the others in flight may not be counted yet.
+        let unanswered = self.in_flight.saturating_sub(1);
+        let tolerance = self.window_length / 4;
+        self.window = Some(match self.window {
+            // A late answer, counted in a window that has ended: nothing to learn.
+            Some(ours) if resets_at <= ours.started + tolerance => return,
+            // Our window, more precisely: never more than the server says is left.
+            Some(ours) if resets_at <= ours.resets_at + tolerance => Window {
+                resets_at,
+                left: ours.left.min(remaining),
+                ..ours
+            },
+            // The first window described, or a later one than we thought.
+            _ => Window {
+                started: resets_at.checked_sub(self.window_length).unwrap_or(now),
+                resets_at,
+                left: remaining.saturating_sub(unanswered),
+            },
+        });
     }
 }
 
@@ -283,17 +469,131 @@ mod tests {
         );
     }
 
+    const PROJECT: &str = "GET /v1/projects/{ref}";
+    const CREATE: &str = "POST /v1/projects";
+
+    fn window(limit: u64, remaining: u64, reset_ms: u64) -> RateLimitHeaders {
+        RateLimitHeaders {
+            limit: Some(limit),
+            remaining: Some(remaining),
+            reset: Some(Duration::from_millis(reset_ms)),
+            retry_after: None,
+        }
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn pacer_spreads_requests_and_is_shared_by_clones() {
+    async fn before_any_answer_requests_are_spread_and_shared_by_clones() {
         let pacer = Pacer::new(Some(Pacing::new(10, Duration::from_secs(1))));
         let clone = pacer.clone();
         let start = Instant::now();
         for _ in 0..5 {
-            pacer.acquire().await;
-            clone.acquire().await;
+            drop(pacer.acquire(PROJECT).await);
+            drop(clone.acquire(PROJECT).await);
         }
         // 10 requests, the first at once, then every 100 ms.
         assert_eq!(start.elapsed(), Duration::from_millis(900));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_endpoint_scope_has_its_own_budget() {
+        let pacer = Pacer::new(Some(Pacing::new(2, Duration::from_secs(1))));
+        let start = Instant::now();
+        for _ in 0..3 {
+            drop(pacer.acquire(PROJECT).await);
+        }
+        let polled = start.elapsed();
+        let other = Instant::now();
+        drop(pacer.acquire(CREATE).await);
+        assert_eq!(polled, Duration::from_secs(1));
+        assert_eq!(
+            other.elapsed(),
+            Duration::ZERO,
+            "another scope does not wait"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn global_pacing_spreads_every_scope_together() {
+        let pacer = Pacer::new(Some(Pacing::global(2, Duration::from_secs(1))));
+        let start = Instant::now();
+        drop(pacer.acquire(PROJECT).await);
+        drop(pacer.acquire(CREATE).await);
+        drop(pacer.acquire(PROJECT).await);
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_described_window_is_spent_at_once_then_waited_out() {
+        let pacer = Pacer::new(Some(Pacing::new(10, Duration::from_secs(1))));
+        let start = Instant::now();
+        let first = pacer.acquire(PROJECT).await;
+        pacer.observe(&first, &window(10, 3, 400), false);
+        drop(first);
+        for _ in 0..3 {
+            drop(pacer.acquire(PROJECT).await);
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "what is left goes at once");
+        drop(pacer.acquire(PROJECT).await);
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(400),
+            "then the reset"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_window_allows_the_limit_minus_what_is_still_in_flight() {
+        let pacer = Pacer::new(Some(Pacing::new(4, Duration::from_secs(1))));
+        let first = pacer.acquire(PROJECT).await;
+        pacer.observe(&first, &window(4, 1, 200), false);
+        drop(first);
+        let _in_flight = pacer.acquire(PROJECT).await;
+        let start = Instant::now();
+        for _ in 0..3 {
+            drop(pacer.acquire(PROJECT).await);
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(200));
+        let next = Instant::now();
+        drop(pacer.acquire(PROJECT).await);
+        assert_eq!(
+            next.elapsed(),
+            Duration::from_secs(1),
+            "the request in flight may count in the new window"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_answer_from_an_ended_window_teaches_nothing() {
+        let pacer = Pacer::new(Some(Pacing::new(4, Duration::from_secs(1))));
+        let first = pacer.acquire(PROJECT).await;
+        let late = pacer.acquire(PROJECT).await;
+        pacer.observe(&first, &window(4, 2, 100), false);
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        drop(pacer.acquire(PROJECT).await);
+        // Counted just before the reset that has since passed.
+        pacer.observe(&late, &window(4, 0, 0), false);
+        drop(late);
+        let start = Instant::now();
+        for _ in 0..2 {
+            drop(pacer.acquire(PROJECT).await);
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_pauses_only_its_scope_for_the_retry_after() {
+        let pacer = Pacer::new(None);
+        let start = Instant::now();
+        let limited = pacer.acquire(PROJECT).await;
+        let retry_after = RateLimitHeaders {
+            retry_after: Some(Duration::from_secs(3)),
+            ..RateLimitHeaders::default()
+        };
+        pacer.observe(&limited, &retry_after, true);
+        drop(limited);
+        drop(pacer.acquire(PROJECT).await);
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
     }
 
     #[tokio::test(start_paused = true)]
@@ -305,17 +605,20 @@ mod tests {
             reset: Some(Duration::from_secs(3)),
             ..RateLimitHeaders::default()
         };
-        pacer.observe(&exhausted, false);
-        pacer.acquire().await;
+        let permit = pacer.acquire(PROJECT).await;
+        pacer.observe(&permit, &exhausted, false);
+        drop(permit);
+        let permit = pacer.acquire(PROJECT).await;
         assert_eq!(start.elapsed(), Duration::from_secs(3));
 
         let plenty = RateLimitHeaders {
             remaining: Some(5),
             ..exhausted
         };
-        pacer.observe(&plenty, false);
+        pacer.observe(&permit, &plenty, false);
+        drop(permit);
         let before = Instant::now();
-        pacer.acquire().await;
+        drop(pacer.acquire(PROJECT).await);
         assert_eq!(before.elapsed(), Duration::ZERO);
     }
 }

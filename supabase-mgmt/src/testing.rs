@@ -283,7 +283,7 @@ pub fn client(server: &MockServer) -> ManagementClient {
         .expect("the test client's settings are valid")
 }
 
-/// A client of `server` pacing at `requests` per `per`.
+/// A client of `server` pacing at `requests` per `per` in each endpoint scope.
 pub fn paced_client(server: &MockServer, requests: u32, per: Duration) -> ManagementClient {
     client_builder(&server.uri())
         .pacing(Some(Pacing::new(requests, per)))
@@ -351,8 +351,14 @@ pub struct FakeConfig {
     pub create_faults: Vec<CreateFault>,
     /// A final status that projects reach instead of `ACTIVE_HEALTHY`.
     pub terminal_status: Option<&'static str>,
-    /// A fixed-window rate limit: this many requests per window (429 beyond).
+    /// A fixed-window rate limit on all Management API requests together: this many
+    /// requests per window (429 with `Retry-After` beyond).
     pub rate_limit: Option<(u32, Duration)>,
+    /// A fixed-window rate limit per endpoint scope, the method and path template
+    /// (`GET /v1/projects/{ref}`), as Supabase counts: this many requests per window
+    /// in each scope (429 with `Retry-After` beyond). Each scope's windows start at
+    /// its first request; a short window (say 2 s for the real minute) compresses time.
+    pub endpoint_rate_limit: Option<(u32, Duration)>,
     /// Names whose first created project ends `INIT_FAILED`.
     pub init_failed_names: Vec<String>,
     /// How long a created project stays out of the project lists.
@@ -418,8 +424,9 @@ struct FakeState {
     creates: usize,
     users: BTreeMap<String, BTreeMap<String, String>>,
     admin_creations: Vec<AdminCreation>,
-    window_start: Instant,
-    window_count: u32,
+    window: FixedWindow,
+    endpoint_windows: BTreeMap<String, FixedWindow>,
+    served_by_scope: BTreeMap<String, u64>,
     served: u64,
     rate_limited: u64,
     transaction_port: u16,
@@ -465,8 +472,9 @@ impl FakeSupabase {
                 creates: 0,
                 users: BTreeMap::new(),
                 admin_creations: Vec::new(),
-                window_start: Instant::now(),
-                window_count: 0,
+                window: FixedWindow::starting(Instant::now()),
+                endpoint_windows: BTreeMap::new(),
+                served_by_scope: BTreeMap::new(),
                 served: 0,
                 rate_limited: 0,
                 transaction_port: unused_port(),
@@ -575,6 +583,12 @@ impl FakeSupabase {
     /// The admin users created through the Auth admin API, with the key used.
     pub fn admin_creations(&self) -> Vec<AdminCreation> {
         self.lock().admin_creations.clone()
+    }
+
+    /// The Management API requests answered normally, per endpoint scope
+    /// (`GET /v1/projects/{ref}`).
+    pub fn served_by_scope(&self) -> BTreeMap<String, u64> {
+        self.lock().served_by_scope.clone()
     }
 
     /// (requests answered normally, requests answered 429).
@@ -1004,31 +1018,88 @@ impl FakeSupabase {
         }
     }
 
-    /// Counts the request against the fixed window: the rate-limit headers to send,
-    /// and whether the request is over the limit.
-    fn limit(&self, state: &mut FakeState) -> (Vec<(&'static str, String)>, bool) {
-        let Some((limit, window)) = self.config.rate_limit else {
-            return (Vec::new(), false);
-        };
+    /// Counts the request against the global window and its scope's window: the
+    /// rate-limit headers to send (the scope's when scopes are limited), and whether
+    /// the request is over a limit.
+    fn limit(&self, state: &mut FakeState, scope: &str) -> (Vec<(&'static str, String)>, bool) {
         let now = Instant::now();
-        let elapsed = now - state.window_start;
-        if elapsed >= window {
-            let windows = elapsed.as_nanos() / window.as_nanos();
-            state.window_start += window * windows as u32;
-            state.window_count = 0;
+        let mut headers = Vec::new();
+        let mut exceeded = false;
+        if let Some((limit, window)) = self.config.rate_limit {
+            let (sent, over) = state.window.count(now, limit, window);
+            headers = sent;
+            exceeded |= over;
         }
-        state.window_count += 1;
-        let reset = (state.window_start + window - now).as_secs_f64();
-        let headers = vec![
+        if let Some((limit, window)) = self.config.endpoint_rate_limit {
+            let (sent, over) = state
+                .endpoint_windows
+                .entry(scope.to_owned())
+                .or_insert_with(|| FixedWindow::starting(now))
+                .count(now, limit, window);
+            headers = sent;
+            exceeded |= over;
+        }
+        (headers, exceeded)
+    }
+}
+
+/// A fixed rate-limit window: requests counted since `start`.
+#[derive(Debug)]
+struct FixedWindow {
+    start: Instant,
+    count: u32,
+}
+
+impl FixedWindow {
+    fn starting(start: Instant) -> Self {
+        Self { start, count: 0 }
+    }
+
+    /// Counts a request at `now`: the `X-RateLimit-*` headers (and `Retry-After`
+    /// when over), and whether it is over `limit` per `window`.
+    fn count(
+        &mut self,
+        now: Instant,
+        limit: u32,
+        window: Duration,
+    ) -> (Vec<(&'static str, String)>, bool) {
+        let elapsed = now - self.start;
+        if elapsed >= window {
+            let windows = elapsed.as_nanos() / window.as_nanos().max(1);
+            self.start += window * windows as u32;
+            self.count = 0;
+        }
+        self.count += 1;
+        let reset = format!("{:.3}", (self.start + window - now).as_secs_f64());
+        let over = self.count > limit;
+        let mut headers = vec![
             ("x-ratelimit-limit", limit.to_string()),
             (
                 "x-ratelimit-remaining",
-                limit.saturating_sub(state.window_count).to_string(),
+                limit.saturating_sub(self.count).to_string(),
             ),
-            ("x-ratelimit-reset", format!("{reset:.3}")),
+            ("x-ratelimit-reset", reset.clone()),
         ];
-        (headers, state.window_count > limit)
+        if over {
+            headers.push(("retry-after", reset));
+        }
+        (headers, over)
     }
+}
+
+/// The endpoint scope of a Management API request: its method and path template.
+fn endpoint_scope(method: &str, path: &str) -> String {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let template: Vec<&str> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, segment)| match (i, segments.get(1)) {
+            (2, Some(&"projects")) if *segment != "available-regions" => "{ref}",
+            (2, Some(&"organizations")) => "{slug}",
+            _ => segment,
+        })
+        .collect();
+    format!("{method} /{}", template.join("/"))
 }
 
 /// The projects the lists show now (a new project shows after the list lag).
@@ -1083,8 +1154,9 @@ impl Respond for FakeSupabase {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let mut state = self.lock();
         let is_management = request.url.path().starts_with("/v1/");
+        let scope = endpoint_scope(request.method.as_str(), request.url.path());
         let (headers, exceeded) = if is_management {
-            self.limit(&mut state)
+            self.limit(&mut state, &scope)
         } else {
             (Vec::new(), false)
         };
@@ -1093,6 +1165,9 @@ impl Respond for FakeSupabase {
             ResponseTemplate::new(429).set_body_json(json!({"message": "Rate limit exceeded"}))
         } else {
             state.served += 1;
+            if is_management {
+                *state.served_by_scope.entry(scope).or_default() += 1;
+            }
             self.answer(&mut state, request)
         };
         for (name, value) in headers {

@@ -32,12 +32,29 @@ pub(crate) enum Credentials {
     ProjectKey { key: SecretString, bearer: bool },
 }
 
+/// Where a request goes: its URL, and the path template that names its endpoint
+/// scope for pacing (`/v1/projects/{ref}/health`).
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    pub(crate) url: Url,
+    pub(crate) template: String,
+}
+
+impl Route {
+    /// A route whose URL path is its own template (no parameters in the path).
+    pub(crate) fn fixed(url: Url) -> Self {
+        let template = url.path().to_owned();
+        Self { url, template }
+    }
+}
+
 /// One request, described before it is sent (possibly several times).
 ///
 /// `Debug` leaves the body out: it may hold a database password.
 pub(crate) struct ApiRequest {
     method: Method,
     url: Url,
+    template: String,
     body: Option<Vec<u8>>,
     idempotency: Idempotency,
     credentials: Credentials,
@@ -55,18 +72,19 @@ impl fmt::Debug for ApiRequest {
 }
 
 impl ApiRequest {
-    pub(crate) fn new(method: Method, url: Url, idempotency: Idempotency) -> Self {
+    pub(crate) fn new(method: Method, route: Route, idempotency: Idempotency) -> Self {
         Self {
             method,
-            url,
+            url: route.url,
+            template: route.template,
             body: None,
             idempotency,
             credentials: Credentials::Management,
         }
     }
 
-    pub(crate) fn get(url: Url) -> Self {
-        Self::new(Method::GET, url, Idempotency::Idempotent)
+    pub(crate) fn get(route: Route) -> Self {
+        Self::new(Method::GET, route, Idempotency::Idempotent)
     }
 
     pub(crate) fn json<T: serde::Serialize>(mut self, body: &T) -> Result<Self, ManagementError> {
@@ -86,6 +104,11 @@ impl ApiRequest {
     /// could carry a filter with personal data).
     pub(crate) fn endpoint(&self) -> String {
         format!("{} {}", self.method, self.url.path())
+    }
+
+    /// `METHOD /path/{template}`: the endpoint scope the API counts this request in.
+    pub(crate) fn scope(&self) -> String {
+        format!("{} {}", self.method, self.template)
     }
 }
 
@@ -122,10 +145,10 @@ impl ManagementClient {
         attempt: u32,
     ) -> Result<Vec<u8>, ManagementError> {
         let endpoint = request.endpoint();
-        let paced = matches!(request.credentials, Credentials::Management);
-        if paced {
-            self.pacer().acquire().await;
-        }
+        let permit = match request.credentials {
+            Credentials::Management => Some(self.pacer().acquire(&request.scope()).await),
+            Credentials::ProjectKey { .. } => None,
+        };
         let response = self
             .build(request)?
             .send()
@@ -133,9 +156,9 @@ impl ManagementClient {
             .map_err(|source| transport_error(&endpoint, source))?;
         let status = response.status();
         let limits = RateLimitHeaders::from_headers(response.headers());
-        if paced {
+        if let Some(permit) = &permit {
             self.pacer()
-                .observe(&limits, status == StatusCode::TOO_MANY_REQUESTS);
+                .observe(permit, &limits, status == StatusCode::TOO_MANY_REQUESTS);
         }
         tracing::debug!(%endpoint, attempt, status = status.as_u16(), remaining = ?limits.remaining, "supabase answered");
         let body = response
@@ -323,7 +346,7 @@ mod tests {
     fn a_request_debug_shows_neither_its_body_nor_its_key() {
         let url = Url::parse("https://api.supabase.com/v1/projects").unwrap();
         let body = serde_json::json!({ "db_pass": "hunter2-database-password" });
-        let request = ApiRequest::new(Method::POST, url, Idempotency::Once)
+        let request = ApiRequest::new(Method::POST, Route::fixed(url), Idempotency::Once)
             .json(&body)
             .unwrap()
             .with_credentials(Credentials::ProjectKey {
