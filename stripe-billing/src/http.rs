@@ -254,6 +254,32 @@ pub struct ReconcileRequest {
     /// The tenant to reconcile.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// For the fleet: read Stripe's events created since this time (RFC 3339, e.g.
+    /// `2026-01-05T00:00:00Z`) instead of since the stored cursor; no earlier than 30
+    /// days ago either way.
+    #[serde(default)]
+    pub since: Option<String>,
+}
+
+impl ReconcileRequest {
+    /// The `since` time, parsed: 400 when it is not RFC 3339 or comes with a tenant.
+    fn since(&self) -> Result<Option<time::OffsetDateTime>, ApiError> {
+        let Some(raw) = &self.since else {
+            return Ok(None);
+        };
+        if self.tenant.is_some() {
+            return Err(ApiError::bad_request(
+                "`since` applies to the whole fleet's events; leave it out when reconciling one tenant",
+            ));
+        }
+        time::OffsetDateTime::parse(raw.trim(), &time::format_description::well_known::Rfc3339)
+            .map(Some)
+            .map_err(|error| {
+                ApiError::bad_request(format_args!(
+                    "`since` is not an RFC 3339 time ({error}); write it like 2026-01-05T00:00:00Z"
+                ))
+            })
+    }
 }
 
 /// `POST /billing/reconcile` → 200 [`ReconcileReport`]
@@ -261,9 +287,10 @@ pub struct ReconcileRequest {
 ///
 /// Without a body (or with `{}`), applies the events Stripe created since the
 /// reconciliation cursor (or in the last 30 days, Stripe's retention) that were
-/// not processed ([`Reconciler::reconcile`]). With `{"tenant": "id"}`, checks that
+/// not processed ([`Reconciler::reconcile`]); with `{"since": "2026-01-05T00:00:00Z"}`
+/// (RFC 3339), those created since then instead. With `{"tenant": "id"}`, checks that
 /// tenant against its Stripe subscription and moves it to match
-/// ([`Reconciler::reconcile_tenant`]). 400 for a bad body or tenant id, 404 when the
+/// ([`Reconciler::reconcile_tenant`]). 400 for a bad body, tenant id or `since`, 404 when the
 /// tenant has no billing state, 502 when Stripe cannot be read (what was applied
 /// stays applied; run it again), 503 without a reconciler. An admin route: mount it
 /// behind the host's admin guard.
@@ -296,10 +323,11 @@ where
     } else {
         serde_json::from_slice(&body).map_err(|error| {
             ApiError::bad_request(format_args!(
-                "the body is not {{\"tenant\": \"id\"}}: {error}; send it empty to reconcile the whole fleet"
+                "the body is not {{\"tenant\": \"id\"}} or {{\"since\": \"RFC 3339 time\"}}: {error}; send it empty to reconcile the whole fleet from where the last run stopped"
             ))
         })?
     };
+    let since = request.since()?;
     let report = match request.tenant {
         Some(tenant) => {
             let tenant_id = TenantId::try_from(tenant.as_str()).map_err(ApiError::bad_request)?;
@@ -313,7 +341,7 @@ where
             }
             report
         }
-        None => match reconciler.reconcile(None).await {
+        None => match reconciler.reconcile(since).await {
             Ok(report) => report,
             Err(error) => {
                 // Events applied before the failure may have queued effects.

@@ -768,3 +768,33 @@ async fn the_route_reconciles_the_fleet_or_one_tenant() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_fleet_route_reads_from_an_explicit_since() {
+    let processor = BillingProcessor::new(Arc::new(MemoryBillingStore::new()), config());
+    let stripe = stripe_with_events(&four_days()).await;
+    let routes = WebhookRoutes::new(processor.clone(), None)
+        .with_reconciler(reconciler(&processor, &stripe));
+    let router = reconcile_router().with_state(routes);
+
+    for bad in [
+        r#"{"since": "yesterday"}"#,
+        r#"{"since": "2026-01-03"}"#,
+        r#"{"since": "2026-01-03T00:00:00Z", "tenant": "acme"}"#,
+    ] {
+        let (status, body) = post(&router, bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("since"), "{body}");
+    }
+    assert!(list_queries(&stripe).await.is_empty(), "nothing was read");
+
+    let since = at(T0 + 2 * DAY);
+    let body =
+        json!({ "since": since.format(&time::format_description::well_known::Rfc3339).unwrap() });
+    let (status, report) = post(&router, &body.to_string()).await;
+
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let queries = list_queries(&stripe).await;
+    let from = (T0 + 2 * DAY).to_string();
+    assert_eq!(param(&queries[0], "created[gte]"), Some(from.as_str()));
+}
