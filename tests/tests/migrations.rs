@@ -367,7 +367,7 @@ async fn admin_delete(service: &Service, path: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proposed_migration_is_rehearsed_on_a_copy_of_the_canary() {
     let service = Service::start().await;
-    let mut ids = vec![
+    let mut ids = [
         service.signup_ready("Bravo", "b@bravo.example").await,
         service.signup_ready("Acme", "a@acme.example").await,
     ];
