@@ -8,6 +8,7 @@
 //! migrate status   --tenants FILE --migrations DIR [--state URL] [--concurrency N] [--json]
 //! migrate drift    --tenants FILE --migrations DIR [--state URL] [--concurrency N] [--reference TENANT] [--json]
 //! migrate rollback --tenants FILE --migrations DIR [--state URL] [--json]
+//! migrate rehearse --tenants FILE --migrations DIR [--tenant ID] [--json]
 //! migrate lint DIR
 //! ```
 //!
@@ -25,6 +26,12 @@
 //! `--reference` included); `run --require-no-drift` refuses (exit 2) while a
 //! targeted tenant drifted. The README's `migrate` section states what rollback
 //! reverts, where tenants that join the fleet go, and the JSON of `drift` and `status`.
+//!
+//! `rehearse` copies one tenant's database (see `tenant_migrate::rehearse`), applies
+//! the pending migrations to the copy and prints each one's duration, locks and
+//! schema fingerprint; it exits 0 when all applied there (or none was pending), 1
+//! when one failed there, 130 when interrupted with Ctrl-C (the copy is removed
+//! first), 2 for bad usage, an unknown `--tenant`, or a copy that cannot be made.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -35,6 +42,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tenancy_core::{DatabaseUrl, TenantId};
+use tenant_migrate::rehearse::{choose_canary, Rehearsal, RehearsalError, RehearsalReport};
 use tenant_migrate::drift::{
     DriftError, DriftPolicy, DriftRecords, DriftReport, DriftSurvey, FleetStatus,
 };
@@ -70,6 +78,26 @@ enum Command {
         /// The migrations directory.
         dir: PathBuf,
     },
+    /// Apply the pending migrations to a scratch copy of one tenant's database and
+    /// report their durations, locks and schema; the tenant is not changed.
+    Rehearse(RehearseArgs),
+}
+
+#[derive(Debug, Args)]
+struct RehearseArgs {
+    /// CSV file with a header `id,database_url[,tags]`.
+    #[arg(long, value_name = "FILE")]
+    tenants: PathBuf,
+    /// Directory of migrations in sqlx's naming.
+    #[arg(long, value_name = "DIR")]
+    migrations: PathBuf,
+    /// The tenant whose database is copied (default: the first in id order, where
+    /// a `canary:1` rollout starts).
+    #[arg(long, value_name = "ID")]
+    tenant: Option<String>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +193,7 @@ async fn main() -> ExitCode {
         Command::Drift(args) => drift(args).await,
         Command::Rollback(args) => rollback(args).await,
         Command::Lint { dir } => lint_dir(&dir),
+        Command::Rehearse(args) => rehearse(args).await,
     };
     match result {
         Ok(code) => code,
@@ -639,6 +668,86 @@ impl Progress {
 /// The line a person sees for `event`; the start of each tenant job is not shown.
 fn describe(event: &RolloutEvent) -> Option<String> {
     (!matches!(event, RolloutEvent::TenantStarted { .. })).then(|| event.to_string())
+}
+
+/// `migrate rehearse`: the pending migrations on a scratch copy of one tenant's
+/// database; exit 0 when they all applied there, 1 when one failed, 130 when
+/// interrupted (the copy removed), 2 for bad usage or a copy that cannot be made.
+async fn rehearse(args: RehearseArgs) -> Result<ExitCode, UsageError> {
+    let set = load_migrations(&args.migrations)?;
+    let fleet = FleetList::from_csv_path(&args.tenants)?;
+    let tenant = args
+        .tenant
+        .as_deref()
+        .map(TenantId::try_from)
+        .transpose()
+        .map_err(|e| UsageError(format!("--tenant: {e}")))?;
+    let (tenant, target) = choose_canary(&fleet, tenant.as_ref()).await?;
+    if !args.json {
+        eprintln!("migrate: rehearsing on a copy of {tenant} ({})", target.url.redacted());
+    }
+    let interrupted = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let report = match Rehearsal::new(TenantMigrator::new(set))
+        .run_until(&target, interrupted)
+        .await
+    {
+        Ok(report) => report,
+        Err(RehearsalError::Cancelled) => {
+            eprintln!("migrate: interrupted; the scratch copy was removed and {tenant} is untouched");
+            return Ok(ExitCode::from(130));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if args.json {
+        let mut json = serde_json::to_value(&report).map_err(|e| UsageError(e.to_string()))?;
+        json["tenant"] = tenant.as_str().into();
+        println!("{json}");
+    } else {
+        print_rehearsal(&tenant, &report);
+    }
+    Ok(ExitCode::from(u8::from(!report.passed())))
+}
+
+fn print_rehearsal(tenant: &TenantId, report: &RehearsalReport) {
+    let Some(method) = report.copy_method else {
+        println!("{tenant} has no pending migration: nothing to rehearse");
+        return;
+    };
+    println!(
+        "{tenant}: copied ({method}) in {} ms, from version {}",
+        report.copy_duration.as_millis(),
+        report.from_version.map_or("none".into(), |v| v.to_string())
+    );
+    for migration in &report.migrations {
+        println!(
+            "  {} {}: {} ms, schema {}",
+            migration.version,
+            migration.description,
+            migration.duration.as_millis(),
+            migration.fingerprint_after.short()
+        );
+        for lock in &migration.locks {
+            let blocks = if lock.blocks_reads() {
+                " (blocks reads and writes)"
+            } else if lock.blocks_writes() {
+                " (blocks writes)"
+            } else {
+                ""
+            };
+            println!("      {lock}{blocks}");
+        }
+    }
+    match &report.failure {
+        Some(failure) => println!(
+            "FAILED {} {}: {}",
+            failure.version, failure.description, failure.error
+        ),
+        None => println!("{} migrations applied on the copy", report.migrations.len()),
+    }
 }
 
 #[cfg(test)]
