@@ -93,7 +93,8 @@ impl DriftSurvey {
         &self.set
     }
 
-    /// Surveys `fleet`. A tenant that cannot be read is reported as unreachable;
+    /// Surveys `fleet`. A member without a database to migrate (not provisioned,
+    /// or being offboarded) is left out; a tenant that cannot be read is reported as unreachable;
     /// only the fleet's own failure, or a named reference that is not in it or
     /// cannot be read, fails the survey.
     pub async fn run(&self, fleet: &dyn TenantFleet) -> Result<DriftReport, DriftError> {
@@ -105,11 +106,13 @@ impl DriftSurvey {
                 self.options.clone(),
             );
             async move {
+                // Not provisioned yet, or being offboarded: nothing to compare.
                 let Some(target) = member.database else {
-                    return Err("the fleet lists no database for this tenant".to_owned());
+                    return Ok(None);
                 };
                 read_tenant(&target, &set, &scope, &options)
                     .await
+                    .map(Some)
                     .map_err(|error| error.to_string())
             }
         };
@@ -119,7 +122,8 @@ impl DriftSurvey {
             self.concurrency,
             work,
             |tenant, read| match read {
-                Ok((reading, snapshot)) => groups.add(tenant, reading, snapshot),
+                Ok(Some((reading, snapshot))) => groups.add(tenant, reading, snapshot),
+                Ok(None) => {}
                 Err(error) => groups.add_unreachable(tenant, error),
             },
         )

@@ -88,7 +88,7 @@ pub(crate) async fn run_job(
         Ok(Some(database)) => job.with_retries(&database).await,
         Ok(None) => Ok(skipped(
             None,
-            "the fleet has no database for this tenant (or no longer lists it)".into(),
+            "the fleet has no database to migrate for this tenant (not provisioned, being offboarded, or no longer listed)".into(),
         )),
         Err(stop) => Err(stop),
     };

@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tenancy_core::{DatabaseTarget, DirectoryError, TenantDirectory, TenantFilter, TenantId};
+use tenancy_core::{
+    DatabaseTarget, DirectoryError, Tenant, TenantDirectory, TenantFilter, TenantId,
+};
 
 /// One tenant database of a fleet, as a rollout sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,16 +77,26 @@ impl TenantFleet for DirectoryFleet {
         Ok(tenants
             .into_iter()
             .map(|t| FleetMember {
+                database: migratable(&t),
                 id: t.id,
                 tags: t.tags,
-                database: t.database,
             })
             .collect())
     }
 
     async fn database(&self, id: &TenantId) -> Result<Option<DatabaseTarget>, DirectoryError> {
-        Ok(self.directory.get(id).await?.and_then(|t| t.database))
+        Ok(self.directory.get(id).await?.and_then(|t| migratable(&t)))
     }
+}
+
+/// The tenant's database while it is to be migrated: not once offboarding started
+/// (a retained tenant's database is paused, a deleted one's gone). Such a tenant
+/// stays listed, so paging is unchanged, and rollouts skip it.
+fn migratable(tenant: &Tenant) -> Option<DatabaseTarget> {
+    tenant
+        .database
+        .clone()
+        .filter(|_| !tenant.status.is_offboarded())
 }
 
 /// What [`Rollout::builder`](crate::Rollout::builder) accepts as its fleet: a
@@ -110,5 +122,50 @@ impl IntoFleet for Arc<dyn TenantDirectory> {
 impl<D: TenantDirectory + 'static> IntoFleet for Arc<D> {
     fn into_fleet(self) -> Arc<dyn TenantFleet> {
         Arc::new(DirectoryFleet::new(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tenancy_core::{DatabaseUrl, MemoryTenantDirectory, NewTenant, TenantStatus};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn tenants_past_onboarding_stay_listed_without_a_database_to_migrate() {
+        let directory = Arc::new(MemoryTenantDirectory::new());
+        let database = |name: &str| {
+            DatabaseTarget::new(DatabaseUrl::parse(&format!("postgres://app@db/{name}")).unwrap())
+        };
+        for (name, status) in [
+            ("Acme", TenantStatus::Ready),
+            (
+                "Globex",
+                TenantStatus::Retained {
+                    until: OffsetDateTime::UNIX_EPOCH,
+                    onboarded: true,
+                    export: None,
+                },
+            ),
+        ] {
+            let mut tenant = NewTenant::new(name, "owner@example.com")
+                .unwrap()
+                .into_tenant(OffsetDateTime::UNIX_EPOCH);
+            tenant.status = status;
+            tenant.database = Some(database(name));
+            directory.insert(&tenant).await.unwrap();
+        }
+        let fleet = DirectoryFleet::new(directory);
+
+        let members = fleet.members(&TenantFilter::all()).await.unwrap();
+
+        let listed: Vec<(&str, bool)> = members
+            .iter()
+            .map(|m| (m.id.as_str(), m.database.is_some()))
+            .collect();
+        assert_eq!(listed, [("acme", true), ("globex", false)]);
+        let globex = TenantId::try_from("globex").unwrap();
+        assert_eq!(fleet.database(&globex).await.unwrap(), None);
     }
 }
