@@ -17,6 +17,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod assembly;
+pub mod bench_fleet;
 pub mod config;
 pub mod control_plane;
 pub mod demo_rollout;

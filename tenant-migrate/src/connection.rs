@@ -109,8 +109,9 @@ impl TenantConnection {
         }
     }
 
-    /// The SQLite connection, for SQL of its own (`None` on PostgreSQL).
-    #[cfg(feature = "sqlite")]
+    /// The SQLite connection, for SQL of its own (`None` on PostgreSQL); used by
+    /// rehearsals, which need the `postgres` feature.
+    #[cfg(all(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn into_sqlite(self) -> Option<SqliteConnection> {
         match self {
             Self::Sqlite { conn, .. } => Some(conn),

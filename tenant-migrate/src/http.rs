@@ -456,7 +456,7 @@ pub struct RehearseRequest {
 }
 
 /// The answer of `POST /rehearse`: the tenant and the
-/// [`RehearsalReport`](crate::rehearse::RehearsalReport)'s fields.
+/// [`RehearsalReport`]'s fields.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct Rehearsed {

@@ -34,6 +34,9 @@ use clap::Parser;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sqlx::{Connection, PgConnection};
 use tenancy_core::{DatabaseTarget, DatabaseUrl};
+use tenancy_examples::bench_fleet::{
+    create_databases, drop_databases, fleet_urls, median, BenchResult,
+};
 use tenant_migrate::{MigrationSet, TenantMigrator};
 
 /// The schema every tenant has: five migrations (one index each for the last three,
@@ -99,8 +102,6 @@ struct Args {
     bin_dir: Option<PathBuf>,
 }
 
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
 fn main() -> ExitCode {
     let args = Args::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -156,11 +157,9 @@ async fn bench(args: Args) -> BenchResult<()> {
             .into());
         }
     }
-    let urls: Vec<DatabaseUrl> = (0..args.tenants)
-        .map(|i| server.with_database(&format!("{PREFIX}t{i:05}")))
-        .collect();
+    let urls = fleet_urls(&server, PREFIX, args.tenants);
     let started = Instant::now();
-    create_databases(&server, &urls).await?;
+    create_databases(&server, PREFIX, &urls).await?;
     let bench = Bench {
         workdir: WorkDir::create(&urls)?,
         args,
@@ -278,11 +277,6 @@ impl Bench {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn report(args: &Args, rounds: &[Round], memory: &[(usize, u64)]) {
     println!(
         "tenants: {}, concurrency: {}; medians of {} rounds (ratio within each round)",
@@ -394,33 +388,5 @@ async fn migrate_everywhere(urls: &[DatabaseUrl], concurrency: usize) -> BenchRe
         .buffer_unordered(concurrency.max(1))
         .try_collect::<Vec<_>>()
         .await?;
-    Ok(())
-}
-
-async fn create_databases(server: &DatabaseUrl, urls: &[DatabaseUrl]) -> BenchResult<()> {
-    let mut admin = PgConnection::connect(server.expose()).await?;
-    let existing: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'tk\\_driftb\\_%'")
-            .fetch_all(&mut admin)
-            .await?;
-    for name in urls.iter().filter_map(DatabaseUrl::database_name) {
-        if !existing.iter().any(|e| e == name) {
-            sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-                .execute(&mut admin)
-                .await?;
-        }
-    }
-    admin.close().await?;
-    Ok(())
-}
-
-async fn drop_databases(server: &DatabaseUrl, urls: &[DatabaseUrl]) -> BenchResult<()> {
-    let mut admin = PgConnection::connect(server.expose()).await?;
-    for name in urls.iter().filter_map(DatabaseUrl::database_name) {
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&mut admin)
-            .await?;
-    }
-    admin.close().await?;
     Ok(())
 }

@@ -42,10 +42,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tenancy_core::{DatabaseUrl, TenantId};
-use tenant_migrate::rehearse::{choose_canary, Rehearsal, RehearsalError, RehearsalReport};
 use tenant_migrate::drift::{
     DriftError, DriftPolicy, DriftRecords, DriftReport, DriftSurvey, FleetStatus,
 };
+use tenant_migrate::rehearse::{choose_canary, Rehearsal, RehearsalError, RehearsalReport};
 use tenant_migrate::{
     lint, FailureThreshold, FleetList, IntoFleet, MigrationSet, Rollout, RolloutError,
     RolloutEvent, RolloutReport, RolloutStatusView, Rule, Severity, Strategy, Targeting,
@@ -684,7 +684,10 @@ async fn rehearse(args: RehearseArgs) -> Result<ExitCode, UsageError> {
         .map_err(|e| UsageError(format!("--tenant: {e}")))?;
     let (tenant, target) = choose_canary(&fleet, tenant.as_ref()).await?;
     if !args.json {
-        eprintln!("migrate: rehearsing on a copy of {tenant} ({})", target.url.redacted());
+        eprintln!(
+            "migrate: rehearsing on a copy of {tenant} ({})",
+            target.url.redacted()
+        );
     }
     let interrupted = async {
         if tokio::signal::ctrl_c().await.is_err() {
@@ -697,7 +700,9 @@ async fn rehearse(args: RehearseArgs) -> Result<ExitCode, UsageError> {
     {
         Ok(report) => report,
         Err(RehearsalError::Cancelled) => {
-            eprintln!("migrate: interrupted; the scratch copy was removed and {tenant} is untouched");
+            eprintln!(
+                "migrate: interrupted; the scratch copy was removed and {tenant} is untouched"
+            );
             return Ok(ExitCode::from(130));
         }
         Err(error) => return Err(error.into()),

@@ -43,6 +43,9 @@ use clap::Parser;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sqlx::{Connection, PgConnection};
 use tenancy_core::{DatabaseTarget, DatabaseUrl};
+use tenancy_examples::bench_fleet::{
+    create_databases, drop_databases, fleet_urls, median, BenchResult,
+};
 use tenant_migrate::{MigrationSet, TenantMigrator};
 
 /// The 3-statement migration every tenant receives.
@@ -102,8 +105,6 @@ struct Args {
     migrate: Option<PathBuf>,
 }
 
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some(PEAK_RSS) {
@@ -153,11 +154,9 @@ async fn bench(args: Args) -> BenchResult<()> {
         )
         .into());
     }
-    let urls: Vec<DatabaseUrl> = (0..args.tenants)
-        .map(|i| server.with_database(&format!("{PREFIX}t{i:05}")))
-        .collect();
+    let urls = fleet_urls(&server, PREFIX, args.tenants);
     let started = Instant::now();
-    create_databases(&server, &urls).await?;
+    create_databases(&server, PREFIX, &urls).await?;
     eprintln!(
         "{} databases ready in {:.1?}",
         urls.len(),
@@ -177,7 +176,13 @@ async fn bench(args: Args) -> BenchResult<()> {
     run_everywhere(&bench.urls, bench.args.concurrency, RESET_ALL).await?;
     report(&bench.args, &rounds, sequential, &memory);
     if !bench.args.keep {
+        let started = Instant::now();
         drop_databases(&server, &bench.urls).await?;
+        eprintln!(
+            "{} databases dropped in {:.1?}",
+            bench.urls.len(),
+            started.elapsed()
+        );
     }
     Ok(())
 }
@@ -470,11 +475,6 @@ impl Drop for WorkDir {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn report(args: &Args, rounds: &[Round], sequential: Option<Timed>, memory: &[Memory]) {
     let n = args.tenants as f64;
     let history = if args.fresh {
@@ -597,39 +597,5 @@ async fn checkpoint(server: &DatabaseUrl) -> BenchResult<()> {
     let mut admin = PgConnection::connect(server.expose()).await?;
     sqlx::raw_sql("CHECKPOINT").execute(&mut admin).await?;
     admin.close().await?;
-    Ok(())
-}
-
-async fn create_databases(server: &DatabaseUrl, urls: &[DatabaseUrl]) -> BenchResult<()> {
-    let mut admin = PgConnection::connect(server.expose()).await?;
-    let existing: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'tk\\_bench\\_%'")
-            .fetch_all(&mut admin)
-            .await?;
-    for name in urls.iter().filter_map(DatabaseUrl::database_name) {
-        if !existing.iter().any(|e| e == name) {
-            sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-                .execute(&mut admin)
-                .await?;
-        }
-    }
-    admin.close().await?;
-    Ok(())
-}
-
-async fn drop_databases(server: &DatabaseUrl, urls: &[DatabaseUrl]) -> BenchResult<()> {
-    let started = Instant::now();
-    let mut admin = PgConnection::connect(server.expose()).await?;
-    for name in urls.iter().filter_map(DatabaseUrl::database_name) {
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&mut admin)
-            .await?;
-    }
-    admin.close().await?;
-    eprintln!(
-        "{} databases dropped in {:.1?}",
-        urls.len(),
-        started.elapsed()
-    );
     Ok(())
 }
