@@ -76,6 +76,22 @@ pub enum DatabaseUrlError {
     MissingPath,
 }
 
+/// The libpq variables a client program would otherwise take from this process.
+const INHERITED_LIBPQ_ENV: [&str; 12] = [
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGDATABASE",
+    "PGSSLMODE",
+    "PGOPTIONS",
+    "PGAPPNAME",
+];
+
 impl DatabaseUrl {
     /// Parses and validates a database URL.
     pub fn parse(raw: &str) -> Result<Self, DatabaseUrlError> {
@@ -215,6 +231,21 @@ impl DatabaseUrl {
             env.push((var, value.into_owned()));
         }
         env
+    }
+
+    /// A PostgreSQL client program (`pg_dump`, `pg_restore`, `psql`) set up to reach
+    /// this database through [`libpq_env`](Self::libpq_env): no password on its
+    /// command line, `--no-password` so that it fails instead of prompting, none of
+    /// this process's own `PG*` variables in the way, and killed if the command's
+    /// future is dropped. Add the program's own arguments.
+    pub fn client_command(&self, program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
+        command.arg("--no-password");
+        for inherited in INHERITED_LIBPQ_ENV {
+            command.env_remove(inherited);
+        }
+        command.envs(self.libpq_env()).kill_on_drop(true);
+        command
     }
 
     /// The URL with its password replaced by `[redacted]`, safe to log.

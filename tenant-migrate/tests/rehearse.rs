@@ -76,6 +76,7 @@ async fn a_rehearsal_reports_each_migrations_locks_and_schema_and_leaves_the_ten
     ]);
 
     let report = Rehearsal::new(TenantMigrator::new(next.clone()))
+        .copy_method(CopyMethod::Template)
         .run(&canary)
         .await
         .unwrap();
@@ -123,7 +124,7 @@ async fn a_rehearsal_reports_each_migrations_locks_and_schema_and_leaves_the_ten
 #[tokio::test]
 async fn a_busy_tenant_is_copied_by_dump_and_restore_with_its_rows() {
     let (db, canary) = migrated_postgres().await;
-    // Someone is connected: the server refuses to use the database as a template.
+    // The tenant's service is connected: the default copy goes on beside it.
     let mut busy = PgConnection::connect(canary.url.expose()).await.unwrap();
     let next = set(&[
         ("1_create_items.sql", CREATE_ITEMS),
@@ -295,4 +296,39 @@ async fn sqlite_tenants_are_rehearsed_on_a_file_copy() {
     assert_eq!(status.current_version, Some(1));
     assert_eq!(fingerprint(&canary).await, before);
     assert_eq!(copies(), Vec::<String>::new());
+}
+
+async fn admin(sql: &str) {
+    let mut conn = PgConnection::connect(&tenancy_core::testing::server_url())
+        .await
+        .unwrap();
+    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_copy_left_behind_a_day_ago_is_removed_by_the_next_rehearsal() {
+    let (db, canary) = migrated_postgres().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stale = format!("{}_rehearsal_{}_beef", db.name(), now - 2 * 24 * 3600);
+    let running = format!("{}_rehearsal_{}_cafe", db.name(), now - 60);
+    admin(&format!("CREATE DATABASE \"{stale}\"")).await;
+    admin(&format!("CREATE DATABASE \"{running}\"")).await;
+    let next = set(&[
+        ("1_create_items.sql", CREATE_ITEMS),
+        ("2_add_note.sql", ADD_NOTE),
+    ]);
+
+    let report = Rehearsal::new(TenantMigrator::new(next))
+        .run(&canary)
+        .await
+        .unwrap();
+
+    assert!(report.passed(), "{report:?}");
+    // The day-old copy is gone; one made a minute ago may be another rehearsal's.
+    assert_eq!(scratch_databases(&db).await, vec![running.clone()]);
+    admin(&format!("DROP DATABASE \"{running}\"")).await;
 }

@@ -8,7 +8,7 @@
 //! migrate status   --tenants FILE --migrations DIR [--state URL] [--concurrency N] [--json]
 //! migrate drift    --tenants FILE --migrations DIR [--state URL] [--concurrency N] [--reference TENANT] [--json]
 //! migrate rollback --tenants FILE --migrations DIR [--state URL] [--json]
-//! migrate rehearse --tenants FILE --migrations DIR [--tenant ID] [--json]
+//! migrate rehearse --tenants FILE --migrations DIR [--tenant ID] [--copy dump|template] [--json]
 //! migrate lint DIR
 //! ```
 //!
@@ -45,7 +45,9 @@ use tenancy_core::{DatabaseUrl, TenantId};
 use tenant_migrate::drift::{
     DriftError, DriftPolicy, DriftRecords, DriftReport, DriftSurvey, FleetStatus,
 };
-use tenant_migrate::rehearse::{choose_canary, Rehearsal, RehearsalError, RehearsalReport};
+use tenant_migrate::rehearse::{
+    choose_canary, CopyMethod, Rehearsal, RehearsalError, RehearsalReport,
+};
 use tenant_migrate::{
     lint, FailureThreshold, FleetList, IntoFleet, MigrationSet, Rollout, RolloutError,
     RolloutEvent, RolloutReport, RolloutStatusView, Rule, Severity, Strategy, Targeting,
@@ -95,6 +97,11 @@ struct RehearseArgs {
     /// a `canary:1` rollout starts).
     #[arg(long, value_name = "ID")]
     tenant: Option<String>,
+    /// How to copy a PostgreSQL tenant: `dump` (pg_dump | pg_restore, beside the
+    /// running service) or `template` (faster; keeps new connections out of the
+    /// tenant's database while it copies, and needs nobody connected).
+    #[arg(long, value_parser = ["dump", "template"], default_value = "dump")]
+    copy: String,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -694,10 +701,12 @@ async fn rehearse(args: RehearseArgs) -> Result<ExitCode, UsageError> {
             std::future::pending::<()>().await;
         }
     };
-    let report = match Rehearsal::new(TenantMigrator::new(set))
-        .run_until(&target, interrupted)
-        .await
-    {
+    let rehearsal = Rehearsal::new(TenantMigrator::new(set));
+    let rehearsal = match args.copy.as_str() {
+        "template" => rehearsal.copy_method(CopyMethod::Template),
+        _ => rehearsal,
+    };
+    let report = match rehearsal.run_until(&target, interrupted).await {
         Ok(report) => report,
         Err(RehearsalError::Cancelled) => {
             eprintln!(

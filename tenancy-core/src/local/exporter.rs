@@ -43,14 +43,12 @@ impl DumpExporter {
     }
 
     async fn pg_dump(&self, database: &DatabaseTarget, into: &Path) -> Result<(), BackendError> {
-        let output = tokio::process::Command::new(&self.pg_dump)
+        let output = database
+            .url
+            .client_command(&self.pg_dump)
             .arg("--format=custom")
-            .arg("--no-password")
             .arg("--file")
             .arg(into)
-            .env_remove("PGSERVICE")
-            .envs(database.url.libpq_env())
-            .kill_on_drop(true)
             .output()
             .await
             .map_err(|error| {

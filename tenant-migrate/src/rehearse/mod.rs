@@ -2,11 +2,13 @@
 //! database (the canary's, typically), to learn before a rollout how long each
 //! takes, which locks it takes, and the schema it leaves.
 //!
-//! The copy is made on the tenant's own server (`CREATE DATABASE … TEMPLATE` where
-//! the server allows it, `pg_dump | pg_restore` otherwise) or beside its file
-//! (SQLite's `VACUUM INTO`), named `<database>_rehearsal_<hex>` (or
-//! `<file>.rehearsal-<hex>.db`), and always removed: after a failure, and when
-//! cancelled ([`Rehearsal::run_until`]). The tenant's own database is only read.
+//! The copy is made on the tenant's own server (`pg_dump | pg_restore` into a new
+//! database, or `CREATE DATABASE … TEMPLATE` when asked for) or beside its file
+//! (SQLite's `VACUUM INTO`), named `<database>_rehearsal_<unix time>_<hex>` (or
+//! `<file>.rehearsal-<unix time>_<hex>.db`), and removed: after a failure, and when
+//! cancelled ([`Rehearsal::run_until`]). A copy that a killed process left behind
+//! is removed by the next rehearsal of the same tenant once it is a day old. The
+//! tenant's own database is only read.
 //!
 //! ```no_run
 //! use tenancy_core::{DatabaseTarget, DatabaseUrl};
@@ -147,8 +149,10 @@ impl Rehearsal {
         self
     }
 
-    /// Copies with this method only, failing if it cannot be used (default: a
-    /// template where the server allows it, else dump and restore).
+    /// Copies with this method (PostgreSQL; default [`CopyMethod::DumpRestore`],
+    /// which the tenant's service does not notice; [`CopyMethod::Template`] is
+    /// faster but keeps new connections out of the tenant's database while it
+    /// copies, and fails while anyone is connected).
     pub fn copy_method(mut self, method: CopyMethod) -> Self {
         self.copy = Some(method);
         self
@@ -186,29 +190,60 @@ impl Rehearsal {
             return Ok(report);
         }
         let scratch = ScratchDatabase::name_beside(target)?;
-        let rehearsed = tokio::select! {
-            result = self.copy_and_apply(target, &scratch, &status, &mut report) => result,
-            () = cancel => Err(RehearsalError::Cancelled),
-        };
+        scratch.remove_stale(options).await;
+        tokio::pin!(cancel);
+        let rehearsed = self
+            .copy_and_apply(target, &scratch, &status, &mut report, cancel)
+            .await;
         let removed = scratch.remove(options).await;
-        rehearsed?;
-        removed?;
-        Ok(report)
+        match (rehearsed, removed) {
+            (Ok(()), Ok(())) => Ok(report),
+            (Err(error), Ok(())) | (Ok(()), Err(error)) => Err(error),
+            (Err(error), Err(cleanup)) => {
+                tracing::error!(%cleanup, "after the rehearsal failed, its copy could not be removed");
+                Err(error)
+            }
+        }
     }
 
+    /// Copies the tenant's database and applies the pending migrations to the copy,
+    /// until `cancel` completes. SQLite's `VACUUM INTO` finishes on SQLite's own
+    /// thread even when abandoned, so it is waited for: the copy is then removed
+    /// whole.
     async fn copy_and_apply(
         &self,
         target: &DatabaseTarget,
         scratch: &ScratchDatabase,
         status: &MigrationStatus,
         report: &mut RehearsalReport,
+        mut cancel: std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), RehearsalError> {
+        let options = self.migrator.options();
         let started = Instant::now();
-        let method = scratch
-            .copy_from(target, self.copy, self.migrator.options())
-            .await?;
+        let copying = scratch.copy_from(target, self.copy, options);
+        let method = if target.kind() == DatabaseKind::Sqlite {
+            copying.await?
+        } else {
+            tokio::select! {
+                method = copying => method?,
+                () = &mut cancel => return Err(RehearsalError::Cancelled),
+            }
+        };
         report.copy_method = Some(method);
         report.copy_duration = started.elapsed();
+        tokio::select! {
+            applied = self.apply_on_copy(target, scratch, status, report) => applied,
+            () = &mut cancel => Err(RehearsalError::Cancelled),
+        }
+    }
+
+    async fn apply_on_copy(
+        &self,
+        target: &DatabaseTarget,
+        scratch: &ScratchDatabase,
+        status: &MigrationStatus,
+        report: &mut RehearsalReport,
+    ) -> Result<(), RehearsalError> {
         let probed = target.kind() == DatabaseKind::Postgres;
         let migrator = if probed {
             let set = with_probes(self.migrator.migrations(), &status.pending);

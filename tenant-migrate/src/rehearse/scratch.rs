@@ -6,7 +6,6 @@ use std::process::Stdio;
 use serde::Serialize;
 use sqlx::Connection;
 use tenancy_core::{DatabaseKind, DatabaseTarget, DatabaseUrl};
-use tokio::process::Command;
 
 use super::RehearsalError;
 use crate::connection::TenantConnection;
@@ -17,12 +16,15 @@ use crate::MigrateOptions;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CopyMethod {
-    /// `CREATE DATABASE … TEMPLATE …` on the tenant's server: fast and exact,
-    /// possible only while nobody else is connected to the tenant's database and
-    /// when the role may copy it.
+    /// `CREATE DATABASE … TEMPLATE …` on the tenant's server: fast and exact, but
+    /// only possible while nobody else is connected to the tenant's database, and
+    /// PostgreSQL keeps new connections out of it until the copy is made. Chosen
+    /// only when asked for ([`Rehearsal::copy_method`](super::Rehearsal::copy_method)):
+    /// for an idle tenant or a maintenance window.
     Template,
     /// `pg_dump --format=custom | pg_restore` into a new database on the tenant's
-    /// server: needs PostgreSQL's client programs on this machine.
+    /// server, the default: the tenant's service goes on meanwhile. Needs
+    /// PostgreSQL's client programs on this machine.
     DumpRestore,
     /// SQLite's `VACUUM INTO`: a consistent copy of the file beside it.
     FileCopy,
@@ -66,12 +68,14 @@ impl ScratchDatabase {
         let unsupported = || RehearsalError::Unsupported {
             database: source.url.redacted(),
         };
-        let tag = format!("{:08x}", fastrand::u32(..));
+        // The time in the name lets a later rehearsal find a copy that a killed
+        // process left behind (see `remove_stale`).
+        let tag = format!("{}_{:04x}", unix_now(), fastrand::u16(..));
         let (url, place) = match source.kind() {
             DatabaseKind::Postgres => {
                 let source_name = source.url.database_name().ok_or_else(unsupported)?;
                 // Identifiers end at 63 bytes: keep the tenant's name recognisable.
-                let stem: String = source_name.chars().take(40).collect();
+                let stem: String = source_name.chars().take(32).collect();
                 let name = format!("{stem}_rehearsal_{tag}");
                 let server = maintenance_url(&source.url);
                 let url = source.url.with_database(&name);
@@ -111,9 +115,9 @@ impl ScratchDatabase {
         &self.target
     }
 
-    /// Fills the scratch database with a copy of `source`: with `forced` if given,
-    /// otherwise from a template where the server allows it, else by dump and
-    /// restore (PostgreSQL), or by `VACUUM INTO` (SQLite).
+    /// Fills the scratch database with a copy of `source`: by dump and restore
+    /// (PostgreSQL; from a template when `forced` says so), or by `VACUUM INTO`
+    /// (SQLite).
     pub(crate) async fn copy_from(
         &self,
         source: &DatabaseTarget,
@@ -147,23 +151,16 @@ impl ScratchDatabase {
             method,
             reason,
         };
-        if forced != Some(CopyMethod::DumpRestore) {
+        if forced == Some(CopyMethod::Template) {
             let template = format!(
                 "CREATE DATABASE {} TEMPLATE {}",
                 quote(name),
                 quote(source_name)
             );
-            match sqlx::Executor::execute(&mut *admin, template.as_str()).await {
-                Ok(_) => return Ok(CopyMethod::Template),
-                Err(error) if forced == Some(CopyMethod::Template) => {
-                    return Err(copy_error(CopyMethod::Template, error.to_string()))
-                }
-                Err(error) => tracing::info!(
-                    database = %source.url.redacted(),
-                    %error,
-                    "the server cannot copy the tenant database from a template; copying it with pg_dump | pg_restore"
-                ),
-            }
+            return match sqlx::Executor::execute(&mut *admin, template.as_str()).await {
+                Ok(_) => Ok(CopyMethod::Template),
+                Err(error) => Err(copy_error(CopyMethod::Template, error.to_string())),
+            };
         }
         let create = format!("CREATE DATABASE {}", quote(name));
         sqlx::Executor::execute(&mut *admin, create.as_str())
@@ -173,6 +170,36 @@ impl ScratchDatabase {
             .await
             .map_err(|reason| copy_error(CopyMethod::DumpRestore, reason))?;
         Ok(CopyMethod::DumpRestore)
+    }
+
+    /// Removes the copies of the same tenant made more than [`STALE_AFTER`] ago,
+    /// which a killed process left behind; best effort, each failure only logged.
+    pub(crate) async fn remove_stale(&self, options: &MigrateOptions) {
+        let stale = |name: &str| {
+            name.rsplit('_')
+                .nth(1)
+                .and_then(|secs| secs.parse::<u64>().ok())
+                .is_some_and(|made| unix_now().saturating_sub(made) > STALE_AFTER.as_secs())
+        };
+        let found = match &self.place {
+            Place::Postgres {
+                server,
+                source,
+                name,
+            } => {
+                let Some((stem, _)) = name.split_once("_rehearsal_") else {
+                    return;
+                };
+                stale_databases(server, source, stem, options).await
+            }
+            Place::Sqlite { path } => stale_files(path),
+        };
+        for place in found.into_iter().filter(|place| stale(&place.label())) {
+            tracing::warn!(scratch = %place.label(), "removing a rehearsal copy left behind by an earlier run");
+            if let Err(error) = remove(&place, &self.target, options).await {
+                tracing::error!(%error, "could not remove a rehearsal copy left behind");
+            }
+        }
     }
 
     /// Removes the scratch database (`WITH (FORCE)`: sessions left on it end), or
@@ -237,6 +264,16 @@ async fn remove(
             let mut admin = connect(server, source, options)
                 .await
                 .map_err(|e| cleanup(e.to_string()))?;
+            // A copy abandoned half way (Ctrl-C) may still be running on the server:
+            // stop it first, so that it cannot finish after the drop.
+            let creating = format!("CREATE DATABASE {}%", quote(name));
+            let _ = sqlx::query(
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+                 WHERE pid <> pg_backend_pid() AND query LIKE $1",
+            )
+            .bind(creating)
+            .fetch_all(&mut admin)
+            .await;
             let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(name));
             let dropped = sqlx::Executor::execute(&mut admin, drop.as_str()).await;
             let _ = admin.close().await;
@@ -310,12 +347,11 @@ async fn vacuum_into(
 /// `pg_dump --format=custom` of `source` piped into `pg_restore` into `scratch`,
 /// each reached through the libpq environment (no password on a command line).
 async fn dump_restore(source: &DatabaseUrl, scratch: &DatabaseUrl) -> Result<(), String> {
-    let mut dump = Command::new("pg_dump")
+    let mut dump = source
+        .client_command("pg_dump")
         .args(["--format=custom", "--no-owner", "--no-privileges"])
-        .envs(source.libpq_env())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .map_err(|e| missing_tool("pg_dump", &e))?;
     let piped: Stdio = dump
@@ -324,7 +360,8 @@ async fn dump_restore(source: &DatabaseUrl, scratch: &DatabaseUrl) -> Result<(),
         .ok_or("pg_dump gave no output")?
         .try_into()
         .map_err(|e: std::io::Error| e.to_string())?;
-    let restore = Command::new("pg_restore")
+    let restore = scratch
+        .client_command("pg_restore")
         .args([
             "--no-owner",
             "--no-privileges",
@@ -332,11 +369,9 @@ async fn dump_restore(source: &DatabaseUrl, scratch: &DatabaseUrl) -> Result<(),
             "--dbname",
         ])
         .arg(scratch.database_name().unwrap_or_default())
-        .envs(scratch.libpq_env())
         .stdin(piped)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .map_err(|e| missing_tool("pg_restore", &e))?;
     let (dumped, restored) = tokio::join!(dump.wait_with_output(), restore.wait_with_output());
@@ -370,4 +405,84 @@ fn missing_tool(tool: &str, error: &std::io::Error) -> String {
 /// A double-quoted identifier.
 fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// How old a copy must be to count as left behind: no rehearsal runs this long.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+impl Place {
+    /// The name that carries the copy's time: the database's, or the file's stem.
+    fn label(&self) -> String {
+        match self {
+            Self::Postgres { name, .. } => name.clone(),
+            Self::Sqlite { path } => path
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().replace(['.', '-'], "_"))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The copies of the tenant `stem` on `server` (any age).
+async fn stale_databases(
+    server: &DatabaseUrl,
+    source: &DatabaseTarget,
+    stem: &str,
+    options: &MigrateOptions,
+) -> Vec<Place> {
+    let Ok(mut admin) = connect(server, source, options).await else {
+        return Vec::new();
+    };
+    let pattern = format!("{}\\_rehearsal\\_%", stem.replace('_', "\\_"));
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
+            .bind(pattern)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap_or_default();
+    let _ = admin.close().await;
+    names
+        .into_iter()
+        .map(|name| Place::Postgres {
+            server: server.clone(),
+            source: Box::new(source.clone()),
+            name,
+        })
+        .collect()
+}
+
+/// The copy files beside `path` made for the same tenant (any age).
+fn stale_files(path: &Path) -> Vec<Place> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let name = name.to_string_lossy();
+    let Some((stem, _)) = name.split_once(".rehearsal-") else {
+        return Vec::new();
+    };
+    let prefix = format!("{stem}.rehearsal-");
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|found| {
+            found
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".db"))
+        })
+        .map(|path| Place::Sqlite { path })
+        .collect()
 }
