@@ -44,7 +44,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use sqlx::{Connection, PgConnection};
 use tenancy_core::{DatabaseTarget, DatabaseUrl};
 use tenancy_examples::bench_fleet::{
-    create_databases, drop_databases, fleet_urls, median, BenchResult,
+    create_databases, drop_databases, fleet_urls, median, BenchResult, DelayProxy,
 };
 use tenant_migrate::{MigrationSet, TenantMigrator};
 
@@ -103,6 +103,13 @@ struct Args {
     /// The `migrate` binary (default: next to this one).
     #[arg(long)]
     migrate: Option<PathBuf>,
+    /// Delay each way between the tenants and their server (e.g. `20ms`), through
+    /// a local proxy: a server at internet distance.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    latency: Option<Duration>,
+    /// Reach the tenant databases over TLS (`sslmode=require`).
+    #[arg(long)]
+    tls: bool,
 }
 
 fn main() -> ExitCode {
@@ -163,7 +170,16 @@ async fn bench(args: Args) -> BenchResult<()> {
         started.elapsed()
     );
 
-    let bench = Bench::prepare(args, server.clone(), urls, migrate).await?;
+    // Every tenant connection (rollout, migrator, floor, resets) goes the far way.
+    let proxy = match args.latency {
+        Some(delay) => Some(DelayProxy::start(upstream(&server)?, delay).await?),
+        None => None,
+    };
+    let tenant_urls = urls
+        .iter()
+        .map(|url| far_url(url, proxy.as_ref(), args.tls))
+        .collect::<BenchResult<Vec<_>>>()?;
+    let bench = Bench::prepare(args, server.clone(), tenant_urls, migrate).await?;
     let rounds = bench.rounds().await?;
     let sequential = if bench.args.skip_sequential {
         None
@@ -177,7 +193,7 @@ async fn bench(args: Args) -> BenchResult<()> {
     report(&bench.args, &rounds, sequential, &memory);
     if !bench.args.keep {
         let started = Instant::now();
-        drop_databases(&server, &bench.urls).await?;
+        drop_databases(&server, &urls).await?;
         eprintln!(
             "{} databases dropped in {:.1?}",
             bench.urls.len(),
@@ -185,6 +201,29 @@ async fn bench(args: Args) -> BenchResult<()> {
         );
     }
     Ok(())
+}
+
+/// The server's `host:port`.
+fn upstream(server: &DatabaseUrl) -> BenchResult<String> {
+    let host = server.host().ok_or("the server URL names no host")?;
+    let port = server
+        .libpq_env()
+        .into_iter()
+        .find_map(|(name, value)| (name == "PGPORT").then_some(value))
+        .unwrap_or_else(|| "5432".into());
+    Ok(format!("{host}:{port}"))
+}
+
+/// A tenant's URL as the bench reaches it: through `proxy`, over TLS if asked.
+fn far_url(url: &DatabaseUrl, proxy: Option<&DelayProxy>, tls: bool) -> BenchResult<DatabaseUrl> {
+    let url = match proxy {
+        Some(proxy) => proxy.route(url)?,
+        None => url.clone(),
+    };
+    if !tls {
+        return Ok(url);
+    }
+    Ok(DatabaseUrl::parse(&format!("{}?sslmode=require", url.expose()))?)
 }
 
 /// One phase's figures.
