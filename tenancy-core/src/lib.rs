@@ -106,7 +106,7 @@ pub use notifier::{LoggingNotifier, Notification, NotificationKind, Notifier, Re
 pub use offboarding::{
     DatabaseExport, DatabaseExporter, DatabasePauser, DirectoryExportDestination,
     ExportDestination, ExportFormat, Offboarding, OffboardingError, OffboardingReport,
-    OffboardingStep, StoredExport, DEFAULT_RETENTION,
+    OffboardingStep, StoredExport, DEFAULT_CLAIM_TIMEOUT, DEFAULT_RETENTION,
 };
 pub use onboarding::{Onboarding, OnboardingError};
 pub use provisioner::DatabaseProvisioner;

@@ -108,6 +108,15 @@ pub enum TenantStatus {
         /// How many times `step` has failed in a row.
         #[serde(default)]
         attempts: u32,
+        /// When a run claimed `step` (saved as the step starts, so two processes
+        /// never run it at once); `None` while no run is at it. A claim older than
+        /// the pipeline's claim timeout is taken to be a run that was interrupted.
+        #[serde(
+            default,
+            with = "time::serde::rfc3339::option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        claimed_at: Option<OffsetDateTime>,
     },
     /// Offboarded, its database paused and its export kept; deleted once `until`
     /// passes, restorable until then.

@@ -148,6 +148,7 @@ async fn offboarding_states_persist(dir: &dyn TenantDirectory) {
             export: Some(export.clone()),
             last_error: Some("connection refused".into()),
             attempts: 2,
+            claimed_at: Some(datetime!(2026-01-01 0:06 UTC)),
         },
         TenantStatus::Retained {
             until: datetime!(2026-01-31 0:05 UTC),

@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use sqlx::Connection;
 use tenancy_core::testing::{server_url, TestDatabase};
 use tenancy_core::{
-    BackendError, Clock, DatabaseKind, DatabasePauser, DatabaseProvisioner, DatabaseTarget,
-    DatabaseUrl, DirectoryExportDestination, DumpExporter, ExportDestination, ExportFormat,
-    LocalAdminUserCreator, ManualClock, MemoryTenantDirectory, MigrationReport, NewTenant,
-    Offboarding, OffboardingError, OffboardingStep, Onboarding, OnboardingError,
-    PostgresServerProvisioner, SchemaMigrator, SqliteFileProvisioner, StoredExport, Tenant,
-    TenantDirectory, TenantId, TenantStatus,
+    BackendError, Clock, DatabaseExporter, DatabaseKind, DatabasePauser, DatabaseProvisioner,
+    DatabaseTarget, DatabaseUrl, DirectoryError, DirectoryExportDestination, DumpExporter,
+    ExportDestination, ExportFormat, LocalAdminUserCreator, ManualClock, MemoryTenantDirectory,
+    MigrationReport, NewTenant, Offboarding, OffboardingError, OffboardingStep, Onboarding,
+    OnboardingError, PostgresServerProvisioner, SchemaMigrator, SqliteFileProvisioner,
+    StoredExport, Tenant, TenantDirectory, TenantFilter, TenantId, TenantStatus,
 };
 use time::macros::datetime;
 use time::Duration;
@@ -495,4 +495,177 @@ async fn an_export_stored_before_a_crash_is_found_again_not_made_twice() {
             .unwrap(),
         all_orders()
     );
+}
+
+/// A directory that yields between reading a record and handing it over, as a
+/// second process reads the record while the first is about to write it.
+struct YieldingDirectory(Arc<MemoryTenantDirectory>);
+
+#[async_trait]
+impl TenantDirectory for YieldingDirectory {
+    async fn insert(&self, tenant: &Tenant) -> Result<Tenant, DirectoryError> {
+        self.0.insert(tenant).await
+    }
+
+    async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, DirectoryError> {
+        let tenant = self.0.get(id).await;
+        tokio::task::yield_now().await;
+        tenant
+    }
+
+    async fn update(&self, tenant: &Tenant) -> Result<Tenant, DirectoryError> {
+        self.0.update(tenant).await
+    }
+
+    async fn list(&self, filter: &TenantFilter) -> Result<Vec<Tenant>, DirectoryError> {
+        self.0.list(filter).await
+    }
+}
+
+/// Counts the exports it makes (with `DumpExporter`).
+#[derive(Default)]
+struct CountingExporter {
+    exports: AtomicU32,
+}
+
+#[async_trait]
+impl DatabaseExporter for CountingExporter {
+    async fn export(&self, database: &DatabaseTarget, into: &Path) -> Result<(), BackendError> {
+        self.exports.fetch_add(1, Ordering::SeqCst);
+        DumpExporter::new().export(database, into).await
+    }
+}
+
+/// Two pipelines over one directory: two processes.
+struct TwoProcesses {
+    first: Offboarding,
+    second: Offboarding,
+    exporter: Arc<CountingExporter>,
+    destination: Arc<CountingDestination>,
+}
+
+fn two_processes(
+    fleet: &Fleet,
+    provisioner: Arc<SqliteFileProvisioner>,
+    exports: &Path,
+) -> TwoProcesses {
+    let directory = Arc::new(YieldingDirectory(fleet.directory.clone()));
+    let exporter = Arc::new(CountingExporter::default());
+    let destination = Arc::new(CountingDestination {
+        inner: DirectoryExportDestination::new(exports),
+        stores: AtomicU32::new(0),
+        lose_first_answer: false,
+    });
+    let process = || {
+        Offboarding::new(
+            directory.clone(),
+            provisioner.clone(),
+            provisioner.clone(),
+            exporter.clone(),
+            destination.clone(),
+        )
+        .with_clock(Arc::new(fleet.clock.clone()))
+    };
+    TwoProcesses {
+        first: process(),
+        second: process(),
+        exporter,
+        destination,
+    }
+}
+
+/// Records `tenant` at the export step, claimed at `claimed_at`: where a run that
+/// stopped there left it.
+async fn stopped_at_export(
+    fleet: &Fleet,
+    offboarding: &Offboarding,
+    id: &TenantId,
+    claimed: Option<time::OffsetDateTime>,
+) {
+    offboarding.start(id).await.unwrap();
+    let mut tenant = fleet.directory.get(id).await.unwrap().unwrap();
+    let TenantStatus::Offboarding {
+        step, claimed_at, ..
+    } = &mut tenant.status
+    else {
+        panic!("not offboarding: {:?}", tenant.status);
+    };
+    *step = OffboardingStep::Export;
+    *claimed_at = claimed;
+    fleet.directory.update(&tenant).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_processes_resuming_one_export_make_it_once() {
+    let tenants = Folder::new("race-tenants");
+    let exports = Folder::new("race-exports");
+    let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
+    let fleet = fleet(provisioner.clone());
+    let tenant = fleet.ready("Foxtrot Pharmacy").await;
+    let processes = two_processes(&fleet, provisioner.clone(), &exports.0);
+    stopped_at_export(&fleet, &processes.first, &tenant.id, None).await;
+
+    // Both read the record before either writes it.
+    let (first, second) = tokio::join!(
+        processes.first.run(&tenant.id),
+        processes.second.run(&tenant.id)
+    );
+
+    let (done, busy) = match (first, second) {
+        (Ok(done), Err(busy)) | (Err(busy), Ok(done)) => (done, busy),
+        other => panic!("not one run and one refusal: {other:?}"),
+    };
+    assert_eq!(done.status.name(), "retained");
+    assert!(
+        matches!(
+            busy,
+            OffboardingError::Busy {
+                step: OffboardingStep::Export,
+                ..
+            }
+        ),
+        "{busy:?}"
+    );
+    assert!(busy
+        .to_string()
+        .contains("another process is offboarding tenant"));
+    assert!(!busy.is_retryable());
+    assert_eq!(processes.exporter.exports.load(Ordering::SeqCst), 1);
+    assert_eq!(processes.destination.stores.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        std::fs::read_dir(&exports.0).unwrap().count(),
+        2,
+        "one export and its checksum"
+    );
+    let export = done.status.export().unwrap();
+    assert_eq!(sha256_hex(Path::new(&export.location)), export.sha256);
+}
+
+#[tokio::test]
+async fn a_claimed_step_is_left_alone_until_the_claim_times_out() {
+    let tenants = Folder::new("claim-tenants");
+    let exports = Folder::new("claim-exports");
+    let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
+    let fleet = fleet(provisioner.clone());
+    let tenant = fleet.ready("Golf Chemists").await;
+    let processes = two_processes(&fleet, provisioner.clone(), &exports.0);
+    let first = processes
+        .first
+        .clone()
+        .with_claim_timeout(Duration::minutes(30));
+    // The first process claimed the export, then stopped answering (a crash).
+    stopped_at_export(&fleet, &first, &tenant.id, Some(fleet.clock.now())).await;
+
+    fleet.clock.advance(Duration::minutes(29));
+    let busy = first.run(&tenant.id).await.unwrap_err();
+    assert!(matches!(busy, OffboardingError::Busy { .. }), "{busy:?}");
+    let report = first.run_pending().await.unwrap();
+    assert_eq!(report.busy, std::slice::from_ref(&tenant.id));
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(processes.exporter.exports.load(Ordering::SeqCst), 0);
+
+    fleet.clock.advance(Duration::minutes(1));
+    let retained = first.run(&tenant.id).await.unwrap();
+    assert_eq!(retained.status.name(), "retained");
+    assert_eq!(processes.exporter.exports.load(Ordering::SeqCst), 1);
 }

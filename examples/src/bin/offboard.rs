@@ -16,6 +16,8 @@
 //! Exit codes:
 //! - **0**: done: the tenant is retained (or deleted, with `--retention-days 0` on
 //!   `resume`), restored, or every pending offboarding finished;
+//!   When another process is offboarding the tenant, `start` says so and exits 0
+//!   without doing anything (that process carries on);
 //! - **1**: a step failed; it is recorded on the tenant and running the same command
 //!   again resumes there;
 //! - **2**: refused, nothing changed: bad usage, a tenant id that is not one (the
@@ -104,8 +106,10 @@ async fn run(args: Args) -> Result<(), Failure> {
     match &args.command {
         Command::Start { tenant } => {
             let id = known_tenant(directory.as_ref(), tenant).await?;
-            let tenant = offboarding.offboard(&id).await.map_err(failure)?;
-            print_tenant(&tenant);
+            match offboarding.offboard(&id).await {
+                Err(busy @ OffboardingError::Busy { .. }) => println!("{busy}"),
+                done => print_tenant(&done.map_err(failure)?),
+            }
         }
         Command::Restore { tenant } => {
             let id = known_tenant(directory.as_ref(), tenant).await?;
@@ -119,6 +123,9 @@ async fn run(args: Args) -> Result<(), Failure> {
             }
             for id in &report.deleted {
                 println!("deleted:  {id}");
+            }
+            for id in &report.busy {
+                println!("busy:     {id} (another process is offboarding it)");
             }
             if !report.failed.is_empty() {
                 let failed: Vec<String> = report

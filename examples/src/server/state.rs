@@ -405,6 +405,9 @@ impl AppState {
             match result {
                 // Ending billing queued its effects in the outbox.
                 Ok(_) => state.wake_effects(),
+                Err(error @ tenancy_core::OffboardingError::Busy { .. }) => {
+                    tracing::info!(%tenant, %error, "offboarding left to the process running it");
+                }
                 Err(error) => tracing::warn!(%tenant, %error, "offboarding stopped; the next scheduled check resumes it"),
             }
         });

@@ -37,8 +37,14 @@ impl OffboardingRoutes {
         let run: OffboardingRunner = Arc::new(move |tenant: TenantId| {
             let offboarding = background.clone();
             tokio::spawn(async move {
-                if let Err(error) = offboarding.run(&tenant).await {
-                    tracing::warn!(%tenant, %error, "offboarding stopped; run it again to resume");
+                match offboarding.run(&tenant).await {
+                    Ok(_) => {}
+                    Err(error @ OffboardingError::Busy { .. }) => {
+                        tracing::info!(%tenant, %error, "offboarding left to the process running it");
+                    }
+                    Err(error) => {
+                        tracing::warn!(%tenant, %error, "offboarding stopped; run it again to resume");
+                    }
                 }
             });
         });

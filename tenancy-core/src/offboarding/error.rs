@@ -51,6 +51,15 @@ pub enum OffboardingError {
         /// Its state's name.
         state: &'static str,
     },
+    /// Another process is offboarding this tenant: it claimed the step first. Nothing
+    /// was done here; that process carries on.
+    #[error("another process is offboarding tenant `{tenant}` (it is running step {step}); nothing to do here. If no other process is, it was interrupted: run offboarding again once the claim timeout has passed")]
+    Busy {
+        /// The tenant.
+        tenant: TenantId,
+        /// The step the other process is running.
+        step: OffboardingStep,
+    },
     /// Reading or writing the tenant record failed (or the tenant does not exist:
     /// [`DirectoryError::NotFound`]).
     #[error(transparent)]

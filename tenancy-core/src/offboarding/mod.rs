@@ -12,5 +12,5 @@ pub use directory_destination::DirectoryExportDestination;
 pub use error::OffboardingError;
 pub use export::{DatabaseExport, DatabaseExporter, ExportDestination, ExportFormat, StoredExport};
 pub use pause::DatabasePauser;
-pub use pipeline::{Offboarding, OffboardingReport, DEFAULT_RETENTION};
+pub use pipeline::{Offboarding, OffboardingReport, DEFAULT_CLAIM_TIMEOUT, DEFAULT_RETENTION};
 pub use step::OffboardingStep;

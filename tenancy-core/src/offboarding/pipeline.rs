@@ -20,6 +20,11 @@ use crate::{
 /// unless [`Offboarding::with_retention`] says otherwise: 30 days.
 pub const DEFAULT_RETENTION: Duration = Duration::days(30);
 
+/// How long a run's claim on a step keeps other processes from running it, unless
+/// [`Offboarding::with_claim_timeout`] says otherwise: 1 hour. A claim this old is
+/// taken to be a run that was interrupted (a crash), and the step is run again.
+pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::hours(1);
+
 /// How many tenants [`Offboarding::run_pending`] reads at a time.
 const PAGE: u32 = 500;
 
@@ -40,6 +45,13 @@ const PAGE: u32 = 500;
 ///    [`run_pending`](Self::run_pending), which a host calls on a schedule): the
 ///    database is deleted ([`DatabaseProvisioner::delete`]) and the tenant becomes
 ///    `Deleted { at }`, a tombstone that keeps its id from being used again.
+///
+/// Each step is claimed on the tenant record before it runs (`claimed_at`, saved
+/// under the directory's revision check): of two processes running the same tenant,
+/// only one runs the step, the other stops with [`OffboardingError::Busy`]. So the
+/// export is made once even across processes. A claim older than the
+/// [claim timeout](Self::with_claim_timeout) is a run that was interrupted, and the
+/// step is run again (finding an export already stored rather than making another).
 ///
 /// A failed step is recorded on the tenant (`last_error`, `attempts`) and resumed by
 /// the next run. Until deletion starts, [`restore`](Self::restore) resumes the
@@ -72,6 +84,7 @@ pub struct Offboarding {
     billing: Option<Arc<dyn BillingCanceller>>,
     clock: Arc<dyn Clock>,
     retention: Duration,
+    claim_timeout: Duration,
     staging: PathBuf,
     running: Arc<InFlight>,
 }
@@ -97,6 +110,8 @@ pub struct OffboardingReport {
     pub deleted: Vec<TenantId>,
     /// Tenants whose offboarding stopped at a failed step, with the error.
     pub failed: Vec<(TenantId, String)>,
+    /// Tenants another process was offboarding at the time: left to it.
+    pub busy: Vec<TenantId>,
 }
 
 impl Offboarding {
@@ -119,6 +134,7 @@ impl Offboarding {
             billing: None,
             clock: Arc::new(SystemClock),
             retention: DEFAULT_RETENTION,
+            claim_timeout: DEFAULT_CLAIM_TIMEOUT,
             staging: std::env::temp_dir(),
             running: Arc::default(),
         }
@@ -140,6 +156,14 @@ impl Offboarding {
     /// them (default [`DEFAULT_RETENTION`]; a negative value counts as zero).
     pub fn with_retention(mut self, retention: Duration) -> Self {
         self.retention = retention.max(Duration::ZERO);
+        self
+    }
+
+    /// Takes a step's claim older than `timeout` to be a run that was interrupted,
+    /// and runs the step again (default [`DEFAULT_CLAIM_TIMEOUT`]; a negative value
+    /// counts as zero). Make it longer than the longest export takes.
+    pub fn with_claim_timeout(mut self, timeout: Duration) -> Self {
+        self.claim_timeout = timeout.max(Duration::ZERO);
         self
     }
 
@@ -178,6 +202,7 @@ impl Offboarding {
                             export: None,
                             last_error: None,
                             attempts: 0,
+                            claimed_at: None,
                         };
                         tracing::info!(tenant = %next.id, "offboarding started");
                         Ok(self.save(next).await?)
@@ -196,7 +221,8 @@ impl Offboarding {
 
     /// Runs (or resumes) a tenant's offboarding: the recorded steps until it is
     /// retained, and the deletion once its retention is over. Any other tenant is
-    /// returned as it is.
+    /// returned as it is. [`OffboardingError::Busy`] when another process is running
+    /// the tenant's step: nothing was done, and that process carries on.
     pub async fn run(&self, id: &TenantId) -> Result<Tenant, OffboardingError> {
         self.running.exclusive(id, self.run_steps(id)).await
     }
@@ -222,6 +248,7 @@ impl Offboarding {
                 match self.run(&tenant.id).await {
                     Ok(done) if done.status.is_deleted() => report.deleted.push(done.id),
                     Ok(done) => report.retained.push(done.id),
+                    Err(OffboardingError::Busy { tenant, .. }) => report.busy.push(tenant),
                     Err(error) => report.failed.push((tenant.id, error.to_string())),
                 }
             }
@@ -319,6 +346,7 @@ impl Offboarding {
             export,
             last_error: None,
             attempts: 0,
+            claimed_at: None,
         };
         next.status = match step {
             OffboardingStep::CancelBilling => {
@@ -407,22 +435,50 @@ impl Offboarding {
         Ok(DatabaseExport::new(stored, format, now))
     }
 
-    /// Writes the step's status before it runs, so a crash is visible in the record.
-    async fn enter(&self, tenant: Tenant, step: OffboardingStep) -> Result<Tenant, DirectoryError> {
-        let (started_at, onboarded, export) = match &tenant.status {
-            TenantStatus::Offboarding { step: current, .. } if *current == step => {
-                return Ok(tenant)
+    /// Claims the step on the record before it runs (so a crash is visible in the
+    /// record, and of two processes only one runs it): the save goes through the
+    /// directory's revision check, and a live claim by another run is respected.
+    async fn enter(
+        &self,
+        tenant: Tenant,
+        step: OffboardingStep,
+    ) -> Result<Tenant, OffboardingError> {
+        let now = self.clock.now();
+        let busy = |tenant: &Tenant| OffboardingError::Busy {
+            tenant: tenant.id.clone(),
+            step,
+        };
+        let (started_at, onboarded, export, last_error, attempts) = match &tenant.status {
+            TenantStatus::Offboarding {
+                step: current,
+                started_at,
+                onboarded,
+                export,
+                last_error,
+                attempts,
+                claimed_at,
+            } if *current == step => {
+                if claimed_at.is_some_and(|at| now < at.saturating_add(self.claim_timeout)) {
+                    return Err(busy(&tenant));
+                }
+                (
+                    *started_at,
+                    *onboarded,
+                    export.clone(),
+                    last_error.clone(),
+                    *attempts,
+                )
             }
             TenantStatus::Offboarding {
                 started_at,
                 onboarded,
                 export,
                 ..
-            } => (*started_at, *onboarded, export.clone()),
+            } => (*started_at, *onboarded, export.clone(), None, 0),
             TenantStatus::Retained {
                 onboarded, export, ..
-            } => (self.clock.now(), *onboarded, export.clone()),
-            _ => (self.clock.now(), false, None),
+            } => (now, *onboarded, export.clone(), None, 0),
+            _ => (now, false, None, None, 0),
         };
         let mut next = tenant;
         next.status = TenantStatus::Offboarding {
@@ -430,10 +486,17 @@ impl Offboarding {
             started_at,
             onboarded,
             export,
-            last_error: None,
-            attempts: 0,
+            last_error,
+            attempts,
+            claimed_at: Some(now),
         };
-        self.save(next).await
+        match self.save(next).await {
+            Ok(claimed) => Ok(claimed),
+            Err(DirectoryError::Conflict { id, .. }) => {
+                Err(OffboardingError::Busy { tenant: id, step })
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     async fn record_failure(
@@ -446,9 +509,11 @@ impl Offboarding {
         if let TenantStatus::Offboarding {
             last_error,
             attempts,
+            claimed_at,
             ..
         } = &mut failed.status
         {
+            *claimed_at = None;
             *attempts += 1;
             *last_error = Some(source.to_string());
             tracing::warn!(tenant = %failed.id, %step, attempts = *attempts, error = %source, "offboarding step failed");
