@@ -6,6 +6,9 @@ use reqwest::header::HeaderMap;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// The longest window a [`Pacing`] takes (longer ones are capped to it): a day.
+const LONGEST_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
 /// The rate-limit headers of one answer: `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
 /// `X-RateLimit-Reset` and `Retry-After`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -110,11 +113,13 @@ pub enum PacingScope {
 
 impl Pacing {
     /// At most `requests` per `per` in each endpoint scope (`requests` of 0 is
-    /// treated as 1).
+    /// treated as 1, a `per` longer than a day as a day).
     pub fn new(requests: u32, per: Duration) -> Self {
         Self {
             requests: requests.max(1),
-            per,
+            // Longer windows are no rate limit anyone sets; capping keeps every
+            // deadline computed from it far from the clock's end.
+            per: per.min(LONGEST_WINDOW),
             scope: PacingScope::PerEndpoint,
         }
     }
@@ -510,6 +515,15 @@ mod tests {
             Duration::ZERO,
             "another scope does not wait"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endless_window_is_capped_instead_of_overflowing_the_clock() {
+        let pacer = Pacer::new(Some(Pacing::new(1, Duration::MAX)));
+        let start = Instant::now();
+        drop(pacer.acquire(PROJECT).await);
+        drop(pacer.acquire(PROJECT).await);
+        assert_eq!(start.elapsed(), LONGEST_WINDOW);
     }
 
     #[tokio::test(start_paused = true)]

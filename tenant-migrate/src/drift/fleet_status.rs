@@ -88,14 +88,23 @@ impl FleetStatus {
         };
         let mut versions: BTreeMap<Option<i64>, u64> = BTreeMap::new();
         let mut status = Self::default();
+        // `None`: no database to read (not provisioned, or being offboarded): the
+        // tenant is not counted at all.
         let work = |member: crate::FleetMember| {
             let migrator = migrator.clone();
             async move {
                 let target = member.database?;
-                migrator.status(&target).await.ok()
+                Some(migrator.status(&target).await)
             }
         };
         each_member(fleet, filter, concurrency, work, |tenant, read| {
+            let Some(read) = read else {
+                recorded.remove(&tenant);
+                return;
+            };
+            let read = read
+                .map_err(|error| tracing::debug!(%tenant, %error, "tenant version unreadable"))
+                .ok();
             let live = read.as_ref().map(known_version);
             match &read {
                 Some(found) => *versions.entry(found.current_version).or_default() += 1,
@@ -146,4 +155,54 @@ fn known_version(status: &MigrationStatus) -> Option<i64> {
         .copied()
         .filter(|v| !status.missing.contains(v))
         .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tenancy_core::{
+        DatabaseTarget, DatabaseUrl, MemoryTenantDirectory, NewTenant, TenantDirectory,
+        TenantStatus,
+    };
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::{DirectoryFleet, MigrationSet};
+
+    #[tokio::test]
+    async fn tenants_without_a_database_to_read_are_not_counted_as_unreachable() {
+        let directory = Arc::new(MemoryTenantDirectory::new());
+        let mut retained = NewTenant::new("Globex", "owner@globex.example")
+            .unwrap()
+            .into_tenant(OffsetDateTime::UNIX_EPOCH);
+        // Its paused database would refuse every connection.
+        retained.database = Some(DatabaseTarget::new(
+            DatabaseUrl::parse("postgres://app@127.0.0.1:1/globex").unwrap(),
+        ));
+        retained.status = TenantStatus::Retained {
+            until: OffsetDateTime::UNIX_EPOCH,
+            onboarded: true,
+            export: None,
+        };
+        directory.insert(&retained).await.unwrap();
+        let set = MigrationSet::builder()
+            .file("1_items.sql", "CREATE TABLE items (id INT);")
+            .build()
+            .unwrap();
+
+        let status = FleetStatus::read(
+            &DirectoryFleet::new(directory),
+            &TenantFilter::all(),
+            &TenantMigrator::new(set),
+            None,
+            4,
+        )
+        .await
+        .unwrap();
+
+        assert_eq!(status.unreachable, 0);
+        assert!(status.versions.is_empty(), "{:?}", status.versions);
+        assert_eq!(status.drift.unchecked, 0);
+    }
 }
