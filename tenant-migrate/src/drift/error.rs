@@ -38,10 +38,32 @@ pub enum DriftError {
     Store(#[source] BoxError),
 }
 
+/// Tenants named in a message: the first [`NAMED`], then how many more.
+const NAMED: usize = 20;
+
 fn list(tenants: &[TenantId]) -> String {
-    tenants
-        .iter()
-        .map(TenantId::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
+    let named: Vec<&str> = tenants.iter().take(NAMED).map(TenantId::as_str).collect();
+    match tenants.len().saturating_sub(NAMED) {
+        0 => named.join(", "),
+        more => format!("{} and {more} more", named.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_list_of_drifted_tenants_is_cut_short() {
+        let tenants: Vec<TenantId> = (0..1000)
+            .map(|i| TenantId::try_from(format!("t{i:04}")).unwrap())
+            .collect();
+        let message = DriftError::Drifted { tenants }.to_string();
+        assert!(
+            message.starts_with("1000 targeted tenants drifted"),
+            "{message}"
+        );
+        assert!(message.contains("t0019 and 980 more"), "{message}");
+        assert!(!message.contains("t0020"), "{message}");
+    }
 }
