@@ -489,6 +489,12 @@ async fn an_export_stored_before_a_crash_is_found_again_not_made_twice() {
     let file = PathBuf::from(&export.location);
     assert_eq!(sha256_hex(&file), export.sha256);
     assert_eq!(std::fs::metadata(&file).unwrap().len(), export.size_bytes);
+    let stored_at: time::OffsetDateTime =
+        std::fs::metadata(&file).unwrap().modified().unwrap().into();
+    assert_eq!(
+        export.exported_at, stored_at,
+        "made when stored, not when found"
+    );
     assert_eq!(
         orders_in(&format!("sqlite:{}", export.location))
             .await
@@ -668,4 +674,75 @@ async fn a_claimed_step_is_left_alone_until_the_claim_times_out() {
     let retained = first.run(&tenant.id).await.unwrap();
     assert_eq!(retained.status.name(), "retained");
     assert_eq!(processes.exporter.exports.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn concurrent_stores_of_one_name_leave_one_whole_checksummed_export() {
+    let exports = Folder::new("dest");
+    let staging = Folder::new("dest-staging");
+    let destination = DirectoryExportDestination::new(&exports.0);
+    let first = staging.0.join("first");
+    let second = staging.0.join("second");
+    std::fs::write(&first, vec![b'a'; 4 << 20]).unwrap();
+    std::fs::write(&second, vec![b'b'; 4 << 20]).unwrap();
+
+    let (first_sum, second_sum) = (sha256_hex(&first), sha256_hex(&second));
+    let (one, other) = tokio::join!(
+        destination.store("t-1.dump", &first, &first_sum),
+        destination.store("t-1.dump", &second, &second_sum),
+    );
+
+    one.unwrap();
+    other.unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&exports.0)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["t-1.dump", "t-1.dump.sha256"],
+        "no temporary file left"
+    );
+    let file = exports.0.join("t-1.dump");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 4 << 20);
+    // Whichever store won, what is found is the file as it is.
+    if let Some(found) = destination.find("t-1.dump").await.unwrap() {
+        assert_eq!(found.sha256, sha256_hex(&file));
+    }
+}
+
+#[tokio::test]
+async fn an_export_without_a_sound_checksum_counts_as_not_stored() {
+    let exports = Folder::new("sums");
+    let staging = Folder::new("sums-staging");
+    let destination = DirectoryExportDestination::new(&exports.0);
+    let source = staging.0.join("export");
+    std::fs::write(&source, b"the tenant's data").unwrap();
+    let sha256 = sha256_hex(&source);
+    destination
+        .store("t-2.dump", &source, &sha256)
+        .await
+        .unwrap();
+    let sums = exports.0.join("t-2.dump.sha256");
+
+    let found = destination.find("t-2.dump").await.unwrap().unwrap();
+    assert_eq!(found.sha256, sha256);
+    let modified = std::fs::metadata(exports.0.join("t-2.dump"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(found.stored_at, Some(modified.into()));
+
+    let wrong = format!("{}  t-2.dump\n", "0".repeat(64));
+    for checksum in ["", "   \n", "not a checksum  t-2.dump\n", wrong.as_str()] {
+        std::fs::write(&sums, checksum).unwrap();
+        assert_eq!(
+            destination.find("t-2.dump").await.unwrap(),
+            None,
+            "checksum file {checksum:?}"
+        );
+    }
+    std::fs::remove_file(&sums).unwrap();
+    assert_eq!(destination.find("t-2.dump").await.unwrap(), None);
 }

@@ -76,6 +76,9 @@ pub struct StoredExport {
     pub size_bytes: u64,
     /// Its SHA-256, lowercase hex.
     pub sha256: String,
+    /// When it was stored, if the destination knows (a file's modification time):
+    /// an export found again after a crash is recorded as made then, not when found.
+    pub stored_at: Option<OffsetDateTime>,
 }
 
 impl StoredExport {
@@ -85,7 +88,14 @@ impl StoredExport {
             location: location.into(),
             size_bytes,
             sha256: sha256.into(),
+            stored_at: None,
         }
+    }
+
+    /// The same export, known to have been stored at `at`.
+    pub fn with_stored_at(mut self, at: OffsetDateTime) -> Self {
+        self.stored_at = Some(at);
+        self
     }
 }
 
@@ -116,6 +126,7 @@ pub trait ExportDestination: Send + Sync {
         sha256: &str,
     ) -> Result<StoredExport, BackendError>;
 
-    /// The export stored as `name`, if there is one.
+    /// The export stored as `name`, if there is one complete with its checksum
+    /// (anything less counts as not stored, and is replaced by the next store).
     async fn find(&self, name: &str) -> Result<Option<StoredExport>, BackendError>;
 }

@@ -409,7 +409,8 @@ impl Offboarding {
         let now = self.clock.now();
         if let Some(stored) = self.destination.find(&name).await? {
             tracing::info!(tenant = %id, location = %stored.location, "export found at the destination; not exporting again");
-            return Ok(DatabaseExport::new(stored, format, now));
+            let made_at = stored.stored_at.unwrap_or(now);
+            return Ok(DatabaseExport::new(stored, format, made_at));
         }
         tokio::fs::create_dir_all(&self.staging)
             .await
@@ -550,7 +551,7 @@ fn next_step(tenant: &Tenant, now: OffsetDateTime) -> Option<OffboardingStep> {
 }
 
 /// The SHA-256 of a file, lowercase hex, read off the async runtime's threads.
-async fn sha256_of(path: &Path) -> Result<String, BackendError> {
+pub(super) async fn sha256_of(path: &Path) -> Result<String, BackendError> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
 
