@@ -78,7 +78,8 @@ impl Assembly {
     /// processor (subscriptions cancelled at Stripe when a client is configured, so
     /// call this after [`with_stripe`](Self::with_stripe)), exports with `pg_dump` or
     /// `VACUUM INTO` into `exports`, databases paused by `pauser` for `retention`,
-    /// then deleted by the provisioner.
+    /// then deleted by the provisioner; a restored tenant is migrated to the
+    /// application's current schema before it is ready again.
     pub fn offboarding(
         &self,
         pauser: Arc<dyn DatabasePauser>,
@@ -98,6 +99,7 @@ impl Assembly {
             Arc::new(DirectoryExportDestination::new(exports)),
         )
         .with_billing(Arc::new(billing))
+        .with_migrator(self.migrations.clone())
         .with_retention(retention)
         .with_clock(clock)
     }

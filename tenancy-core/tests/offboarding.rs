@@ -746,3 +746,102 @@ async fn an_export_without_a_sound_checksum_counts_as_not_stored() {
     std::fs::remove_file(&sums).unwrap();
     assert_eq!(destination.find("t-2.dump").await.unwrap(), None);
 }
+
+/// The tenant's orders plus every migration added since (`added`), failing while
+/// `failing` is set.
+#[derive(Default)]
+struct GrowingMigrator {
+    added: std::sync::Mutex<Vec<&'static str>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl SchemaMigrator for GrowingMigrator {
+    async fn migrate(
+        &self,
+        id: &TenantId,
+        database: &DatabaseTarget,
+    ) -> Result<MigrationReport, BackendError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(BackendError::permanent("migration 2 has a syntax error"));
+        }
+        OrdersMigrator.migrate(id, database).await?;
+        let added = self.added.lock().unwrap().clone();
+        let mut conn = sqlx::SqliteConnection::connect(database.url.expose())
+            .await
+            .map_err(BackendError::transient)?;
+        for statement in &added {
+            sqlx::query(statement)
+                .execute(&mut conn)
+                .await
+                .map_err(BackendError::transient)?;
+        }
+        let version = 1 + added.len() as i64;
+        Ok(MigrationReport::new(None, Some(version), added.len() + 1))
+    }
+}
+
+async fn has_table(url: &str, table: &str) -> bool {
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
+            .bind(table)
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap();
+    found.is_some()
+}
+
+#[tokio::test]
+async fn a_restored_tenant_is_migrated_to_the_schema_added_while_it_was_retained() {
+    let tenants = Folder::new("migrate-tenants");
+    let exports = Folder::new("migrate-exports");
+    let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
+    let fleet = fleet(provisioner.clone());
+    let tenant = fleet.ready("Hotel Pharmacy").await;
+    let migrator = Arc::new(GrowingMigrator::default());
+    let offboarding = fleet
+        .offboarding(
+            provisioner.clone(),
+            provisioner.clone(),
+            Arc::new(DirectoryExportDestination::new(&exports.0)),
+        )
+        .with_migrator(migrator.clone());
+    offboarding.offboard(&tenant.id).await.unwrap();
+    // A migration is rolled out while the tenant is retained (rollouts skip it).
+    migrator
+        .added
+        .lock()
+        .unwrap()
+        .push("CREATE TABLE refills (id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL)");
+
+    // A failing migration leaves it retained, its database paused again.
+    migrator.failing.store(true, Ordering::SeqCst);
+    let failed = offboarding.restore(&tenant.id).await.unwrap_err();
+    assert!(
+        matches!(
+            failed,
+            OffboardingError::Migrate {
+                paused_again: true,
+                ..
+            }
+        ),
+        "{failed:?}"
+    );
+    assert!(failed.to_string().contains("still retained"), "{failed}");
+    let still = fleet.directory.get(&tenant.id).await.unwrap().unwrap();
+    assert_eq!(still.status.name(), "retained");
+    assert!(provisioner.paused_path_of(&tenant.id).exists());
+    assert!(!provisioner.path_of(&tenant.id).exists());
+
+    migrator.failing.store(false, Ordering::SeqCst);
+    let restored = offboarding.restore(&tenant.id).await.unwrap();
+
+    assert_eq!(restored.status, TenantStatus::Ready);
+    let url = restored.database.unwrap().url;
+    assert!(
+        has_table(url.expose(), "refills").await,
+        "at the new schema"
+    );
+    assert_eq!(orders_in(url.expose()).await.unwrap(), all_orders());
+}

@@ -230,9 +230,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 fn failure(error: OffboardingError) -> Failure {
     match error {
-        error @ (OffboardingError::Step { .. } | OffboardingError::Resume { .. }) => {
-            Failure::Failed(error.to_string())
-        }
+        error @ (OffboardingError::Step { .. }
+        | OffboardingError::Resume { .. }
+        | OffboardingError::Migrate { .. }) => Failure::Failed(error.to_string()),
         OffboardingError::Directory(error @ DirectoryError::Storage(_)) => {
             Failure::Failed(error.to_string())
         }

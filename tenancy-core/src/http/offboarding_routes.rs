@@ -129,7 +129,7 @@ fn answer(error: OffboardingError) -> ApiError {
         error @ (OffboardingError::Deleted { .. }
         | OffboardingError::Deleting(_)
         | OffboardingError::NotOffboarding { .. }) => ApiError::conflict(error),
-        error @ OffboardingError::Resume { .. } => {
+        error @ (OffboardingError::Resume { .. } | OffboardingError::Migrate { .. }) => {
             ApiError::new(StatusCode::BAD_GATEWAY, error.to_string())
         }
         other => ApiError::internal(other),

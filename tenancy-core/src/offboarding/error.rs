@@ -28,6 +28,19 @@ pub enum OffboardingError {
         #[source]
         source: BackendError,
     },
+    /// Bringing a restored tenant's schema up to date failed: its record is unchanged
+    /// (still offboarding or retained) and its database was paused again (unless
+    /// `paused_again` says that failed too).
+    #[error("tenant `{tenant}` was not restored: its schema could not be brought up to date: {source}; it is still retained{}; fix the migration and restore it again", if *paused_again { " and its database paused again" } else { ", but pausing its database again failed too (it accepts connections until the retention ends or it is restored)" })]
+    Migrate {
+        /// The tenant.
+        tenant: TenantId,
+        /// Whether its database was paused again.
+        paused_again: bool,
+        /// The migrator's error.
+        #[source]
+        source: BackendError,
+    },
     /// The tenant was deleted: only its export remains.
     #[error(
         "tenant `{tenant}` was deleted at {at}; it cannot be restored, only its export remains"
@@ -70,7 +83,9 @@ impl OffboardingError {
     /// Whether running again may succeed without anyone fixing anything.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Step { source, .. } | Self::Resume { source, .. } => source.is_retryable(),
+            Self::Step { source, .. }
+            | Self::Resume { source, .. }
+            | Self::Migrate { source, .. } => source.is_retryable(),
             Self::Directory(DirectoryError::Conflict { .. } | DirectoryError::Storage(_)) => true,
             _ => false,
         }

@@ -13,7 +13,7 @@ use super::{
 use crate::in_flight::InFlight;
 use crate::{
     BackendError, BillingCanceller, Clock, DatabaseProvisioner, DatabaseTarget, DirectoryError,
-    SystemClock, Tenant, TenantDirectory, TenantFilter, TenantId, TenantStatus,
+    SchemaMigrator, SystemClock, Tenant, TenantDirectory, TenantFilter, TenantId, TenantStatus,
 };
 
 /// How long an offboarded tenant's database is kept (paused) before it is deleted,
@@ -82,6 +82,7 @@ pub struct Offboarding {
     exporter: Arc<dyn DatabaseExporter>,
     destination: Arc<dyn ExportDestination>,
     billing: Option<Arc<dyn BillingCanceller>>,
+    migrator: Option<Arc<dyn SchemaMigrator>>,
     clock: Arc<dyn Clock>,
     retention: Duration,
     claim_timeout: Duration,
@@ -95,6 +96,7 @@ impl std::fmt::Debug for Offboarding {
             .field("clock", &self.clock)
             .field("retention", &self.retention)
             .field("billing", &self.billing.is_some())
+            .field("migrator", &self.migrator.is_some())
             .field("staging", &self.staging)
             .finish_non_exhaustive()
     }
@@ -132,6 +134,7 @@ impl Offboarding {
             exporter,
             destination,
             billing: None,
+            migrator: None,
             clock: Arc::new(SystemClock),
             retention: DEFAULT_RETENTION,
             claim_timeout: DEFAULT_CLAIM_TIMEOUT,
@@ -143,6 +146,14 @@ impl Offboarding {
     /// Ends each tenant's billing as the first step.
     pub fn with_billing(mut self, billing: Arc<dyn BillingCanceller>) -> Self {
         self.billing = Some(billing);
+        self
+    }
+
+    /// Brings a restored tenant's schema up to date with `migrator` (the one
+    /// onboarding uses) before it is `Ready` again: schema rollouts skip a retained
+    /// tenant, whose database is paused, so it may be behind.
+    pub fn with_migrator(mut self, migrator: Arc<dyn SchemaMigrator>) -> Self {
+        self.migrator = Some(migrator);
         self
     }
 
@@ -257,8 +268,10 @@ impl Offboarding {
     }
 
     /// Restores a tenant being offboarded or retained: resumes its database (its data
-    /// intact) and makes it `Ready` again (`Pending`, for onboarding to finish, if it
-    /// had not finished onboarding). Billing is not restarted: its subscription stays
+    /// intact), brings its schema up to date (with [`with_migrator`](Self::with_migrator))
+    /// and makes it `Ready` again (`Pending`, for onboarding to finish, if it had not
+    /// finished onboarding; onboarding migrates it then). A failed migration pauses
+    /// the database again and leaves the tenant as it was ([`OffboardingError::Migrate`]). Billing is not restarted: its subscription stays
     /// cancelled until the tenant chooses a plan again.
     ///
     /// Refused once deletion has started, and for a tenant that is not offboarding.
@@ -294,6 +307,9 @@ impl Offboarding {
                             tenant: tenant.id.clone(),
                             source,
                         })?;
+                    if onboarded {
+                        self.migrate_restored(&tenant, database).await?;
+                    }
                 }
                 let mut next = tenant;
                 next.status = if onboarded {
@@ -305,6 +321,37 @@ impl Offboarding {
                 Ok(self.save(next).await?)
             })
             .await
+    }
+
+    /// Migrates a restored tenant's resumed database; on failure, pauses it again so
+    /// that it matches its record, which still says offboarding or retained.
+    async fn migrate_restored(
+        &self,
+        tenant: &Tenant,
+        database: &DatabaseTarget,
+    ) -> Result<(), OffboardingError> {
+        let Some(migrator) = &self.migrator else {
+            return Ok(());
+        };
+        let source = match migrator.migrate(&tenant.id, database).await {
+            Ok(report) => {
+                tracing::info!(tenant = %tenant.id, ?report, "restored tenant migrated");
+                return Ok(());
+            }
+            Err(source) => source,
+        };
+        let paused_again = match self.pauser.pause(tenant, database).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(tenant = %tenant.id, %error, "could not pause the database again after its migration failed");
+                false
+            }
+        };
+        Err(OffboardingError::Migrate {
+            tenant: tenant.id.clone(),
+            paused_again,
+            source,
+        })
     }
 
     async fn run_steps(&self, id: &TenantId) -> Result<Tenant, OffboardingError> {
