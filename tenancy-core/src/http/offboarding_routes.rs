@@ -82,7 +82,10 @@ impl OffboardingRoutes {
 /// run in the background. `POST /tenants/{id}/restore` restores a tenant being
 /// offboarded or retained and answers 200 with its record (`ready`). Both: 400 for an
 /// invalid id, 404 for an unknown one, 409 for a deleted tenant (and, for restore,
-/// one that is not offboarding or whose deletion started), 503 without offboarding.
+/// one that is not offboarding or whose deletion started) or when another request
+/// changed the tenant at the same moment (retry), 503 without offboarding. Restore
+/// answers 502 when the tenant's database could not be resumed or migrated (the
+/// tenant is still retained).
 /// Admin routes: mount them behind [`require_admin_token`](super::require_admin_token).
 pub fn offboarding_router<S>() -> Router<S>
 where
@@ -126,6 +129,10 @@ fn answer(error: OffboardingError) -> ApiError {
         OffboardingError::Directory(DirectoryError::NotFound(id)) => {
             ApiError::not_found(format!("tenant `{id}` does not exist"))
         }
+        OffboardingError::Directory(error @ DirectoryError::Conflict { .. }) => {
+            tracing::info!(%error, "two requests changed one tenant at once");
+            ApiError::conflict("another request changed this tenant; retry")
+        }
         error @ (OffboardingError::Deleted { .. }
         | OffboardingError::Deleting(_)
         | OffboardingError::NotOffboarding { .. }) => ApiError::conflict(error),
@@ -133,5 +140,26 @@ fn answer(error: OffboardingError) -> ApiError {
             ApiError::new(StatusCode::BAD_GATEWAY, error.to_string())
         }
         other => ApiError::internal(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_race_on_the_record_answers_409_retry() {
+        let raced = OffboardingError::Directory(DirectoryError::Conflict {
+            id: TenantId::try_from("acme").unwrap(),
+            revision: 3,
+        });
+
+        let answered = answer(raced);
+
+        assert_eq!(answered.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            answered.message(),
+            "another request changed this tenant; retry"
+        );
     }
 }

@@ -150,7 +150,8 @@ impl From<&Tenant> for TenantView {
 
 /// `POST /signup {"company", "email"}` → 202 [`SignupAccepted`]; 422 for an invalid
 /// signup, 409 when the company is signed up with another admin email, or its id
-/// belongs to a deleted or offboarding tenant.
+/// belongs to a deleted or offboarding tenant (answered "this tenant id is not
+/// available"; the reason, for an admin, goes to the log).
 pub fn signup_router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -184,9 +185,15 @@ where
         .signup(signup)
         .await
         .map_err(|error| match error {
-            OnboardingError::AlreadySignedUp(_)
-            | OnboardingError::IdRetired(_)
-            | OnboardingError::Offboarded(_) => ApiError::conflict(error),
+            OnboardingError::AlreadySignedUp(_) => ApiError::conflict(error),
+            // The admin's hint (restore it, the id is retired) stays in the log: the
+            // caller is anonymous.
+            OnboardingError::IdRetired(_) | OnboardingError::Offboarded(_) => {
+                tracing::info!(%error, "signup refused");
+                ApiError::conflict(
+                    "this tenant id is not available; sign up under another company name",
+                )
+            }
             other => ApiError::internal(other),
         })?;
     (routes.start)(tenant.id.clone());
