@@ -435,3 +435,27 @@ fn unique_suffix() -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_restored_before_it_finished_onboarding_is_onboarded() {
+    use tenancy_core::Clock;
+    let service = Service::start().await;
+    // Offboarded before onboarding created anything: retained, never onboarded.
+    let signup = tenancy_core::NewTenant::new("Kilo Pharmacy", "owner@kilo.example").unwrap();
+    let mut tenant = signup.into_tenant(service.clock.now());
+    tenant.status = tenancy_core::TenantStatus::Retained {
+        until: service.clock.now() + time::Duration::days(30),
+        onboarded: false,
+        export: None,
+    };
+    let directory = &service.assembly.plane.directory;
+    directory.insert(&tenant).await.unwrap();
+
+    let (status, back) = restore(&service, tenant.id.as_str()).await;
+
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(back["status"]["state"], "pending");
+    let ready = wait_for_state(&service, &tenant.id, "ready").await;
+    assert!(ready["database"].is_object(), "{ready}");
+    service.stop().await;
+}

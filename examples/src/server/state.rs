@@ -420,8 +420,15 @@ impl FromRef<AppState> for OffboardingRoutes {
             return OffboardingRoutes::unavailable();
         };
         let background = state.clone();
+        let onboarding = state.clone();
         OffboardingRoutes::new(offboarding.clone())
             .on_start(move |tenant| background.spawn_offboarding(tenant))
+            // A tenant restored before it finished onboarding finishes it now.
+            .on_restored(move |tenant| {
+                if tenant.status == tenancy_core::TenantStatus::Pending {
+                    onboarding.spawn_onboarding(tenant.id.clone());
+                }
+            })
     }
 }
 

@@ -7,11 +7,14 @@ use axum::routing::{delete, post};
 use axum::{Json, Router};
 
 use super::{ApiError, TenantView};
-use crate::{DirectoryError, Offboarding, OffboardingError, TenantId};
+use crate::{DirectoryError, Offboarding, OffboardingError, Tenant, TenantId};
 
 // Runs a started offboarding in the background (the host decides how: with
 // retries, stopping at shutdown).
 type OffboardingRunner = Arc<dyn Fn(TenantId) + Send + Sync>;
+
+// Told about each restored tenant (the host resumes onboarding of a `pending` one).
+type RestoredHook = Arc<dyn Fn(&Tenant) + Send + Sync>;
 
 /// The state of [`offboarding_router`]: the offboarding pipeline and how to run a
 /// started offboarding in the background.
@@ -19,6 +22,7 @@ type OffboardingRunner = Arc<dyn Fn(TenantId) + Send + Sync>;
 pub struct OffboardingRoutes {
     offboarding: Option<Offboarding>,
     run: OffboardingRunner,
+    restored: RestoredHook,
 }
 
 impl fmt::Debug for OffboardingRoutes {
@@ -51,6 +55,7 @@ impl OffboardingRoutes {
         Self {
             offboarding: Some(offboarding),
             run,
+            restored: Arc::new(|_| {}),
         }
     }
 
@@ -59,12 +64,21 @@ impl OffboardingRoutes {
         Self {
             offboarding: None,
             run: Arc::new(|_| {}),
+            restored: Arc::new(|_| {}),
         }
     }
 
     /// Runs each started offboarding with `run` instead.
     pub fn on_start(mut self, run: impl Fn(TenantId) + Send + Sync + 'static) -> Self {
         self.run = Arc::new(run);
+        self
+    }
+
+    /// Calls `restored` with each tenant a restore brought back. A tenant restored
+    /// `pending` had not finished onboarding: nothing resumes it unless the host
+    /// starts its onboarding here.
+    pub fn on_restored(mut self, restored: impl Fn(&Tenant) + Send + Sync + 'static) -> Self {
+        self.restored = Arc::new(restored);
         self
     }
 
@@ -80,7 +94,8 @@ impl OffboardingRoutes {
 /// `DELETE /tenants/{id}` starts offboarding the tenant and answers 202 with its
 /// record (`status.state` `offboarding`, or `retained` if it was already); the steps
 /// run in the background. `POST /tenants/{id}/restore` restores a tenant being
-/// offboarded or retained and answers 200 with its record (`ready`). Both: 400 for an
+/// offboarded or retained and answers 200 with its record (`ready`, or `pending` when
+/// it had not finished onboarding: see [`OffboardingRoutes::on_restored`]). Both: 400 for an
 /// invalid id, 404 for an unknown one, 409 for a deleted tenant (and, for restore,
 /// one that is not offboarding or whose deletion started) or when another request
 /// changed the tenant at the same moment (retry), 503 without offboarding. Restore
@@ -121,6 +136,7 @@ where
     let routes = OffboardingRoutes::from_ref(&state);
     let id = TenantId::try_from(id.as_str()).map_err(ApiError::bad_request)?;
     let tenant = routes.pipeline()?.restore(&id).await.map_err(answer)?;
+    (routes.restored)(&tenant);
     Ok(Json(TenantView::from(&tenant)))
 }
 
