@@ -13,11 +13,15 @@
 //! tenants whose retention is over (what the server does on a schedule). Tenant
 //! databases come from the same provider as `onboard` (`SUPABASE_*`, else local).
 //!
+//! `--retention-days` sets the retention of the tenants this run pauses; a tenant
+//! already retained keeps the `until` fixed when it was paused (`resume` deletes it
+//! once that passes, whatever `--retention-days` says).
+//!
 //! Exit codes:
-//! - **0**: done: the tenant is retained (or deleted, with `--retention-days 0` on
-//!   `resume`), restored, or every pending offboarding finished;
-//!   When another process is offboarding the tenant, `start` says so and exits 0
-//!   without doing anything (that process carries on);
+//! - **0**: done: the tenant is retained (or deleted, when `--retention-days 0`
+//!   applies to it), restored, or every pending offboarding finished; also when
+//!   another process is offboarding the tenant (`start` says so and leaves it to
+//!   that process);
 //! - **1**: a step failed; it is recorded on the tenant and running the same command
 //!   again resumes there;
 //! - **2**: refused, nothing changed: bad usage, a tenant id that is not one (the
@@ -56,8 +60,8 @@ struct Args {
     /// `TENANT_EXPORT_DIR`).
     #[arg(long, global = true)]
     exports: Option<PathBuf>,
-    /// Days an offboarded tenant's paused database is kept (default 30, or
-    /// `TENANT_RETENTION_DAYS`).
+    /// Days the paused database of a tenant offboarded by this run is kept (default
+    /// 30, or `TENANT_RETENTION_DAYS`); tenants already retained keep theirs.
     #[arg(long, global = true)]
     retention_days: Option<u16>,
 }
