@@ -131,7 +131,8 @@ async fn relay(
     delay: std::time::Duration,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (chunks, mut arriving) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let (chunks, mut arriving) =
+        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
     let reading = async move {
         let mut buffer = vec![0u8; 64 * 1024];
         loop {

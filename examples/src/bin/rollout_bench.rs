@@ -228,7 +228,10 @@ fn far_url(url: &DatabaseUrl, proxy: Option<&DelayProxy>, tls: bool) -> BenchRes
     if !tls {
         return Ok(url);
     }
-    Ok(DatabaseUrl::parse(&format!("{}?sslmode=require", url.expose()))?)
+    Ok(DatabaseUrl::parse(&format!(
+        "{}?sslmode=require",
+        url.expose()
+    ))?)
 }
 
 /// One phase's figures.
