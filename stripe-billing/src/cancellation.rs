@@ -103,7 +103,7 @@ impl SubscriptionCancellation {
                     })
                 })?;
                 let cancelled = stripe.cancel_now(subscription_id).await?;
-                if !is_ended(&cancelled) {
+                if !cancelled.has_ended() {
                     return Err(BackendError::transient(CancellationError::StillLive {
                         subscription_id: cancelled.id.clone(),
                         status: cancelled.status.to_string(),
@@ -144,14 +144,6 @@ impl BillingCanceller for SubscriptionCancellation {
     ) -> Result<(), BackendError> {
         self.cancel(tenant, now).await
     }
-}
-
-/// Whether Stripe will never bill this subscription again.
-fn is_ended(subscription: &Subscription) -> bool {
-    matches!(
-        subscription.status,
-        crate::SubscriptionStatus::Canceled | crate::SubscriptionStatus::IncompleteExpired
-    )
 }
 
 fn store_error(error: StoreError) -> BackendError {

@@ -53,12 +53,7 @@ impl crate::SubscriptionCanceller for StripeClient {
             Ok(subscription) => Ok(subscription),
             Err(error) if error.status().is_some_and(|s| (400..500).contains(&s)) => {
                 let current = self.retrieve_subscription(subscription_id).await?;
-                let ended = matches!(
-                    current.status,
-                    crate::SubscriptionStatus::Canceled
-                        | crate::SubscriptionStatus::IncompleteExpired
-                );
-                if ended {
+                if current.has_ended() {
                     Ok(current)
                 } else {
                     Err(error.into())

@@ -98,6 +98,15 @@ impl Subscription {
         self.items.data.iter().map(|item| item.price.id.as_str())
     }
 
+    /// Whether Stripe will never bill this subscription again (`canceled`, or
+    /// `incomplete_expired`).
+    pub fn has_ended(&self) -> bool {
+        matches!(
+            self.status,
+            SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired
+        )
+    }
+
     /// The latest end of the items' current billing periods.
     pub fn current_period_end(&self) -> Option<OffsetDateTime> {
         self.items

@@ -16,3 +16,11 @@ pub use exporter::DumpExporter;
 pub use postgres_server::PostgresServerProvisioner;
 #[cfg(feature = "sqlite")]
 pub use sqlite_files::SqliteFileProvisioner;
+
+/// `path` with `suffix` appended to its file name (`acme.db` → `acme.db-wal`): the
+/// names of a SQLite database's companion files and of an export's checksum.
+pub(crate) fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    std::path::PathBuf::from(name)
+}

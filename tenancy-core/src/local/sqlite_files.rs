@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
+use super::with_suffix;
 use crate::{
     BackendError, DatabasePauser, DatabaseProvisioner, DatabaseTarget, DatabaseUrl, Tenant,
     TenantId,
@@ -96,12 +97,6 @@ impl DatabaseProvisioner for SqliteFileProvisioner {
 
 /// A SQLite database's files: the database, its write-ahead log and shared memory.
 const SUFFIXES: [&str; 3] = ["", "-wal", "-shm"];
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
 
 /// Moves a database's files from `from` to `to`; nothing to move when `from` is
 /// gone and `to` is there (an earlier call did it).

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use super::{ExportDestination, StoredExport};
+use crate::local::with_suffix;
 use crate::BackendError;
 
 /// Keeps exports in a folder of this machine (or a mounted volume): `<folder>/<name>`
@@ -51,12 +52,6 @@ impl DirectoryExportDestination {
         }
         Ok(self.folder.join(name))
     }
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 fn io_error(action: &str, path: &Path, error: std::io::Error) -> BackendError {
