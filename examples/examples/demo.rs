@@ -6,9 +6,11 @@
 //! 2. delivers signed Stripe events through the real verifier and billing processor,
 //!    and moves a manual clock past a grace period and a trial;
 //! 3. rolls a new migration out: one canary tenant first, then the rest;
-//! 4. prints each tenant's schema version and billing state.
+//! 4. prints each tenant's schema version and billing state;
+//! 5. offboards the suspended tenant: its database exported and paused, kept for 30
+//!    days, then deleted, with its export and a tombstone left.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -18,7 +20,9 @@ use stripe_billing::testing::{
     checkout_session, event, invoice, signed, subscription, InvoiceShape,
 };
 use stripe_billing::{Effect, ProcessOutcome, WebhookVerifier};
-use tenancy_core::{Clock, ManualClock, NewTenant, Tenant, TenantFilter, TenantId};
+use tenancy_core::{
+    Clock, ManualClock, NewTenant, SqliteFileProvisioner, Tenant, TenantFilter, TenantId,
+};
 use tenancy_examples::assembly::Assembly;
 use tenancy_examples::control_plane::{ControlPlane, TenantDatabases};
 use tenancy_examples::demo_rollout;
@@ -29,7 +33,7 @@ use time::{Duration, OffsetDateTime};
 #[command(
     name = "demo",
     version,
-    about = "The whole job end to end on SQLite: signups, Stripe webhooks, a canary rollout"
+    about = "The whole job end to end on SQLite: signups, Stripe webhooks, a canary rollout, offboarding"
 )]
 struct Args {
     /// Where to keep the databases (default: a new temporary folder).
@@ -75,7 +79,34 @@ async fn run(args: Args) -> DemoResult<()> {
     bill(&demo, &clock, &tenants).await?;
     println!("\n3. Rolling out 20240127000000_add_new_field: a canary tenant first, then the rest");
     demo_rollout::run(&demo).await?;
-    summary(&demo).await
+    summary(&demo).await?;
+    offboard(&demo, &clock, &dir).await
+}
+
+/// Offboards the tenant whose trial ran out: export, pause, retention, deletion.
+async fn offboard(demo: &Assembly, clock: &ManualClock, dir: &Path) -> DemoResult<()> {
+    println!("\n5. Offboarding cedar-health: exported, paused, kept 30 days, then deleted");
+    let tenant = TenantId::try_from("cedar-health")?;
+    let pauser = Arc::new(SqliteFileProvisioner::new(dir.join("tenants")));
+    let exports = dir.join("exports");
+    let offboarding =
+        demo.offboarding(pauser, exports, Duration::days(30), Arc::new(clock.clone()));
+    let retained = offboarding.offboard(&tenant).await?;
+    if let Some(export) = retained.status.export() {
+        println!(
+            "   export: {} ({} bytes, sha256 {}…)",
+            export.location,
+            export.size_bytes,
+            &export.sha256[..12.min(export.sha256.len())]
+        );
+    }
+    println!("   {tenant}: {}", retained.status.name());
+    clock.advance(Duration::days(31));
+    let report = offboarding.run_pending().await?;
+    for deleted in &report.deleted {
+        println!("   31 days later: {deleted} deleted; its export and a tombstone remain");
+    }
+    Ok(())
 }
 
 fn fresh_folder() -> PathBuf {

@@ -31,6 +31,8 @@ fn demo_runs_end_to_end_and_tells_the_story() {
         "cedar-health is now suspended",
         "wave 0 (canary): 1 tenant",
         "completed (3 succeeded, 0 failed)",
+        "cedar-health: retained",
+        "31 days later: cedar-health deleted",
     ] {
         assert!(
             stdout.contains(expected),
@@ -38,7 +40,20 @@ fn demo_runs_end_to_end_and_tells_the_story() {
         );
     }
     let fleet = stdout.split("4. The fleet").nth(1).unwrap();
+    let fleet = fleet.split("\n5. ").next().unwrap();
     assert_eq!(fleet.matches("20240127000000").count(), 3, "{fleet}");
+    // What remains of the offboarded tenant: its export and checksum.
+    let exports: Vec<_> = std::fs::read_dir(dir.join("exports"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        exports
+            .iter()
+            .any(|name| name.starts_with("cedar-health") && name.ends_with(".sqlite")),
+        "{exports:?}"
+    );
+    assert!(!dir.join("tenants").join("cedar-health.db").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
