@@ -7,6 +7,27 @@ use tenancy_core::DatabaseUrl;
 /// A benchmark's result: any error ends it with its message.
 pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// Runs `bench` on a new runtime; an error ends it with `name: error` and a failure.
+pub fn run_bench(
+    name: &str,
+    bench: impl std::future::Future<Output = BenchResult<()>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{name}: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The URLs of `count` tenant databases `<prefix>t00000`, `<prefix>t00001`, … on `server`.
 pub fn fleet_urls(server: &DatabaseUrl, prefix: &str, count: usize) -> Vec<DatabaseUrl> {
     (0..count)

@@ -118,6 +118,28 @@ struct Fleet {
     clock: ManualClock,
 }
 
+/// A fleet of SQLite tenants in a folder of its own, and a folder for exports;
+/// both removed at the end.
+struct SqliteFleet {
+    fleet: Fleet,
+    provisioner: Arc<SqliteFileProvisioner>,
+    exports: Folder,
+    _tenants: Folder,
+}
+
+impl SqliteFleet {
+    fn new(name: &str) -> Self {
+        let tenants = Folder::new(&format!("{name}-tenants"));
+        let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
+        Self {
+            fleet: fleet(provisioner.clone()),
+            provisioner,
+            exports: Folder::new(&format!("{name}-exports")),
+            _tenants: tenants,
+        }
+    }
+}
+
 fn fleet(provisioner: Arc<dyn tenancy_core::DatabaseProvisioner>) -> Fleet {
     let directory = Arc::new(MemoryTenantDirectory::new());
     let clock = ManualClock::new(datetime!(2026-03-01 9:00 UTC));
@@ -302,10 +324,8 @@ async fn a_postgres_tenant_restored_during_retention_has_its_data_back() {
 
 #[tokio::test]
 async fn a_sqlite_tenant_is_exported_with_vacuum_into_restored_then_deleted() {
-    let tenants = Folder::new("sqlite-tenants");
-    let exports = Folder::new("sqlite-exports");
-    let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
-    let fleet = fleet(provisioner.clone());
+    let local = SqliteFleet::new("sqlite");
+    let (fleet, provisioner, exports) = (&local.fleet, &local.provisioner, &local.exports);
     let tenant = fleet.ready("Charlie Chemists").await;
     let offboarding = fleet
         .offboarding(
@@ -379,6 +399,17 @@ struct CountingDestination {
     lose_first_answer: bool,
 }
 
+impl CountingDestination {
+    /// Over an export folder; `lose_first_answer` as the field says.
+    fn new(folder: &Path, lose_first_answer: bool) -> Self {
+        Self {
+            inner: DirectoryExportDestination::new(folder),
+            stores: AtomicU32::new(0),
+            lose_first_answer,
+        }
+    }
+}
+
 #[async_trait]
 impl ExportDestination for CountingDestination {
     async fn store(
@@ -403,16 +434,10 @@ impl ExportDestination for CountingDestination {
 
 #[tokio::test]
 async fn a_failure_between_export_and_delete_resumes_without_a_second_or_missing_export() {
-    let tenants = Folder::new("crash-tenants");
-    let exports = Folder::new("crash-exports");
-    let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
-    let fleet = fleet(provisioner.clone());
+    let local = SqliteFleet::new("crash");
+    let (fleet, provisioner, exports) = (&local.fleet, &local.provisioner, &local.exports);
     let tenant = fleet.ready("Delta Dispensary").await;
-    let destination = Arc::new(CountingDestination {
-        inner: DirectoryExportDestination::new(&exports.0),
-        stores: AtomicU32::new(0),
-        lose_first_answer: false,
-    });
+    let destination = Arc::new(CountingDestination::new(&exports.0, false));
     let pauser = Arc::new(PauseFailsOnce {
         inner: provisioner.clone(),
         failures: AtomicU32::new(0),
@@ -457,16 +482,10 @@ async fn a_failure_between_export_and_delete_resumes_without_a_second_or_missing
 
 #[tokio::test]
 async fn an_export_stored_before_a_crash_is_found_again_not_made_twice() {
-    let tenants = Folder::new("lost-tenants");
-    let exports = Folder::new("lost-exports");
-    let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
-    let fleet = fleet(provisioner.clone());
+    let local = SqliteFleet::new("lost");
+    let (fleet, provisioner, exports) = (&local.fleet, &local.provisioner, &local.exports);
     let tenant = fleet.ready("Echo Apothecary").await;
-    let destination = Arc::new(CountingDestination {
-        inner: DirectoryExportDestination::new(&exports.0),
-        stores: AtomicU32::new(0),
-        lose_first_answer: true,
-    });
+    let destination = Arc::new(CountingDestination::new(&exports.0, true));
     let offboarding = fleet.offboarding(
         provisioner.clone(),
         provisioner.clone(),
@@ -557,11 +576,7 @@ fn two_processes(
 ) -> TwoProcesses {
     let directory = Arc::new(YieldingDirectory(fleet.directory.clone()));
     let exporter = Arc::new(CountingExporter::default());
-    let destination = Arc::new(CountingDestination {
-        inner: DirectoryExportDestination::new(exports),
-        stores: AtomicU32::new(0),
-        lose_first_answer: false,
-    });
+    let destination = Arc::new(CountingDestination::new(exports, false));
     let process = || {
         Offboarding::new(
             directory.clone(),
@@ -603,13 +618,11 @@ async fn stopped_at_export(
 
 #[tokio::test]
 async fn two_processes_resuming_one_export_make_it_once() {
-    let tenants = Folder::new("race-tenants");
-    let exports = Folder::new("race-exports");
-    let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
-    let fleet = fleet(provisioner.clone());
+    let local = SqliteFleet::new("race");
+    let (fleet, provisioner, exports) = (&local.fleet, &local.provisioner, &local.exports);
     let tenant = fleet.ready("Foxtrot Pharmacy").await;
-    let processes = two_processes(&fleet, provisioner.clone(), &exports.0);
-    stopped_at_export(&fleet, &processes.first, &tenant.id, None).await;
+    let processes = two_processes(fleet, provisioner.clone(), &exports.0);
+    stopped_at_export(fleet, &processes.first, &tenant.id, None).await;
 
     // Both read the record before either writes it.
     let (first, second) = tokio::join!(
@@ -649,18 +662,16 @@ async fn two_processes_resuming_one_export_make_it_once() {
 
 #[tokio::test]
 async fn a_claimed_step_is_left_alone_until_the_claim_times_out() {
-    let tenants = Folder::new("claim-tenants");
-    let exports = Folder::new("claim-exports");
-    let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
-    let fleet = fleet(provisioner.clone());
+    let local = SqliteFleet::new("claim");
+    let (fleet, provisioner, exports) = (&local.fleet, &local.provisioner, &local.exports);
     let tenant = fleet.ready("Golf Chemists").await;
-    let processes = two_processes(&fleet, provisioner.clone(), &exports.0);
+    let processes = two_processes(fleet, provisioner.clone(), &exports.0);
     let first = processes
         .first
         .clone()
         .with_claim_timeout(Duration::minutes(30));
     // The first process claimed the export, then stopped answering (a crash).
-    stopped_at_export(&fleet, &first, &tenant.id, Some(fleet.clock.now())).await;
+    stopped_at_export(fleet, &first, &tenant.id, Some(fleet.clock.now())).await;
 
     fleet.clock.advance(Duration::minutes(29));
     let busy = first.run(&tenant.id).await.unwrap_err();
@@ -794,10 +805,8 @@ async fn has_table(url: &str, table: &str) -> bool {
 
 #[tokio::test]
 async fn a_restored_tenant_is_migrated_to_the_schema_added_while_it_was_retained() {
-    let tenants = Folder::new("migrate-tenants");
-    let exports = Folder::new("migrate-exports");
-    let provisioner = Arc::new(SqliteFileProvisioner::new(&tenants.0));
-    let fleet = fleet(provisioner.clone());
+    let local = SqliteFleet::new("migrate");
+    let (fleet, provisioner, exports) = (&local.fleet, &local.provisioner, &local.exports);
     let tenant = fleet.ready("Hotel Pharmacy").await;
     let migrator = Arc::new(GrowingMigrator::default());
     let offboarding = fleet

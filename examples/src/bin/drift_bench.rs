@@ -35,7 +35,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use sqlx::{Connection, PgConnection};
 use tenancy_core::{DatabaseTarget, DatabaseUrl};
 use tenancy_examples::bench_fleet::{
-    create_databases, drop_databases, fleet_urls, median, BenchResult,
+    create_databases, drop_databases, fleet_urls, median, run_bench, BenchResult,
 };
 use tenant_migrate::{MigrationSet, TenantMigrator};
 
@@ -103,21 +103,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("drift_bench: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(bench(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("drift_bench: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    run_bench("drift_bench", bench(Args::parse()))
 }
 
 /// What every timed command needs.

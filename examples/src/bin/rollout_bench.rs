@@ -49,7 +49,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use sqlx::{Connection, PgConnection};
 use tenancy_core::{DatabaseTarget, DatabaseUrl};
 use tenancy_examples::bench_fleet::{
-    create_databases, drop_databases, fleet_urls, median, BenchResult, DelayProxy,
+    create_databases, drop_databases, fleet_urls, median, run_bench, BenchResult, DelayProxy,
 };
 use tenant_migrate::{MigrationSet, TenantMigrator};
 
@@ -122,21 +122,7 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(PEAK_RSS) {
         return peak_rss_wrapper(&argv[2..]);
     }
-    let args = Args::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("rollout_bench: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(bench(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("rollout_bench: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    run_bench("rollout_bench", bench(Args::parse()))
 }
 
 /// Everything a phase needs.
