@@ -170,19 +170,27 @@ impl BillingProcessor {
 
     /// Processes a verified event.
     pub async fn process(&self, event: &Event) -> Result<ProcessOutcome, ProcessError> {
+        Ok(self.process_linking(event).await?.0)
+    }
+
+    /// [`process`](Self::process), also answering the Stripe customer that applying the
+    /// event linked to its tenant, if the tenant's state did not name it before: only
+    /// then can events parked for that customer have found their tenant.
+    pub(super) async fn process_linking(
+        &self,
+        event: &Event,
+    ) -> Result<(ProcessOutcome, Option<String>), ProcessError> {
         let Some(mut input) = BillingEvent::from_event(event) else {
-            return Ok(ProcessOutcome::Ignored {
-                event_type: event.event_type.clone(),
-            });
+            let event_type = event.event_type.clone();
+            return Ok((ProcessOutcome::Ignored { event_type }, None));
         };
         let Some(tenant_id) = self.resolve_tenant(event).await? else {
             tracing::warn!(event = %event.id, customer = ?event.customer_id(), "no tenant for billing event");
-            return Ok(ProcessOutcome::UnknownTenant {
-                customer_id: event.customer_id().map(str::to_owned),
-            });
+            let customer_id = event.customer_id().map(str::to_owned);
+            return Ok((ProcessOutcome::UnknownTenant { customer_id }, None));
         };
         self.refresh_subscription(&mut input).await;
-        let (transacted, outcome) = self
+        let (transacted, outcome, linked) = self
             .transact_input(
                 &tenant_id,
                 Some(&event.id),
@@ -190,7 +198,7 @@ impl BillingProcessor {
                 Some(event.created),
             )
             .await?;
-        Ok(match (transacted, outcome) {
+        let outcome = match (transacted, outcome) {
             (Transacted::Duplicate, _) => ProcessOutcome::AlreadyProcessed { tenant_id },
             (_, Some((phase, effects))) => ProcessOutcome::Applied {
                 tenant_id,
@@ -198,7 +206,9 @@ impl BillingProcessor {
                 effects,
             },
             (_, None) => ProcessOutcome::Unchanged { tenant_id },
-        })
+        };
+        let linked = linked.filter(|_| transacted == Transacted::Committed);
+        Ok((outcome, linked))
     }
 
     /// Applies clock-driven transitions (trial notices, trial ends, grace period ends)
@@ -224,14 +234,15 @@ impl BillingProcessor {
         tenant_id: &TenantId,
         now: OffsetDateTime,
     ) -> Result<Option<(BillingPhase, Vec<Effect>)>, StoreError> {
-        let (_, outcome) = self
+        let (_, outcome, _) = self
             .transact_input(tenant_id, None, &LifecycleInput::Tick(now), None)
             .await?;
         Ok(outcome)
     }
 
     /// Applies `input` to the tenant in one store transaction (recording `event_id`), and
-    /// returns what the store did and, if the state changed, the new phase and the effects.
+    /// returns what the store did, if the state changed the new phase and the effects,
+    /// and the Stripe customer the written state names if the tenant's did not name it.
     /// A tenant without a state starts a trial at `trial_start`, or is left alone if `None`.
     async fn transact_input(
         &self,
@@ -239,12 +250,22 @@ impl BillingProcessor {
         event_id: Option<&str>,
         input: &LifecycleInput,
         trial_start: Option<OffsetDateTime>,
-    ) -> Result<(Transacted, Option<(BillingPhase, Vec<Effect>)>), StoreError> {
+    ) -> Result<
+        (
+            Transacted,
+            Option<(BillingPhase, Vec<Effect>)>,
+            Option<String>,
+        ),
+        StoreError,
+    > {
         let config = &self.config;
         let mut outcome = None;
+        let mut linked = None;
         let transacted = self
             .store
             .transact(tenant_id, event_id, &mut |current| {
+                let customer_before = current.as_ref().and_then(|s| s.customer_id.clone());
+                linked = None;
                 let update = match (current, trial_start) {
                     (Some(state), _) => match apply(&state, input, config) {
                         None if matches!(input, LifecycleInput::Tick(_)) => {
@@ -261,10 +282,14 @@ impl BillingProcessor {
                 outcome = update
                     .as_ref()
                     .map(|u| (u.state.phase.clone(), u.effects.clone()));
+                linked = update
+                    .as_ref()
+                    .and_then(|u| u.state.customer_id.clone())
+                    .filter(|customer| customer_before.as_ref() != Some(customer));
                 update
             })
             .await?;
-        Ok((transacted, outcome))
+        Ok((transacted, outcome, linked))
     }
 
     async fn resolve_tenant(&self, event: &Event) -> Result<Option<TenantId>, ProcessError> {

@@ -30,16 +30,21 @@ impl BillingProcessor {
     /// - an event for no known tenant yet is parked (the answer to Stripe can then be
     ///   a success: the event is kept, not lost) and reported as
     ///   [`ProcessOutcome::UnknownTenant`];
-    /// - an event that was applied is followed by a replay of the events parked for
-    ///   its customer, which may now find their tenant. A replay that fails leaves
-    ///   them parked for the next one and is only logged: the event itself was applied.
+    /// - an event that was applied and linked its customer to a tenant (the tenant's
+    ///   state named another customer, or none, before) is followed by a replay of the
+    ///   events parked for that customer, which may now find their tenant. Events
+    ///   parked for a customer already linked need no replay: an event is parked only
+    ///   after seeing no tenant for its customer, and the parking checks again
+    ///   afterwards. A replay that fails leaves them parked for the next
+    ///   [`replay_parked`](Self::replay_parked) and is only logged: the event itself
+    ///   was applied.
     pub async fn process_webhook(
         &self,
         event: &Event,
         body: &[u8],
         now: OffsetDateTime,
     ) -> Result<ProcessOutcome, ProcessError> {
-        let outcome = self.process(event).await?;
+        let (outcome, linked) = self.process_linking(event).await?;
         match &outcome {
             ProcessOutcome::UnknownTenant { customer_id: None } => {
                 tracing::warn!(event = %event.id, "Stripe event names no tenant and no customer: nothing can ever apply it; not parked");
@@ -57,8 +62,8 @@ impl BillingProcessor {
                     return self.process(event).await;
                 }
             }
-            ProcessOutcome::Applied { .. } | ProcessOutcome::Unchanged { .. } => {
-                if let Some(customer) = event.customer_id() {
+            ProcessOutcome::Applied { .. } => {
+                if let Some(customer) = linked.as_deref() {
                     match self.replay_parked(Some(customer), now).await {
                         Ok(report) if report != ReplayReport::default() => {
                             tracing::info!(customer, ?report, "replayed parked Stripe events");

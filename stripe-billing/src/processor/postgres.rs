@@ -89,14 +89,24 @@ impl SqlBillingStore<Postgres> {
 /// JSON in `JSONB` columns, time in `TIMESTAMPTZ` ones.
 const SQL: BillingSql = BillingSql {
     read_state: "SELECT state::text AS state FROM billing_tenants WHERE tenant_id = $1",
-    insert_event: "INSERT INTO billing_events (event_id, tenant_id, processed_at) \
-        VALUES ($1, $2, to_timestamp($3)) ON CONFLICT (event_id) DO NOTHING",
-    upsert_state: "INSERT INTO billing_tenants (tenant_id, customer_id, phase, due_at, state, updated_at) \
+    read_state_for_change: "SELECT state::text AS state FROM billing_tenants WHERE tenant_id = $1 \
+        FOR UPDATE",
+    // The row lock waits for a concurrent change and then reads what it wrote.
+    claim_event: "WITH claimed AS (INSERT INTO billing_events (event_id, tenant_id, processed_at) \
+        VALUES ($1, $2, to_timestamp($3)) ON CONFLICT (event_id) DO NOTHING RETURNING event_id), \
+        unparked AS (DELETE FROM billing_parked_events WHERE event_id = $1) \
+        SELECT (SELECT count(*) FROM claimed) AS claimed, \
+        (SELECT state::text FROM billing_tenants \
+        WHERE tenant_id = $2 AND EXISTS (SELECT 1 FROM claimed) FOR UPDATE) AS state",
+    write_state: "WITH written AS (INSERT INTO billing_tenants \
+        (tenant_id, customer_id, phase, due_at, state, updated_at) \
         VALUES ($1, $2, $3, $4, $5::jsonb, to_timestamp($6)) \
         ON CONFLICT (tenant_id) DO UPDATE SET customer_id = excluded.customer_id, phase = excluded.phase, \
-        due_at = excluded.due_at, state = excluded.state, updated_at = excluded.updated_at",
-    insert_effect: "INSERT INTO billing_effects (tenant_id, effect, created_at) \
-        VALUES ($1, $2::jsonb, to_timestamp($3))",
+        due_at = excluded.due_at, state = excluded.state, updated_at = excluded.updated_at) \
+        INSERT INTO billing_effects (tenant_id, effect, created_at) \
+        SELECT $1, effect.text::jsonb, to_timestamp($6) \
+        FROM jsonb_array_elements_text($7::jsonb) WITH ORDINALITY AS effect(text, position) \
+        ORDER BY effect.position",
     pending_effects: "SELECT id, tenant_id, effect::text AS effect FROM billing_effects ORDER BY id LIMIT $1",
     ack_effects: "DELETE FROM billing_effects \
         WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)",
@@ -121,15 +131,15 @@ impl BillingEngine for Postgres {
         pool.begin().await
     }
 
-    async fn serialize_tenant(
+    async fn serialize_new_tenant(
         tx: &mut Transaction<'static, Postgres>,
         tenant_id: &TenantId,
-    ) -> Result<(), sqlx::Error> {
-        // Serialise changes to one tenant, including its first row.
+    ) -> Result<bool, sqlx::Error> {
+        // A tenant's first row has no row lock to wait on: its first writers queue here.
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(advisory_key(&format!("stripe-billing:tenant:{tenant_id}")))
             .execute(&mut **tx)
             .await
-            .map(drop)
+            .map(|_| true)
     }
 }

@@ -27,12 +27,17 @@ mod sealed {
 pub(crate) struct BillingSql {
     /// `$1` tenant → `state` as text.
     pub(crate) read_state: &'static str,
-    /// `$1` event, `$2` tenant, `$3` unix time; nothing on a duplicate.
-    pub(crate) insert_event: &'static str,
-    /// `$1` tenant, `$2` customer, `$3` phase, `$4` due (unix), `$5` state JSON, `$6` unix time.
-    pub(crate) upsert_state: &'static str,
-    /// `$1` tenant, `$2` effect JSON, `$3` unix time.
-    pub(crate) insert_effect: &'static str,
+    /// `$1` tenant → `state` as text, for a change: held until the transaction ends
+    /// (PostgreSQL: the row is locked, and read as the last writer left it).
+    pub(crate) read_state_for_change: &'static str,
+    /// `$1` event, `$2` tenant, `$3` unix time: records the event unless it was
+    /// recorded before, removes its parked copy either way, and answers one row:
+    /// `claimed` (1 when newly recorded, else 0) and, when claimed, the tenant's
+    /// `state` as text, read as [`read_state_for_change`](Self::read_state_for_change) does.
+    pub(crate) claim_event: &'static str,
+    /// `$1` tenant, `$2` customer, `$3` phase, `$4` due (unix), `$5` state JSON,
+    /// `$6` unix time, `$7` a JSON array of the effects' JSON texts, queued in order.
+    pub(crate) write_state: &'static str,
     /// `$1` limit → `id`, `tenant_id`, `effect` as text.
     pub(crate) pending_effects: &'static str,
     /// `$1` a JSON array of ids.
@@ -60,13 +65,14 @@ pub trait BillingEngine: Database + sealed::Sealed {
         pool: &Pool<Self>,
     ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
 
-    /// Makes concurrent changes to one tenant wait for each other (PostgreSQL: an
-    /// advisory lock; SQLite: the write lock already does).
+    /// Makes concurrent changes to a tenant that has no row yet wait for each other
+    /// (PostgreSQL: an advisory lock, since there is no row to lock; SQLite: the write
+    /// lock already does). Returns whether the state must be read again.
     #[doc(hidden)]
-    fn serialize_tenant<'t>(
+    fn serialize_new_tenant<'t>(
         tx: &'t mut Transaction<'static, Self>,
         tenant_id: &'t TenantId,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 't;
+    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send + 't;
 }
 
 #[cfg(feature = "postgres")]
@@ -158,49 +164,45 @@ where
     ) -> Result<Transacted, StoreError> {
         let mut tx = D::begin_write(&self.pool).await?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        if let Some(event_id) = event_id {
-            // A concurrent delivery of the same event waits here for the other
-            // transaction, then sees the conflict.
-            let inserted = sqlx::query(D::SQL.insert_event)
-                .bind(event_id)
-                .bind(tenant_id.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            // Applied (or applied before): it is parked no longer.
-            sqlx::query(codec::UNPARK)
-                .bind(event_id)
-                .execute(&mut *tx)
-                .await?;
-            if D::rows_affected(&inserted) == 0 {
-                tx.commit().await?;
-                return Ok(Transacted::Duplicate);
+        let mut state: Option<String> = match event_id {
+            Some(event_id) => {
+                // One statement records the event (a concurrent delivery of the same
+                // event waits here for the other transaction, then sees the
+                // conflict), unparks it (applied, or applied before: it is parked no
+                // longer) and reads the tenant's state for the change.
+                let row = sqlx::query(D::SQL.claim_event)
+                    .bind(event_id)
+                    .bind(tenant_id.as_str())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if row.try_get::<i64, _>("claimed")? == 0 {
+                    tx.commit().await?;
+                    return Ok(Transacted::Duplicate);
+                }
+                row.try_get("state")?
             }
+            None => read_for_change::<D>(&mut tx, tenant_id).await?,
+        };
+        // No row to lock yet: its first writers queue on the engine's lock, and the
+        // ones that waited see what the first one wrote.
+        if state.is_none() && D::serialize_new_tenant(&mut tx, tenant_id).await? {
+            state = read_for_change::<D>(&mut tx, tenant_id).await?;
         }
-        D::serialize_tenant(&mut tx, tenant_id).await?;
-        let row = sqlx::query(D::SQL.read_state)
-            .bind(tenant_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let current = row.map(|row| codec::state(tenant_id, &row)).transpose()?;
+        let current = state
+            .map(|state| codec::decode_state(tenant_id, &state))
+            .transpose()?;
         if let Some(update) = change(current) {
-            sqlx::query(D::SQL.upsert_state)
+            sqlx::query(D::SQL.write_state)
                 .bind(tenant_id.as_str())
                 .bind(update.state.customer_id.as_deref())
                 .bind(update.state.phase.name())
                 .bind(update.due_at.map(OffsetDateTime::unix_timestamp))
                 .bind(codec::encode_state(&update.state)?)
                 .bind(now)
+                .bind(codec::encode_effects(&update.effects)?)
                 .execute(&mut *tx)
                 .await?;
-            for effect in &update.effects {
-                sqlx::query(D::SQL.insert_effect)
-                    .bind(tenant_id.as_str())
-                    .bind(codec::encode_effect(effect)?)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
         }
         tx.commit().await?;
         Ok(Transacted::Committed)
@@ -292,4 +294,25 @@ where
             .await?;
         Ok(())
     }
+}
+
+/// The tenant's state as text, read for a change (see [`BillingSql::read_state_for_change`]).
+async fn read_for_change<D>(
+    tx: &mut Transaction<'static, D>,
+    tenant_id: &TenantId,
+) -> Result<Option<String>, StoreError>
+where
+    D: BillingEngine,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    for<'q> D::Arguments<'q>: IntoArguments<'q, D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'r> String: Decode<'r, D> + Type<D>,
+    for<'r> &'r str: ColumnIndex<D::Row>,
+    D::Row: Row<Database = D>,
+{
+    let row = sqlx::query(D::SQL.read_state_for_change)
+        .bind(tenant_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(|row| row.try_get("state")).transpose()?)
 }

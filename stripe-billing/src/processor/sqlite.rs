@@ -91,13 +91,20 @@ impl SqlBillingStore<Sqlite> {
 /// JSON in `TEXT` columns, time as Unix seconds in `INTEGER` ones.
 const SQL: BillingSql = BillingSql {
     read_state: "SELECT state FROM billing_tenants WHERE tenant_id = $1",
-    insert_event: "INSERT INTO billing_events (event_id, tenant_id, processed_at) \
-        VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING",
-    upsert_state: "INSERT INTO billing_tenants (tenant_id, customer_id, phase, due_at, state, updated_at) \
+    // The write lock, taken at BEGIN IMMEDIATE, already serialises changes.
+    read_state_for_change: "SELECT state FROM billing_tenants WHERE tenant_id = $1",
+    // Three statements in one call; `changes()` counts the INSERT's rows.
+    claim_event: "DELETE FROM billing_parked_events WHERE event_id = $1; \
+        INSERT INTO billing_events (event_id, tenant_id, processed_at) VALUES ($1, $2, $3) \
+        ON CONFLICT (event_id) DO NOTHING; \
+        SELECT changes() AS claimed, \
+        (SELECT state FROM billing_tenants WHERE tenant_id = $2 AND changes() = 1) AS state",
+    write_state: "INSERT INTO billing_tenants (tenant_id, customer_id, phase, due_at, state, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6) \
         ON CONFLICT (tenant_id) DO UPDATE SET customer_id = excluded.customer_id, phase = excluded.phase, \
-        due_at = excluded.due_at, state = excluded.state, updated_at = excluded.updated_at",
-    insert_effect: "INSERT INTO billing_effects (tenant_id, effect, created_at) VALUES ($1, $2, $3)",
+        due_at = excluded.due_at, state = excluded.state, updated_at = excluded.updated_at; \
+        INSERT INTO billing_effects (tenant_id, effect, created_at) \
+        SELECT $1, value, $6 FROM json_each($7) ORDER BY key",
     pending_effects: "SELECT id, tenant_id, effect FROM billing_effects ORDER BY id LIMIT $1",
     ack_effects: "DELETE FROM billing_effects WHERE id IN (SELECT value FROM json_each($1))",
     processed_events: "SELECT event_id FROM billing_events \
@@ -122,10 +129,10 @@ impl BillingEngine for Sqlite {
         pool.begin_with("BEGIN IMMEDIATE").await
     }
 
-    async fn serialize_tenant(
+    async fn serialize_new_tenant(
         _tx: &mut Transaction<'static, Sqlite>,
         _tenant_id: &TenantId,
-    ) -> Result<(), sqlx::Error> {
-        Ok(())
+    ) -> Result<bool, sqlx::Error> {
+        Ok(false)
     }
 }

@@ -213,8 +213,14 @@ pub(crate) mod codec {
         serde_json::to_string(state).map_err(|e| StoreError::Database(Box::new(e)))
     }
 
-    pub(crate) fn encode_effect(effect: &Effect) -> Result<String, StoreError> {
-        serde_json::to_string(effect).map_err(|e| StoreError::Database(Box::new(e)))
+    /// A JSON array of the effects' JSON texts, in order (each queued as one row).
+    pub(crate) fn encode_effects(effects: &[Effect]) -> Result<String, StoreError> {
+        let texts = effects
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        serde_json::to_string(&texts).map_err(|e| StoreError::Database(Box::new(e)))
     }
 
     fn text<R: Row>(row: &R, column: &'static str) -> Result<String, StoreError>
@@ -238,7 +244,15 @@ pub(crate) mod codec {
         for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
         &'static str: ColumnIndex<R>,
     {
-        serde_json::from_str(&text(row, "state")?).map_err(|e| corrupt(tenant_id.as_str(), e))
+        decode_state(tenant_id, &text(row, "state")?)
+    }
+
+    /// A tenant's state from its JSON text.
+    pub(crate) fn decode_state(
+        tenant_id: &TenantId,
+        json: &str,
+    ) -> Result<BillingState, StoreError> {
+        serde_json::from_str(json).map_err(|e| corrupt(tenant_id.as_str(), e))
     }
 
     /// The `tenant_id` column of a row.
