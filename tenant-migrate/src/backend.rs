@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::history::HistorySnapshot;
-use crate::{MigrateError, MigrateOptions, Migration};
+use crate::{MigrateError, MigrateOptions, Migration, MigrationSet};
 
 /// Which way a migration runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,4 +79,29 @@ pub(crate) trait Backend: Send {
         step: Step<'_>,
         options: &MigrateOptions,
     ) -> Result<Duration, MigrateError>;
+    /// Leaves `mark` on the history table with every up step this connection
+    /// commits from now on (`None`: no more marks). By default, no marks.
+    fn mark_commits(&mut self, _mark: Option<String>) {}
+    /// Whether the history table carries `mark`; `None` when this connection
+    /// cannot mark the database, so its absence means nothing. By default `None`.
+    async fn carries_mark(&mut self, _mark: &str) -> Result<Option<bool>, MigrateError> {
+        Ok(None)
+    }
+    /// Whether [`run_guarded`](Self::run_guarded) may be tried on this connection.
+    fn applies_in_one_request(&self) -> bool {
+        false
+    }
+    /// Runs one transactional up step in one request that takes the lock for
+    /// its transaction and first checks that the history is exactly the clean
+    /// history of `expected` in `set`; `Ok(None)` when the lock was held or the
+    /// history differs (nothing changed). By default `Ok(None)`.
+    async fn run_guarded(
+        &mut self,
+        _step: Step<'_>,
+        _options: &MigrateOptions,
+        _set: &MigrationSet,
+        _expected: i64,
+    ) -> Result<Option<Duration>, MigrateError> {
+        Ok(None)
+    }
 }

@@ -1,6 +1,8 @@
 //! The migration algorithm, shared by every backend: read the history, refuse an
 //! unsafe one, lock and read again, run what is needed, unlock.
 
+use std::time::Duration;
+
 use crate::backend::{Backend, Direction, Step};
 use crate::history::HistorySnapshot;
 use crate::{
@@ -84,6 +86,54 @@ pub(crate) async fn apply(
         Err(error) => Err(error),
     };
     release(backend, result).await
+}
+
+/// Applies the one migration above `expected` (up to `until`) in one request,
+/// when the backend can and the database's history is exactly the clean history
+/// of `expected`; `Ok(None)` otherwise, with nothing changed.
+pub(crate) async fn apply_if_at(
+    backend: &mut dyn Backend,
+    set: &MigrationSet,
+    options: &MigrateOptions,
+    expected: i64,
+    until: i64,
+) -> Result<Option<MigrationOutcome>, MigrateError> {
+    let Some(migration) = one_request_step(&*backend, set, expected, until) else {
+        return Ok(None);
+    };
+    let step = Step {
+        migration,
+        direction: Direction::Up,
+        last: true,
+    };
+    let Some(elapsed) = backend.run_guarded(step, options, set, expected).await? else {
+        return Ok(None);
+    };
+    Ok(Some(MigrationOutcome {
+        from_version: Some(expected),
+        to_version: Some(migration.version()),
+        steps: vec![step_done(migration, Direction::Up, elapsed)],
+    }))
+}
+
+/// The migration [`apply_if_at`] runs: the only one above `expected` up to
+/// `until`, in a transaction, on a backend that can and holds no lock.
+pub(crate) fn one_request_step<'s>(
+    backend: &dyn Backend,
+    set: &'s MigrationSet,
+    expected: i64,
+    until: i64,
+) -> Option<&'s Migration> {
+    if !backend.applies_in_one_request() || backend.holds_lock() || set.get(expected).is_none() {
+        return None;
+    }
+    let mut plan = set
+        .iter()
+        .filter(|m| m.version() > expected && m.version() <= until);
+    match (plan.next(), plan.next()) {
+        (Some(migration), None) if !migration.no_tx() => Some(migration),
+        _ => None,
+    }
 }
 
 fn has_work(plan: Result<(Option<i64>, Vec<&Migration>), MigrateError>) -> bool {
@@ -187,19 +237,23 @@ async fn run_steps(
             last: index + 1 == plan.len(),
         };
         let elapsed = backend.run(step, options).await?;
-        tracing::info!(
-            version = migration.version(),
-            ?direction,
-            ?elapsed,
-            "migration step done"
-        );
-        steps.push(MigrationStep {
-            version: migration.version(),
-            description: migration.description().to_owned(),
-            elapsed,
-        });
+        steps.push(step_done(migration, direction, elapsed));
     }
     Ok(steps)
+}
+
+fn step_done(migration: &Migration, direction: Direction, elapsed: Duration) -> MigrationStep {
+    tracing::info!(
+        version = migration.version(),
+        ?direction,
+        ?elapsed,
+        "migration step done"
+    );
+    MigrationStep {
+        version: migration.version(),
+        description: migration.description().to_owned(),
+        elapsed,
+    }
 }
 
 /// The current version and the migrations to apply, or why applying is refused.

@@ -88,6 +88,8 @@ mod lint;
 mod lock;
 mod migration;
 mod migration_set;
+#[cfg(feature = "postgres")]
+mod optimistic;
 mod options;
 mod outcome;
 #[cfg(feature = "pages")]

@@ -10,7 +10,11 @@ use crate::backend::{Backend, Direction, Step};
 use crate::error::is_connection_failure;
 use crate::history::{HistoryRow, HistorySnapshot, POSTGRES_DDL};
 use crate::lock::{advisory_lock_key, lock_sql, try_lock_within, unlock, unlock_sql};
-use crate::{MigrateError, MigrateOptions};
+use crate::optimistic::{
+    expected_history_digest, guard_sql, mark_if_owner_sql, mark_sql, HISTORY_DIFFERS, LOCK_HELD,
+    READ_MARK,
+};
+use crate::{MigrateError, MigrateOptions, MigrationSet};
 
 /// The whole history plus the database name in one simple-protocol query (one
 /// round trip, no prepare). Fails with `42P01` when the table does not exist yet.
@@ -37,6 +41,9 @@ pub(crate) struct PgSessionState {
     database: Option<String>,
     /// The key of the migration lock while this connection holds it.
     lock_key: Option<i64>,
+    /// The mark every migration committed on this connection leaves on the
+    /// history table (see [`crate::optimistic`]).
+    mark: Option<String>,
 }
 
 /// A PostgreSQL connection driven by the engine.
@@ -53,6 +60,7 @@ impl PgSessionState {
         Self {
             database: database.map(str::to_owned),
             lock_key: None,
+            mark: None,
         }
     }
 
@@ -264,7 +272,7 @@ fn record_sql(step: &Step<'_>, measured: Option<Duration>) -> String {
 
 /// `text` as a PostgreSQL escape-string literal, whatever the server's
 /// `standard_conforming_strings`: backslashes and quotes doubled.
-fn quote_text(text: &str) -> String {
+pub(crate) fn quote_text(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len() + 3);
     quoted.push_str("E'");
     for c in text.chars() {
@@ -278,15 +286,29 @@ fn quote_text(text: &str) -> String {
 }
 
 /// A step's whole transaction as one simple-protocol request: `BEGIN` with the
-/// migration timeouts, the step, its history row, `COMMIT` (and after the
-/// operation's last step, the unlock). The server parses the text before running
-/// any of it; a failure skips the rest and leaves the transaction aborted.
+/// migration timeouts, the guard if any, the step, its history row, the mark if
+/// any, `COMMIT` (and after the operation's last step, the unlock). The server
+/// parses each statement before running it; a failure skips the rest and leaves
+/// the transaction aborted.
 struct TransactionText {
     sql: String,
     /// Where the step's SQL begins and ends in `sql`, in characters.
     step: std::ops::Range<usize>,
     /// Where the history statement begins and ends in `sql`, in characters.
     record: std::ops::Range<usize>,
+    /// Whether the transaction opens with the guard.
+    guarded: bool,
+}
+
+/// What a step's transaction carries besides the step and its history row.
+#[derive(Default)]
+struct Around {
+    /// [`guard_sql`]: the transaction takes the lock itself and checks the history first.
+    guard: Option<String>,
+    /// The statement marking the history table, after the history row.
+    mark: Option<String>,
+    /// The key of the lock to release after `COMMIT`, in the same request.
+    unlock: Option<i64>,
 }
 
 /// SQLSTATE of a syntax error: always the step's (the text around it is ours,
@@ -294,21 +316,31 @@ struct TransactionText {
 const SYNTAX_ERROR: &str = "42601";
 
 impl TransactionText {
-    /// `unlock`: the key of the lock to release after `COMMIT`, in the same request.
-    fn new(step: &Step<'_>, options: &MigrateOptions, unlock: Option<i64>) -> Self {
-        let prefix = format!("BEGIN; {}\n", options.timeout_sql("LOCAL "));
+    fn new(step: &Step<'_>, options: &MigrateOptions, around: Around) -> Self {
+        let timeouts = options.timeout_sql("LOCAL ");
+        let guarded = around.guard.is_some();
+        let prefix = match &around.guard {
+            // Each statement reads the history anew: the guard's read comes after its lock.
+            Some(guard) => format!("BEGIN ISOLATION LEVEL READ COMMITTED; {timeouts}{guard};\n"),
+            None => format!("BEGIN; {timeouts}\n"),
+        };
         let record = record_sql(step, None);
         let start = prefix.chars().count();
         let end = start + step.sql().chars().count();
         let record_start = end + "\n;\n".len();
-        let mut sql = format!("{prefix}{}\n;\n{record};\nCOMMIT", step.sql());
-        if let Some(key) = unlock {
+        let mut sql = format!("{prefix}{}\n;\n{record};\n", step.sql());
+        if let Some(mark) = around.mark {
+            sql.push_str(&format!("{mark};\n"));
+        }
+        sql.push_str("COMMIT");
+        if let Some(key) = around.unlock {
             sql.push_str(&format!(";\n{}", unlock_sql(key)));
         }
         Self {
             sql,
             step: start..end,
             record: record_start..record_start + record.chars().count(),
+            guarded,
         }
     }
 
@@ -317,6 +349,9 @@ impl TransactionText {
     fn classify(&self, error: sqlx::Error) -> RunError {
         let pg = pg_error(&error);
         let position = original_position(pg);
+        if self.guarded && pg.is_some_and(|e| [LOCK_HELD, HISTORY_DIFFERS].contains(&e.code())) {
+            return RunError::NotAsExpected;
+        }
         if pg.is_some_and(|e| e.code() == SYNTAX_ERROR) {
             return RunError::Step {
                 error,
@@ -330,6 +365,9 @@ impl TransactionText {
             }
             Some(p) if p > self.record.start && p <= self.record.end => {
                 return RunError::Bookkeeping("record the migration in _sqlx_migrations", error)
+            }
+            Some(p) if p > self.record.end => {
+                return RunError::Bookkeeping("mark the history table with the rollout", error)
             }
             _ => {}
         }
@@ -351,6 +389,9 @@ enum RunError {
         offset: usize,
     },
     Bookkeeping(&'static str, sqlx::Error),
+    /// The guard found another migrator holding the lock, or another history:
+    /// nothing changed.
+    NotAsExpected,
 }
 
 impl RunError {
@@ -360,7 +401,8 @@ impl RunError {
 }
 
 impl PgBackend<'_> {
-    /// The step's whole transaction in one round trip ([`TransactionText`]).
+    /// The step's whole transaction in one round trip ([`TransactionText`]),
+    /// marked when the connection marks its commits.
     async fn run_in_transaction(
         &mut self,
         step: &Step<'_>,
@@ -376,15 +418,33 @@ impl PgBackend<'_> {
         }
         // After the last step the engine unlocks: do it in the same request.
         let unlock = self.state.lock_key.filter(|_| step.last);
-        let text = TransactionText::new(step, options, unlock);
+        let around = Around {
+            guard: None,
+            mark: self.commit_mark(step).map(|mark| mark_if_owner_sql(&mark)),
+            unlock,
+        };
+        let elapsed = self
+            .send(&TransactionText::new(step, options, around))
+            .await?;
+        if unlock.is_some() {
+            self.state.lock_key = None;
+        }
+        Ok(elapsed)
+    }
+
+    /// The mark an up step leaves, when this connection marks its commits.
+    fn commit_mark(&self, step: &Step<'_>) -> Option<String> {
+        self.state
+            .mark
+            .clone()
+            .filter(|_| step.direction == Direction::Up)
+    }
+
+    /// Sends a step's transaction; after a failure, ends what is left of it.
+    async fn send(&mut self, text: &TransactionText) -> Result<Duration, RunError> {
         let started = Instant::now();
         match sqlx::Executor::execute(&mut *self.conn, text.sql.as_str()).await {
-            Ok(_) => {
-                if unlock.is_some() {
-                    self.state.lock_key = None;
-                }
-                Ok(started.elapsed())
-            }
+            Ok(_) => Ok(started.elapsed()),
             Err(error) => {
                 if !is_connection_failure(&error) {
                     // End the aborted transaction (after a failed COMMIT there is
@@ -425,6 +485,13 @@ impl PgBackend<'_> {
 
     /// A `-- no-transaction` step, then its history row (after it, on success only).
     async fn execute_then_record(&mut self, step: &Step<'_>) -> Result<Duration, RunError> {
+        if let Some(mark) = self.commit_mark(step) {
+            // Before the step: it commits as it goes, and a mark only says the
+            // start this rollout recorded was read, not guessed.
+            sqlx::Executor::execute(&mut *self.conn, mark_if_owner_sql(&mark).as_str())
+                .await
+                .map_err(|e| RunError::Bookkeeping("mark the history table with the rollout", e))?;
+        }
         let started = Instant::now();
         sqlx::Executor::execute(&mut *self.conn, step.sql())
             .await
@@ -534,10 +601,72 @@ impl Backend for PgBackend<'_> {
         } else {
             self.run_in_transaction(&step, options).await
         };
-        result.map_err(|error| match error {
-            RunError::Step { error, offset } => self.step_error(&step, error, offset),
+        result.map_err(|error| self.run_error(&step, error))
+    }
+
+    fn mark_commits(&mut self, mark: Option<String>) {
+        self.state.mark = mark;
+    }
+
+    async fn carries_mark(&mut self, mark: &str) -> Result<Option<bool>, MigrateError> {
+        let row = sqlx::Executor::fetch_optional(&mut *self.conn, READ_MARK)
+            .await
+            .map_err(|e| self.bookkeeping_error("read the history table's mark", e))?;
+        let Some(row) = row else {
+            return Ok(Some(false));
+        };
+        let read = || -> Result<(Option<String>, bool), sqlx::Error> {
+            Ok((row.try_get(0)?, row.try_get(1)?))
+        };
+        let (comment, owner) =
+            read().map_err(|e| self.bookkeeping_error("read the history table's mark", e))?;
+        Ok(owner.then(|| comment.as_deref() == Some(mark)))
+    }
+
+    fn applies_in_one_request(&self) -> bool {
+        self.state.database.is_some() && !self.conn.is_in_transaction()
+    }
+
+    async fn run_guarded(
+        &mut self,
+        step: Step<'_>,
+        options: &MigrateOptions,
+        set: &MigrationSet,
+        expected: i64,
+    ) -> Result<Option<Duration>, MigrateError> {
+        let Some(database) = self.state.database.clone() else {
+            return Ok(None);
+        };
+        let digest = expected_history_digest(set, expected);
+        let around = Around {
+            guard: Some(guard_sql(advisory_lock_key(&database), &digest)),
+            mark: self.commit_mark(&step).map(|mark| mark_sql(&mark)),
+            unlock: None,
+        };
+        match self
+            .send(&TransactionText::new(&step, options, around))
+            .await
+        {
+            Ok(elapsed) => Ok(Some(elapsed)),
+            Err(RunError::NotAsExpected) => Ok(None),
+            Err(error) => Err(self.run_error(&step, error)),
+        }
+    }
+}
+
+impl PgBackend<'_> {
+    fn run_error(&self, step: &Step<'_>, error: RunError) -> MigrateError {
+        match error {
+            RunError::Step { error, offset } => self.step_error(step, error, offset),
             RunError::Bookkeeping(during, source) => self.bookkeeping_error(during, source),
-        })
+            RunError::NotAsExpected => MigrateError::History {
+                database: self.database(),
+                during: "run a migration step",
+                source: Box::new(sqlx::Error::Protocol(
+                    "the migration lock or history changed under a locked step".into(),
+                )),
+            },
+        }
     }
 }
 

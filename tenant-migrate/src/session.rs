@@ -103,6 +103,59 @@ impl MigrationSession {
         .await
     }
 
+    /// Applies the one migration above `expected`, up to `version`, in a single
+    /// request when the tenant's history is exactly every migration of the set
+    /// up to `expected`, applied cleanly: the request takes the migration lock for
+    /// its transaction (`READ COMMITTED`), checks the history under it, applies,
+    /// records and commits. Across the internet this costs the connection plus
+    /// one round trip, where [`apply_to`](Self::apply_to) costs two.
+    ///
+    /// `Ok(None)`, with nothing changed, when the history is another one, when
+    /// another migrator holds the lock, or when one request cannot do it
+    /// ([`can_apply_if_at`](Self::can_apply_if_at) is false): then call
+    /// [`apply_to`](Self::apply_to), which waits for the lock and reads.
+    pub async fn apply_if_at(
+        &mut self,
+        expected: i64,
+        version: i64,
+    ) -> Result<Option<MigrationOutcome>, MigrateError> {
+        let (set, options) = (self.migrator.migrations(), self.migrator.options());
+        let mut backend = self.conn.backend();
+        let outcome =
+            engine::apply_if_at(backend.as_mut(), set, options, expected, version).await?;
+        drop(backend);
+        if outcome.is_some() {
+            self.prior = Prior::Nothing;
+        }
+        Ok(outcome)
+    }
+
+    /// Whether [`apply_if_at`](Self::apply_if_at) can try: a PostgreSQL
+    /// database, exactly one migration above `expected` up to `version`, run in
+    /// a transaction, and no lock held by this session.
+    pub fn can_apply_if_at(&mut self, expected: i64, version: i64) -> bool {
+        let set = self.migrator.migrations();
+        engine::one_request_step(self.conn.backend().as_ref(), set, expected, version).is_some()
+    }
+
+    /// Leaves `mark` as the comment of the tenant's `_sqlx_migrations` table, in
+    /// the same transaction, with every migration this session applies from now
+    /// on (PostgreSQL, where the session's role owns the table; elsewhere nothing).
+    ///
+    /// A fleet rollout marks its commits with its id, so that a runner resuming
+    /// after a crash can ask [`carries_mark`](Self::carries_mark) whether the
+    /// rollout changed this tenant.
+    pub fn mark_commits(&mut self, mark: impl Into<String>) {
+        self.conn.backend().mark_commits(Some(mark.into()));
+    }
+
+    /// Whether the tenant's history table carries `mark` (one query): `None`
+    /// when this session cannot mark the database (SQLite, or a role that does
+    /// not own the table), so that no answer can be read from its absence.
+    pub async fn carries_mark(&mut self, mark: &str) -> Result<Option<bool>, MigrateError> {
+        self.conn.backend().carries_mark(mark).await
+    }
+
     /// Closes the connection (dropping the session closes it too, less politely).
     pub async fn close(self) {
         self.conn.close().await;

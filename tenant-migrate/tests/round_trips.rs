@@ -192,3 +192,115 @@ async fn the_lock_is_taken_once_and_released() {
     .unwrap();
     assert_eq!(held, 0, "every advisory lock taken was released");
 }
+
+/// Two transactional migrations: the tenant is at the first, the second pending.
+async fn tenant_one_behind() -> (TestDatabase, TenantMigrator) {
+    let db = TestDatabase::create().await.unwrap();
+    let set = fixture_set()
+        .iter()
+        .take(2)
+        .fold(MigrationSet::builder(), |b, m| b.migration(m.clone()))
+        .build()
+        .unwrap();
+    let migrator = TenantMigrator::new(set);
+    let mut conn = connect(&db).await;
+    migrator.apply_postgres(&mut conn).await.unwrap();
+    migrator
+        .revert_postgres(&mut conn, FIXTURE_VERSIONS[0])
+        .await
+        .unwrap();
+    (db, migrator)
+}
+
+async fn history_comment(db: &TestDatabase) -> Option<String> {
+    sqlx::query_scalar("SELECT obj_description('_sqlx_migrations'::regclass, 'pg_class')")
+        .fetch_one(&mut connect(db).await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_pending_migration_is_applied_in_one_request_when_the_tenant_is_where_expected() {
+    let (db, migrator) = tenant_one_behind().await;
+    let (first, second) = (FIXTURE_VERSIONS[0], FIXTURE_VERSIONS[1]);
+    let wire = Arc::new(Wire::default());
+    let port = listen(&db, wire.clone()).await;
+    let relayed = url(&format!(
+        "postgres://postgres@127.0.0.1:{port}/{}",
+        db.name()
+    ));
+    let mut session = migrator.connect(&relayed).await.unwrap();
+    session.mark_commits("rollout 7");
+    assert!(session.can_apply_if_at(first, second));
+    assert!(
+        !session.can_apply_if_at(first - 1, second),
+        "two pending migrations are not one request"
+    );
+
+    wire.arm();
+    let outcome = session.apply_if_at(first, second).await.unwrap().unwrap();
+    assert_eq!(wire.batches(), 1, "lock, check, apply, record, commit");
+    assert_eq!(
+        (outcome.from_version, outcome.to_version),
+        (Some(first), Some(second))
+    );
+    assert_eq!(outcome.steps.len(), 1);
+    assert_eq!(history(&db).await, vec![(first, true), (second, true)]);
+    assert_eq!(
+        advisory_locks(&mut connect(&db).await).await,
+        0,
+        "the lock ends with the transaction"
+    );
+    assert_eq!(history_comment(&db).await.as_deref(), Some("rollout 7"));
+    assert_eq!(session.carries_mark("rollout 7").await.unwrap(), Some(true));
+    assert_eq!(
+        session.carries_mark("rollout 8").await.unwrap(),
+        Some(false)
+    );
+    session.close().await;
+}
+
+#[tokio::test]
+async fn a_tenant_elsewhere_or_locked_is_left_untouched_by_the_one_request_apply() {
+    let (db, migrator) = tenant_one_behind().await;
+    let (first, second) = (FIXTURE_VERSIONS[0], FIXTURE_VERSIONS[1]);
+    let mut session = migrator.connect(&target(&db)).await.unwrap();
+    session.mark_commits("rollout 7");
+
+    // A history row whose checksum differs from the file: not the expected history.
+    let mut other = connect(&db).await;
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00'")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    assert!(session.apply_if_at(first, second).await.unwrap().is_none());
+    assert_eq!(history(&db).await, vec![(first, true)]);
+    assert_eq!(history_comment(&db).await, None);
+    let checksum = migrator
+        .migrations()
+        .get(first)
+        .unwrap()
+        .checksum()
+        .to_vec();
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = $1")
+        .bind(checksum)
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    // Another migrator holds the tenant's migration lock (sqlx's key, as a session lock).
+    let mut held = migrator.connect(&target(&db)).await.unwrap();
+    held.lock_status().await.unwrap();
+    assert!(session.apply_if_at(first, second).await.unwrap().is_none());
+    assert_eq!(history(&db).await, vec![(first, true)]);
+    held.close().await;
+
+    let applied = session.apply_if_at(first, second).await.unwrap();
+    assert!(applied.is_some(), "applied once the lock is free");
+    assert!(
+        session.apply_if_at(first, second).await.unwrap().is_none(),
+        "at the target, the history is no longer the one expected"
+    );
+    assert_eq!(history(&db).await, vec![(first, true), (second, true)]);
+    session.close().await;
+}

@@ -55,6 +55,31 @@ impl TenantSession for MigrationSession {
             .map_err(backend_error)
     }
 
+    fn applies_in_one_request(&mut self, expected: i64, target_version: i64) -> bool {
+        self.can_apply_if_at(expected, target_version)
+    }
+
+    async fn apply_if_at(
+        &mut self,
+        expected: i64,
+        target_version: i64,
+    ) -> Result<Option<MigrationReport>, BackendError> {
+        MigrationSession::apply_if_at(self, expected, target_version)
+            .await
+            .map(|outcome| outcome.map(report))
+            .map_err(backend_error)
+    }
+
+    fn mark_commits(&mut self, mark: &str) {
+        MigrationSession::mark_commits(self, mark);
+    }
+
+    async fn carries_mark(&mut self, mark: &str) -> Result<Option<bool>, BackendError> {
+        MigrationSession::carries_mark(self, mark)
+            .await
+            .map_err(backend_error)
+    }
+
     async fn revert(&mut self, to_version: Option<i64>) -> Result<MigrationReport, BackendError> {
         // The migrator reverts everything above `to_version`; 0 reverts all.
         MigrationSession::revert(self, to_version.unwrap_or(0))

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use tenancy_core::{RetryPolicy, TenantId};
 
-use super::job::JobContext;
+use super::job::{JobContext, UsualStart};
 use super::progress::Listener;
 use super::runner::Runner;
 use super::{
@@ -347,6 +347,8 @@ impl Rollout {
             target_version: record.key.target_version,
             owner: runner_name(),
             phase,
+            mark: JobContext::mark(&record),
+            usual_start: UsualStart::default(),
         };
         Runner {
             ctx: Arc::new(ctx),

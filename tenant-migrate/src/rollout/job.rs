@@ -9,8 +9,8 @@ use crate::SchemaVersion;
 
 use super::progress::Listener;
 use super::{
-    ClaimedTenant, RolloutError, RolloutEvent, RolloutMigrator, RolloutPhase, RolloutStore,
-    TenantFleet, TenantOutcome, TenantSession, TenantState,
+    ClaimedTenant, RolloutError, RolloutEvent, RolloutMigrator, RolloutPhase, RolloutRecord,
+    RolloutStore, TenantFleet, TenantOutcome, TenantSession, TenantState,
 };
 
 /// What every tenant job of one runner shares.
@@ -24,6 +24,44 @@ pub(crate) struct JobContext {
     pub(crate) target_version: i64,
     pub(crate) owner: String,
     pub(crate) phase: RolloutPhase,
+    /// What every migration this rollout commits leaves on the tenant's history.
+    pub(crate) mark: String,
+    /// The version the last tenant that needed migrating started from.
+    pub(crate) usual_start: UsualStart,
+}
+
+impl JobContext {
+    /// The mark of a rollout: its id, target and creation time, so that another
+    /// state store's rollout of the same id does not pass for it.
+    pub(crate) fn mark(rollout: &RolloutRecord) -> String {
+        format!(
+            "tenancy-kit rollout {} to {} created {}",
+            rollout.id,
+            rollout.key.target_version,
+            rollout.created_at.unix_timestamp()
+        )
+    }
+}
+
+/// The version tenants start from, learnt from the tenants migrated so far: the
+/// guess that lets the next one be applied in one request.
+#[derive(Debug, Default)]
+pub(crate) struct UsualStart(std::sync::Mutex<Option<i64>>);
+
+impl UsualStart {
+    fn get(&self) -> Option<i64> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn observe(&self, version: i64) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(version);
+    }
 }
 
 impl fmt::Debug for JobContext {
@@ -168,8 +206,13 @@ impl Job<'_> {
     }
 
     async fn forward(&mut self, session: &mut dyn TenantSession) -> Result<TenantOutcome, Stop> {
+        session.mark_commits(&self.ctx.mark);
+        let mut refuted = false;
+        if let Some(outcome) = self.forward_in_one_request(session, &mut refuted).await? {
+            return Ok(outcome);
+        }
         let current = session.lock_version().await?;
-        let from = self.record_start(current).await?;
+        let from = self.settle_start(session, current, refuted).await?;
         let target = self.ctx.target_version;
         if current >= Some(target) {
             if from < Some(target) {
@@ -182,6 +225,9 @@ impl Job<'_> {
             ));
         }
         self.seen = Some(SchemaVersion::from(current));
+        if let Some(version) = current {
+            self.ctx.usual_start.observe(version);
+        }
         match session.apply(target).await {
             Ok(report) => Ok(outcome(
                 TenantState::Succeeded,
@@ -192,6 +238,51 @@ impl Job<'_> {
                 version: session.version().await.ok().map(SchemaVersion::from),
                 error,
             }),
+        }
+    }
+
+    /// On a first attempt, when the tenants before started from a known
+    /// version: records it as this tenant's start, then applies in one request
+    /// if the tenant is there. `Ok(None)`: take the locked path; `refuted` is
+    /// set when the tenant was not there (nothing changed, the start recorded is wrong).
+    async fn forward_in_one_request(
+        &mut self,
+        session: &mut dyn TenantSession,
+        refuted: &mut bool,
+    ) -> Result<Option<TenantOutcome>, Stop> {
+        let target = self.ctx.target_version;
+        let Some(usual) = self.ctx.usual_start.get() else {
+            return Ok(None);
+        };
+        if self.from.is_some() || !session.applies_in_one_request(usual, target) {
+            return Ok(None);
+        }
+        self.record_start(Some(usual)).await?;
+        match session.apply_if_at(usual, target).await {
+            Ok(Some(report)) => {
+                self.seen = Some(SchemaVersion::from(Some(usual)));
+                Ok(Some(outcome(
+                    TenantState::Succeeded,
+                    report.to_version,
+                    true,
+                )))
+            }
+            Ok(None) => {
+                *refuted = true;
+                Ok(None)
+            }
+            Err(error) => {
+                // The step failed (the tenant was where expected), or the
+                // connection did: settle the start while the tenant can be read.
+                let version = session.version().await.ok();
+                if let Some(current) = version {
+                    self.settle_start(session, current, false).await?;
+                }
+                Err(Stop::Backend {
+                    version: version.map(SchemaVersion::from),
+                    error,
+                })
+            }
         }
     }
 
@@ -207,6 +298,30 @@ impl Job<'_> {
                 error,
             }),
         }
+    }
+
+    /// The version the tenant started from, `current` being what it holds now:
+    /// recorded now on a first attempt. A start recorded before stands unless
+    /// it was a guess this rollout never acted on: `refuted` by the tenant, or
+    /// differing from `current` on a tenant that carries no commit of this
+    /// rollout; then `current` is recorded instead.
+    async fn settle_start(
+        &mut self,
+        session: &mut dyn TenantSession,
+        current: Option<i64>,
+        refuted: bool,
+    ) -> Result<Option<i64>, Stop> {
+        let Some(recorded) = self.from.map(SchemaVersion::latest) else {
+            return self.record_start(current).await;
+        };
+        if recorded == current {
+            return Ok(recorded);
+        }
+        if !refuted && session.carries_mark(&self.ctx.mark).await? != Some(false) {
+            return Ok(recorded);
+        }
+        self.from = None;
+        self.record_start(current).await
     }
 
     /// Writes the starting version before anything changes, once per tenant.

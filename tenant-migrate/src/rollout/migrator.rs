@@ -12,6 +12,14 @@ use tenancy_core::{BackendError, DatabaseTarget, MigrationReport};
 /// [`TenantSession::apply`] idempotent and exclusive per database (a per-database
 /// lock and a history table): a rollout retries a tenant whose runner died, and
 /// relies on the tenant's own history to never apply a migration twice.
+///
+/// A rollout records the version each tenant starts from before changing it,
+/// for rollback. Where the session can apply in one request
+/// ([`TenantSession::apply_if_at`]), the rollout records the version the
+/// tenants before it started from, then applies only if the tenant is there;
+/// a runner resuming after a crash asks [`TenantSession::carries_mark`] whether
+/// such a request committed, and records the tenant's version instead when it
+/// did not.
 #[async_trait]
 pub trait RolloutMigrator: Send + Sync + fmt::Debug {
     /// The version every tenant is brought to (the set's latest; `None` for an
@@ -47,6 +55,34 @@ pub trait TenantSession: Send {
 
     /// Applies every pending migration up to `target_version`.
     async fn apply(&mut self, target_version: i64) -> Result<MigrationReport, BackendError>;
+
+    /// Whether [`apply_if_at`](Self::apply_if_at) can be tried from `expected`
+    /// to `target_version`. By default `false`.
+    fn applies_in_one_request(&mut self, _expected: i64, _target_version: i64) -> bool {
+        false
+    }
+
+    /// Applies up to `target_version` in one request, taking and releasing the
+    /// per-database lock inside it, if the database is exactly at `expected`
+    /// (its history clean up to it). `Ok(None)`: it was not, or the lock was
+    /// held; nothing changed. By default `Ok(None)`.
+    async fn apply_if_at(
+        &mut self,
+        _expected: i64,
+        _target_version: i64,
+    ) -> Result<Option<MigrationReport>, BackendError> {
+        Ok(None)
+    }
+
+    /// Leaves `mark` in the database with every migration this session applies
+    /// from now on, atomically with it. By default nothing.
+    fn mark_commits(&mut self, _mark: &str) {}
+
+    /// Whether the database carries `mark` (see [`mark_commits`](Self::mark_commits));
+    /// `None` when it cannot tell. By default `None`.
+    async fn carries_mark(&mut self, _mark: &str) -> Result<Option<bool>, BackendError> {
+        Ok(None)
+    }
 
     /// Reverts migrations above `to_version` (`None`: all of them), newest first.
     async fn revert(&mut self, to_version: Option<i64>) -> Result<MigrationReport, BackendError>;
