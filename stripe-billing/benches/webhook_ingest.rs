@@ -6,9 +6,19 @@
 //! (PostgreSQL at 127.0.0.1:5432, as the tests use). 64 connections send distinct
 //! signed events; rounds alternate floor and webhook; the figures are medians of the
 //! rounds, and every event sent is counted in the store afterwards.
+//!
+//! Then "store briefly unreachable": one load run per store during which the store
+//! goes away for a moment (PostgreSQL: the pool reaches it through a TCP proxy the
+//! bench cuts, dropping every connection and refusing new ones, then restores;
+//! SQLite: another connection holds the exclusive write lock, and the pool's
+//! writers give up after a short busy timeout). The load generator behaves as
+//! Stripe does: on a non-2xx answer or a connection error it sends the same event
+//! again (bounded, backing off). Afterwards every event must be stored exactly once,
+//! and every event answered 200 must be in the store.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -31,6 +41,10 @@ const CONNECTIONS: usize = 64;
 const TENANTS: usize = 256;
 const ROUNDS: usize = 5;
 const PRICE: &str = "price_professional_monthly";
+/// How long the store is unreachable in the outage case.
+const OUTAGE: Duration = Duration::from_millis(1_500);
+/// How often the load generator sends one event before giving up (Stripe: three days).
+const MAX_ATTEMPTS: u32 = 60;
 
 /// One store under test: the webhook's processor and a floor over the same pool.
 struct Subject {
@@ -292,6 +306,344 @@ async fn measure(subject: Subject, per_round: usize) {
     assert_eq!(applied, sent, "every event is stored exactly once");
 }
 
+// ---- the store briefly unreachable ----
+
+/// A TCP proxy in front of PostgreSQL: while cut, it drops every connection it
+/// carries and closes each new one at once.
+#[derive(Clone)]
+struct Proxy {
+    port: u16,
+    open: Arc<AtomicBool>,
+    cuts: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let (cuts, _) = tokio::sync::watch::channel(0);
+        let proxy = Self {
+            port,
+            open: Arc::new(AtomicBool::new(true)),
+            cuts,
+        };
+        let serving = proxy.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !serving.open.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let mut cut = serving.cuts.subscribe();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        proxy
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+/// How the store is made unreachable.
+enum Outage {
+    Proxy(Proxy),
+    /// Another connection takes SQLite's exclusive lock.
+    SqliteLock(Box<sqlx::sqlite::SqliteConnectOptions>),
+}
+
+impl Outage {
+    /// Makes the store unreachable for [`OUTAGE`], then reachable again.
+    async fn run(&self) {
+        match self {
+            Self::Proxy(proxy) => {
+                proxy.cut();
+                tokio::time::sleep(OUTAGE).await;
+                proxy.restore();
+            }
+            Self::SqliteLock(options) => {
+                use sqlx::{ConnectOptions, Connection};
+                let mut holder = options.connect().await.expect("lock holder");
+                sqlx::raw_sql("BEGIN EXCLUSIVE")
+                    .execute(&mut holder)
+                    .await
+                    .expect("exclusive lock");
+                tokio::time::sleep(OUTAGE).await;
+                sqlx::raw_sql("ROLLBACK")
+                    .execute(&mut holder)
+                    .await
+                    .expect("release");
+                holder.close().await.expect("close");
+            }
+        }
+    }
+}
+
+/// What the load generator saw while the store went away.
+#[derive(Default)]
+struct Deliveries {
+    /// Event ids answered 200.
+    acknowledged: Mutex<Vec<String>>,
+    /// 5xx answers.
+    server_errors: AtomicUsize,
+    /// Connection errors (no answer).
+    connection_errors: AtomicUsize,
+    /// Other non-2xx answers.
+    other: AtomicUsize,
+    /// Events never acknowledged within [`MAX_ATTEMPTS`].
+    abandoned: AtomicUsize,
+}
+
+/// Sends every event over `CONNECTIONS` connections as Stripe does: again on any
+/// non-2xx answer or connection error, backing off, at most [`MAX_ATTEMPTS`] times.
+async fn load_retrying(
+    url: &str,
+    events: Arc<Vec<(String, Vec<u8>, String)>>,
+    deliveries: Arc<Deliveries>,
+    sent: Arc<AtomicUsize>,
+) -> Duration {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (client, url, events, next, deliveries, sent) = (
+                client.clone(),
+                url.to_owned(),
+                events.clone(),
+                next.clone(),
+                deliveries.clone(),
+                sent.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((id, body, header)) = events.get(i) else {
+                        return;
+                    };
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    let mut acknowledged = false;
+                    for attempt in 0..MAX_ATTEMPTS {
+                        let answer = client
+                            .post(&url)
+                            .header("stripe-signature", header)
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await;
+                        match answer {
+                            Ok(answer) if answer.status().is_success() => {
+                                acknowledged = true;
+                                break;
+                            }
+                            Ok(answer) if answer.status().is_server_error() => {
+                                deliveries.server_errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(_) => {
+                                deliveries.other.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(_) => {
+                                deliveries.connection_errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        let backoff = Duration::from_millis(10 << attempt.min(5));
+                        tokio::time::sleep(backoff.min(Duration::from_millis(250))).await;
+                    }
+                    if acknowledged {
+                        let mut ids = deliveries.acknowledged.lock().expect("ids");
+                        ids.push(id.clone());
+                    } else {
+                        deliveries.abandoned.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    started.elapsed()
+}
+
+/// One load run with the store unreachable for a moment a quarter of the way in.
+async fn measure_outage(
+    name: &str,
+    processor: BillingProcessor,
+    floor: Floor,
+    outage: Outage,
+    count: usize,
+) {
+    let subject = Subject {
+        name: "outage",
+        processor,
+        floor,
+        _keep: Box::new(()),
+    };
+    let base = serve(&subject).await;
+    let events: Vec<(String, Vec<u8>, String)> = events(count, ROUNDS + 1)
+        .into_iter()
+        .map(|(body, header)| {
+            let event: Value = serde_json::from_slice(&body).expect("event");
+            let id = event["id"].as_str().expect("id").to_owned();
+            (id, body, header)
+        })
+        .collect();
+    let ids: Vec<String> = events.iter().map(|(id, _, _)| id.clone()).collect();
+    let deliveries = Arc::new(Deliveries::default());
+    let sent = Arc::new(AtomicUsize::new(0));
+    let before = subject.floor.count("billing_events").await;
+    let cut = {
+        let sent = sent.clone();
+        async move {
+            while sent.load(Ordering::Relaxed) < count / 4 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            outage.run().await;
+        }
+    };
+    let url = format!("{base}/webhook");
+    let (elapsed, ()) = tokio::join!(
+        load_retrying(&url, Arc::new(events), deliveries.clone(), sent),
+        cut
+    );
+    let store = subject.processor.store();
+    let stored = subject.floor.count("billing_events").await - before;
+    let mut processed = 0;
+    for chunk in ids.chunks(1_000) {
+        processed += store
+            .processed_events(chunk)
+            .await
+            .expect("read back")
+            .len();
+    }
+    let acknowledged = deliveries.acknowledged.lock().expect("ids").clone();
+    let mut acknowledged_stored = 0;
+    for chunk in acknowledged.chunks(1_000) {
+        acknowledged_stored += store
+            .processed_events(chunk)
+            .await
+            .expect("read back")
+            .len();
+    }
+    let server_errors = deliveries.server_errors.load(Ordering::Relaxed);
+    let connection_errors = deliveries.connection_errors.load(Ordering::Relaxed);
+    let other = deliveries.other.load(Ordering::Relaxed);
+    let abandoned = deliveries.abandoned.load(Ordering::Relaxed);
+    println!(
+        "{name:<9} outage {:.1} s: {:>7.0} events/s over the run | {server_errors} answered 5xx, {connection_errors} connection errors, {other} other non-2xx, all retried | stored {stored}/{count} events, {processed}/{count} ids found | answered 200 {} of which in the store {acknowledged_stored} | abandoned {abandoned}",
+        OUTAGE.as_secs_f64(),
+        count as f64 / elapsed.as_secs_f64(),
+        acknowledged.len(),
+    );
+    assert!(
+        server_errors + connection_errors > 0,
+        "{name}: the outage was not felt"
+    );
+    assert_eq!(
+        abandoned, 0,
+        "{name}: every event is acknowledged eventually"
+    );
+    assert_eq!(
+        other, 0,
+        "{name}: only 5xx or connection errors during the outage"
+    );
+    assert_eq!(
+        stored as usize, count,
+        "{name}: every event stored exactly once"
+    );
+    assert_eq!(processed, count, "{name}: every event id is in the store");
+    assert_eq!(
+        acknowledged_stored,
+        acknowledged.len(),
+        "{name}: every event answered 200 is in the store"
+    );
+}
+
+/// SQLite whose writers give up after a short busy timeout, and the lock that stops them.
+async fn sqlite_outage(count: usize) {
+    let file = TempSqlite::new();
+    let url = format!("{}?mode=rwc", file.url());
+    let pool = tenancy_core::persistence::StorePoolOptions::new()
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_millis(250))
+        .open_sqlite(&url)
+        .await
+        .expect("sqlite pool");
+    let store = SqliteBillingStore::from_pool(pool.clone())
+        .await
+        .expect("sqlite store");
+    let holder = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .expect("options")
+        .busy_timeout(Duration::from_secs(30));
+    let subject = subject("sqlite", Arc::new(store), Floor::Sqlite(pool), Box::new(())).await;
+    measure_outage(
+        "sqlite",
+        subject.processor,
+        subject.floor,
+        Outage::SqliteLock(Box::new(holder)),
+        count,
+    )
+    .await;
+    drop(file);
+}
+
+/// PostgreSQL reached through a proxy the bench cuts.
+async fn postgres_outage(count: usize) {
+    let db = TestDatabase::create_with_prefix("tk_ingest_outage")
+        .await
+        .expect("database");
+    let options = sqlx::postgres::PgConnectOptions::from_str(db.url().expose()).expect("url");
+    let proxy = Proxy::start(format!("{}:{}", options.get_host(), options.get_port())).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.port(proxy.port))
+        .await
+        .expect("pool through the proxy");
+    let store = PostgresBillingStore::from_pool(pool.clone())
+        .await
+        .expect("postgres store");
+    let subject = subject(
+        "postgres",
+        Arc::new(store),
+        Floor::Postgres(pool),
+        Box::new(()),
+    )
+    .await;
+    measure_outage(
+        "postgres",
+        subject.processor,
+        subject.floor,
+        Outage::Proxy(proxy),
+        count,
+    )
+    .await;
+    drop(db);
+}
+
 #[tokio::main]
 async fn main() {
     let per_round = std::env::args()
@@ -303,4 +655,7 @@ async fn main() {
     );
     measure(sqlite().await, per_round).await;
     measure(postgres().await, per_round).await;
+    println!("store briefly unreachable: {per_round} events, {CONNECTIONS} connections, retried as Stripe does");
+    sqlite_outage(per_round).await;
+    postgres_outage(per_round).await;
 }
