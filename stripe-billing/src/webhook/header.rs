@@ -32,6 +32,7 @@ pub struct SignatureHeader {
 
 impl SignatureHeader {
     /// Parses a header value.
+    #[inline]
     pub fn parse(header: &str) -> Result<Self, HeaderError> {
         let mut timestamp = None;
         let mut parsed = Self {
@@ -40,17 +41,20 @@ impl SignatureHeader {
             count: 0,
         };
         for (position, item) in header.split(',').enumerate() {
-            let item = item.trim();
+            let item = trim(item);
             if item.is_empty() {
                 continue;
             }
-            let (key, value) = item
-                .split_once('=')
+            // `=` is ASCII, so the byte found is a character boundary.
+            let equals = item
+                .bytes()
+                .position(|b| b == b'=')
                 .ok_or(HeaderError::NotKeyValue { position })?;
-            match key.trim() {
-                "t" if timestamp.is_some() => return Err(HeaderError::DuplicateTimestamp),
-                "t" => timestamp = Some(parse_timestamp(value.trim())?),
-                "v1" => parsed.push_signature(value.trim(), position)?,
+            let (key, value) = (&item[..equals], trim(&item[equals + 1..]));
+            match trim(key).as_bytes() {
+                b"t" if timestamp.is_some() => return Err(HeaderError::DuplicateTimestamp),
+                b"t" => timestamp = Some(parse_timestamp(value)?),
+                b"v1" => parsed.push_signature(value, position)?,
                 _ => {}
             }
         }
@@ -65,8 +69,9 @@ impl SignatureHeader {
             .ok_or(HeaderError::TooManySignatures {
                 max: MAX_SIGNATURES,
             })?;
-        hex::decode_to_slice(hex_value, slot)
-            .map_err(|_| HeaderError::InvalidSignature { position })?;
+        if !decode_hex(hex_value.as_bytes(), slot) {
+            return Err(HeaderError::InvalidSignature { position });
+        }
         self.count += 1;
         Ok(())
     }
@@ -82,12 +87,72 @@ impl SignatureHeader {
     }
 }
 
+/// `str::trim`, answering at once when both ends are ASCII and not whitespace (as
+/// they are in every header Stripe sends).
+fn trim(value: &str) -> &str {
+    match value.as_bytes() {
+        [first, .., last] | [first @ last]
+            if first.is_ascii_graphic() && last.is_ascii_graphic() =>
+        {
+            value
+        }
+        _ => value.trim(),
+    }
+}
+
 fn parse_timestamp(value: &str) -> Result<i64, HeaderError> {
     let invalid = || HeaderError::InvalidTimestamp(value.chars().take(32).collect());
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+    if value.is_empty() {
         return Err(invalid());
     }
-    value.parse().map_err(|_| invalid())
+    let mut seconds: i64 = 0;
+    for byte in value.bytes() {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return Err(invalid());
+        }
+        seconds = seconds
+            .checked_mul(10)
+            .and_then(|s| s.checked_add(i64::from(digit)))
+            .ok_or_else(invalid)?;
+    }
+    Ok(seconds)
+}
+
+/// Each byte's value as a hexadecimal digit (either case), or `0xFF`.
+const HEX_DIGITS: [u8; 256] = {
+    let mut table = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Decodes exactly `2 * out.len()` hexadecimal digits into `out`; `false` if the
+/// length or a digit is wrong (then `out` holds garbage).
+fn decode_hex(digits: &[u8], out: &mut [u8; SIGNATURE_LEN]) -> bool {
+    if digits.len() != 2 * SIGNATURE_LEN {
+        return false;
+    }
+    // Every invalid digit has its high bits set: check them once at the end.
+    let mut invalid = 0u8;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let (high, low) = (
+            HEX_DIGITS[usize::from(pair[0])],
+            HEX_DIGITS[usize::from(pair[1])],
+        );
+        invalid |= high | low;
+        *byte = (high << 4) | (low & 0x0F);
+    }
+    invalid & 0xF0 == 0
 }
 
 impl fmt::Debug for SignatureHeader {
@@ -176,6 +241,40 @@ mod tests {
         ];
         for (header, expected) in cases {
             assert_eq!(SignatureHeader::parse(&header), Err(expected), "{header}");
+        }
+    }
+
+    #[test]
+    fn unicode_whitespace_is_trimmed_as_before() {
+        let parsed =
+            SignatureHeader::parse(&format!("\u{a0}t=5\u{2003},\tv1 =\u{3000}{} ", sig(3)))
+                .unwrap();
+        assert_eq!(parsed.timestamp(), 5);
+        assert_eq!(parsed.signatures(), &[[3; 32]]);
+    }
+
+    #[test]
+    fn hex_decoding_matches_the_hex_crate() {
+        for digits in [
+            "00".repeat(32),
+            "ff".repeat(32),
+            "0123456789abcdefABCDEF".repeat(3)[..64].to_owned(),
+            format!("{}g0", "00".repeat(31)),
+            format!("{}0/", "00".repeat(31)),
+            format!("{}:0", "00".repeat(31)),
+            format!("{}\u{e9}", "00".repeat(31)),
+        ] {
+            let mut ours = [0; SIGNATURE_LEN];
+            let mut theirs = [0; SIGNATURE_LEN];
+            let ok = decode_hex(digits.as_bytes(), &mut ours);
+            assert_eq!(
+                ok,
+                hex::decode_to_slice(&digits, &mut theirs).is_ok(),
+                "{digits}"
+            );
+            if ok {
+                assert_eq!(ours, theirs, "{digits}");
+            }
         }
     }
 
