@@ -5,7 +5,9 @@
 use sqlx::Connection;
 use tenancy_core::testing::{TempSqlite, TestDatabase};
 use tenancy_core::DatabaseTarget;
-use tenant_migrate::fingerprint::{read_schema, ObjectKind, SchemaDifference, SchemaScope};
+use tenant_migrate::fingerprint::{
+    read_digest, read_schema, ObjectKind, SchemaDifference, SchemaScope,
+};
 use tenant_migrate::MigrateOptions;
 
 const PG_SCHEMA: &[&str] = &[
@@ -93,6 +95,115 @@ async fn postgres_fingerprints_ignore_order_and_name_each_drift() {
     let wide = SchemaScope::default().schemas(["public", "audit"]);
     let seen = read_schema(&other, &wide, &options).await.unwrap();
     assert!(seen.diff(&a).iter().any(|d| d.name() == "audit.log.id"));
+}
+
+/// The base schema of the digest test: [`PG_SCHEMA`], a trigger function, and a
+/// foreign key to a table outside the compared schemas.
+const PG_DIGEST_BASE: &[&str] = &[
+    "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'",
+    "CREATE SCHEMA audit",
+    "CREATE TABLE audit.ref (id int PRIMARY KEY, code int UNIQUE)",
+    "ALTER TABLE orders ADD COLUMN ref int REFERENCES audit.ref (code)",
+];
+
+/// Each change by hand, and whether the compared schema changes with it.
+const PG_CHANGES: &[(&str, &[&str], bool)] = &[
+    ("table added", &["CREATE TABLE extra (id int)"], true),
+    ("column added", &["ALTER TABLE items ADD COLUMN note text"], true),
+    ("column retyped", &["ALTER TABLE items ALTER COLUMN qty TYPE bigint"], true),
+    ("column renamed", &["ALTER TABLE items RENAME COLUMN qty TO quantity"], true),
+    ("default changed", &["ALTER TABLE items ALTER COLUMN name SET DEFAULT 'x'"], true),
+    ("made not null", &["ALTER TABLE items ALTER COLUMN qty SET NOT NULL"], true),
+    ("check added", &["ALTER TABLE items ADD CONSTRAINT qty_positive CHECK (qty > 0)"], true),
+    (
+        "foreign key action changed",
+        &[
+            "ALTER TABLE orders DROP CONSTRAINT orders_item_fkey",
+            "ALTER TABLE orders ADD CONSTRAINT orders_item_fkey FOREIGN KEY (item) REFERENCES items (id)",
+        ],
+        true,
+    ),
+    (
+        "referenced column renamed outside the scope",
+        &["ALTER TABLE audit.ref RENAME COLUMN code TO ref_code"],
+        true,
+    ),
+    ("index dropped", &["DROP INDEX items_name_idx"], true),
+    (
+        "index reversed",
+        &["DROP INDEX items_name_idx", "CREATE INDEX items_name_idx ON items (name DESC)"],
+        true,
+    ),
+    (
+        "index made unique",
+        &["DROP INDEX items_name_idx", "CREATE UNIQUE INDEX items_name_idx ON items (name)"],
+        true,
+    ),
+    (
+        "index made partial",
+        &["DROP INDEX items_name_idx", "CREATE INDEX items_name_idx ON items (name) WHERE qty > 0"],
+        true,
+    ),
+    (
+        "view changed",
+        &["CREATE OR REPLACE VIEW open_items AS SELECT id, name FROM items WHERE st = 'closed'"],
+        true,
+    ),
+    (
+        "function body changed",
+        &["CREATE OR REPLACE FUNCTION total() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) + 1 FROM items'"],
+        true,
+    ),
+    (
+        "function overload added",
+        &["CREATE FUNCTION total(x int) RETURNS bigint LANGUAGE sql AS 'SELECT 1::bigint'"],
+        true,
+    ),
+    ("sequence changed", &["ALTER SEQUENCE items_id_seq INCREMENT BY 2"], true),
+    ("enum label added", &["ALTER TYPE state ADD VALUE 'archived'"], true),
+    (
+        "trigger added",
+        &["CREATE TRIGGER items_touch BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION touch()"],
+        true,
+    ),
+    ("history table changed", &["ALTER TABLE _sqlx_migrations ADD COLUMN note text"], false),
+    ("table added outside the scope", &["CREATE TABLE audit.log (id int)"], false),
+    ("rows written", &["INSERT INTO items (name, qty) VALUES ('a', 1)"], false),
+    (
+        "default written otherwise",
+        &["ALTER TABLE items ALTER COLUMN name SET DEFAULT ''::text"],
+        false,
+    ),
+];
+
+#[tokio::test]
+async fn postgres_digests_change_exactly_with_the_schema() {
+    let scope = SchemaScope::default();
+    let options = MigrateOptions::default();
+    let base = [PG_SCHEMA, PG_DIGEST_BASE].concat();
+    let (_a, reference) = postgres_with(&base).await;
+    let digest = read_digest(&reference, &scope, &options).await.unwrap();
+    let snapshot = read_schema(&reference, &scope, &options).await.unwrap();
+
+    // Another database built alike, in another order: other identifiers, same digest.
+    let mut reordered = base.clone();
+    reordered.swap(5, 6);
+    reordered.swap(2, 3);
+    let (_b, same) = postgres_with(&reordered).await;
+    assert_eq!(read_digest(&same, &scope, &options).await.unwrap(), digest);
+
+    for (change, statements, changes) in PG_CHANGES {
+        let (_db, target) = postgres_with(&[base.as_slice(), statements].concat()).await;
+        let found = read_schema(&target, &scope, &options).await.unwrap();
+        let found_digest = read_digest(&target, &scope, &options).await.unwrap();
+        assert_eq!(
+            found != snapshot,
+            *changes,
+            "{change}: {:?}",
+            found.diff(&snapshot)
+        );
+        assert_eq!(found_digest != digest, *changes, "{change}: digest");
+    }
 }
 
 const SQLITE_SCHEMA: &[&str] = &[

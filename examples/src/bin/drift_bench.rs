@@ -9,8 +9,9 @@
 //!
 //! 1. `migrate status --json`: the rollout's state, and each tenant's applied
 //!    version read live (one connection and one query per tenant);
-//! 2. `migrate drift --json`: each tenant's history and schema read (one
-//!    connection, two queries per tenant), grouped, compared and recorded;
+//! 2. `migrate drift --json`: each tenant's history and schema digest read (one
+//!    connection, two requests per tenant), then the schema of one tenant per
+//!    distinct digest; grouped, compared and recorded;
 //!
 //! both at `--concurrency`, both as child processes (start-up included). The
 //! ratio drift / status is taken within each round; medians are printed.

@@ -1,18 +1,108 @@
-//! The fleet grouped by (version, fingerprint): one snapshot per group, a few
+//! The fleet grouped by (version, digest) as tenants are read, then by (version,
+//! fingerprint) once one schema per digest is read: one snapshot per group, a few
 //! bytes per tenant.
 
 use std::collections::BTreeMap;
 
-use tenancy_core::TenantId;
+use tenancy_core::{DatabaseTarget, TenantId};
 
-use super::reading::TenantReading;
+use super::reading::{DigestReading, TenantReading};
 use super::{
     DriftCounts, DriftError, DriftReport, ReferenceGroup, SurveyOutcome, SurveyedTenant,
     TenantDrift, UnreachableTenant, VersionReference,
 };
-use crate::fingerprint::{SchemaDifference, SchemaFingerprint, SchemaSnapshot};
+use crate::fingerprint::{SchemaDifference, SchemaDigest, SchemaFingerprint, SchemaSnapshot};
 
 type GroupKey = (Option<i64>, SchemaFingerprint);
+
+/// The tenants sharing one digest at one version, by their first pass.
+pub(crate) type DigestKey = (Option<i64>, SchemaDigest);
+
+/// Tenants of a digest group kept as candidates to read its schema from (one, and
+/// others in case it cannot be read any more).
+const CANDIDATES: usize = 3;
+
+/// A digest group to read one schema of: its key, its first tenant, candidates.
+pub(crate) struct DigestGroup {
+    pub(crate) key: DigestKey,
+    pub(crate) first: TenantId,
+    pub(crate) candidates: Vec<DatabaseTarget>,
+}
+
+/// The first pass of a survey: each tenant's digest reading as it arrives, and a
+/// few tenants of each digest group to read its schema from.
+#[derive(Debug, Default)]
+pub(crate) struct FirstPass {
+    digests: BTreeMap<DigestKey, (TenantId, Vec<DatabaseTarget>)>,
+    readings: Vec<(TenantId, DigestReading)>,
+    unreachable: Vec<UnreachableTenant>,
+}
+
+impl FirstPass {
+    /// Adds a tenant read from `target`.
+    pub(crate) fn add(&mut self, tenant: TenantId, target: DatabaseTarget, reading: DigestReading) {
+        let key = (reading.version, reading.digest);
+        let (first, candidates) = self
+            .digests
+            .entry(key)
+            .or_insert_with(|| (tenant.clone(), Vec::new()));
+        if tenant < *first {
+            *first = tenant.clone();
+        }
+        if candidates.len() < CANDIDATES {
+            candidates.push(target);
+        }
+        self.readings.push((tenant, reading));
+    }
+
+    /// Adds a tenant that could not be read.
+    pub(crate) fn add_unreachable(&mut self, tenant: TenantId, error: String) {
+        self.unreachable.push(UnreachableTenant { tenant, error });
+    }
+
+    /// The digest groups whose schema to read, their candidates taken out.
+    pub(crate) fn take_groups(&mut self) -> Vec<DigestGroup> {
+        self.digests
+            .iter_mut()
+            .map(|(key, (first, candidates))| DigestGroup {
+                key: *key,
+                first: first.clone(),
+                candidates: std::mem::take(candidates),
+            })
+            .collect()
+    }
+
+    /// The fleet grouped by fingerprint, given the schema read for each digest group
+    /// (or why it could not be: its tenants are then unreachable).
+    pub(crate) fn into_groups(
+        self,
+        schemas: BTreeMap<DigestKey, Result<SchemaSnapshot, String>>,
+    ) -> FleetGroups {
+        let fingerprints: BTreeMap<DigestKey, SchemaFingerprint> = schemas
+            .iter()
+            .filter_map(|(key, schema)| Some((*key, schema.as_ref().ok()?.fingerprint())))
+            .collect();
+        let mut groups = FleetGroups {
+            unreachable: self.unreachable,
+            ..FleetGroups::default()
+        };
+        for (tenant, reading) in self.readings {
+            let key = (reading.version, reading.digest);
+            match (schemas.get(&key), fingerprints.get(&key)) {
+                (Some(Ok(snapshot)), Some(fingerprint)) => {
+                    let reading = reading.with_fingerprint(*fingerprint);
+                    groups.add(tenant, reading, snapshot);
+                }
+                (Some(Err(error)), _) => groups.add_unreachable(
+                    tenant,
+                    format!("the schema of its group could not be read: {error}"),
+                ),
+                _ => groups.add_unreachable(tenant, "its schema was not read".into()),
+            }
+        }
+        groups
+    }
+}
 
 /// The tenants sharing one schema at one version.
 #[derive(Debug)]
@@ -32,12 +122,12 @@ pub(crate) struct FleetGroups {
 }
 
 impl FleetGroups {
-    /// Adds a tenant read; its snapshot is kept only if its group is new.
+    /// Adds a tenant read; its snapshot is kept (copied) only if its group is new.
     pub(crate) fn add(
         &mut self,
         tenant: TenantId,
         reading: TenantReading,
-        snapshot: SchemaSnapshot,
+        snapshot: &SchemaSnapshot,
     ) {
         let key = (reading.version, reading.fingerprint);
         match self.groups.get_mut(&key) {
@@ -53,7 +143,7 @@ impl FleetGroups {
                     Group {
                         tenants: 1,
                         first: tenant.clone(),
-                        snapshot,
+                        snapshot: snapshot.clone(),
                     },
                 );
             }

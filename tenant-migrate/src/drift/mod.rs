@@ -2,9 +2,10 @@
 //! version, and whose migration history is wrong.
 //!
 //! A [`DriftSurvey`] reads every tenant of a fleet (its history rows and its schema
-//! fingerprint, on one connection), groups the fleet by (applied version,
-//! fingerprint), takes at each version the largest group as the reference (or the
-//! group of a named reference tenant), and reports in a [`DriftReport`] each tenant
+//! digest, on one connection), then the schema of one tenant per distinct digest,
+//! groups the fleet by (applied version, fingerprint), takes at each version the
+//! largest group as the reference (or the group of a named reference tenant), and
+//! reports in a [`DriftReport`] each tenant
 //! outside it with its [`SchemaDifference`](crate::fingerprint::SchemaDifference)s,
 //! each [`HistoryAnomaly`] (a version the set lacks, a checksum that differs from
 //! the file, a failed row), and each tenant it could not read.

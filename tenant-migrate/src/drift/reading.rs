@@ -1,10 +1,11 @@
-//! One tenant read for a drift survey: its history and its schema, on one connection.
+//! One tenant read for a drift survey: its history and its schema's digest, on one
+//! connection; and, for one tenant of each distinct digest, its schema.
 
 use tenancy_core::DatabaseTarget;
 
 use super::HistoryAnomaly;
 use crate::connection::TenantConnection;
-use crate::fingerprint::{SchemaFingerprint, SchemaScope, SchemaSnapshot};
+use crate::fingerprint::{SchemaDigest, SchemaFingerprint, SchemaScope, SchemaSnapshot};
 use crate::history::HistorySnapshot;
 use crate::{MigrateError, MigrateOptions, MigrationSet};
 
@@ -19,32 +20,99 @@ pub(crate) struct TenantReading {
     pub(crate) anomalies: Vec<HistoryAnomaly>,
 }
 
-/// Reads `target`'s history (one query) and schema (one query) on one connection.
+/// What the first pass of a survey reads of one tenant: its version, anomalies and
+/// the digest of its schema (the schema itself is read once per distinct digest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DigestReading {
+    /// The highest successfully applied version the set has (`None`: none).
+    pub(crate) version: Option<i64>,
+    /// The digest of its schema.
+    pub(crate) digest: SchemaDigest,
+    /// What is wrong in its history.
+    pub(crate) anomalies: Vec<HistoryAnomaly>,
+}
+
+impl DigestReading {
+    /// The reading of a tenant whose schema has this fingerprint.
+    pub(crate) fn with_fingerprint(self, fingerprint: SchemaFingerprint) -> TenantReading {
+        TenantReading {
+            version: self.version,
+            fingerprint,
+            anomalies: self.anomalies,
+        }
+    }
+}
+
+/// Reads `target`'s history and schema digest on one connection (one request on
+/// PostgreSQL once the history table exists).
 pub(crate) async fn read_tenant(
     target: &DatabaseTarget,
     set: &MigrationSet,
     scope: &SchemaScope,
     options: &MigrateOptions,
-) -> Result<(TenantReading, SchemaSnapshot), MigrateError> {
+) -> Result<DigestReading, MigrateError> {
     let mut connection = TenantConnection::open(target, options).await?;
     let read = read_on(&mut connection, scope).await;
     connection.close().await;
-    let (history, snapshot) = read?;
-    let reading = TenantReading {
+    let (history, digest) = read?;
+    Ok(DigestReading {
         version: known_version(set, &history),
-        fingerprint: snapshot.fingerprint(),
+        digest,
         anomalies: HistoryAnomaly::find(set, &history),
-    };
-    Ok((reading, snapshot))
+    })
 }
 
 async fn read_on(
     connection: &mut TenantConnection,
     scope: &SchemaScope,
-) -> Result<(HistorySnapshot, SchemaSnapshot), MigrateError> {
+) -> Result<(HistorySnapshot, SchemaDigest), MigrateError> {
+    if let Some(read) = connection.history_and_digest(scope).await? {
+        return Ok(read);
+    }
     let history = connection.backend().read_history().await?;
-    let objects = connection.schema_objects(scope).await?;
-    Ok((history, SchemaSnapshot::new(objects)))
+    let digest = connection.schema_digest(scope).await?;
+    Ok((history, digest))
+}
+
+/// The schema of one tenant whose digest is `digest`, from the first of
+/// `candidates` that can be read and still has that digest (a tenant changed since
+/// its first reading is passed over while another one is left; the last schema
+/// read is taken otherwise).
+pub(crate) async fn read_group_schema(
+    candidates: &[DatabaseTarget],
+    digest: SchemaDigest,
+    scope: &SchemaScope,
+    options: &MigrateOptions,
+) -> Result<SchemaSnapshot, MigrateError> {
+    let mut last = None;
+    for target in candidates {
+        match read_schema_and_digest(target, scope, options).await {
+            Ok((snapshot, found)) if found == digest => return Ok(snapshot),
+            read => last = Some(read.map(|(snapshot, _)| snapshot)),
+        }
+    }
+    last.unwrap_or_else(|| {
+        Err(MigrateError::InvalidTarget {
+            database: String::new(),
+            reason: "no tenant to read the schema from".into(),
+        })
+    })
+}
+
+async fn read_schema_and_digest(
+    target: &DatabaseTarget,
+    scope: &SchemaScope,
+    options: &MigrateOptions,
+) -> Result<(SchemaSnapshot, SchemaDigest), MigrateError> {
+    let mut connection = TenantConnection::open(target, options).await?;
+    let read = async {
+        let objects = connection.schema_objects(scope).await?;
+        let digest = connection.schema_digest(scope).await?;
+        Ok((SchemaSnapshot::new(objects), digest))
+    }
+    .await;
+    connection.close().await;
+    read
 }
 
 /// The version a tenant's schema should match: its highest successfully applied

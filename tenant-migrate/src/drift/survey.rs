@@ -1,23 +1,28 @@
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tenancy_core::{TenantFilter, TenantId};
 use time::OffsetDateTime;
+use tokio::task::JoinSet;
 
-use super::groups::FleetGroups;
-use super::reading::read_tenant;
+use super::groups::{DigestGroup, DigestKey, FirstPass};
+use super::reading::{read_group_schema, read_tenant};
 use super::visit::each_member;
 use super::{DriftError, DriftReport};
-use crate::fingerprint::SchemaScope;
+use crate::fingerprint::{SchemaScope, SchemaSnapshot};
 use crate::rollout::TenantFleet;
 use crate::{MigrateOptions, MigrationSet, DEFAULT_CONCURRENCY};
 
 /// A drift survey of a fleet against a migration set: each tenant's history and
-/// schema read on one connection ([`DEFAULT_CONCURRENCY`] tenants at once unless
-/// told otherwise), the fleet grouped by (version, schema fingerprint), and each
+/// schema digest read on one connection ([`DEFAULT_CONCURRENCY`] tenants at once
+/// unless told otherwise), then the schema of one tenant of each distinct (version,
+/// digest) group; the fleet grouped by (version, schema fingerprint), and each
 /// tenant outside its version's reference group reported with its differences.
 ///
-/// Memory holds, per tenant, its version, fingerprint and history anomalies, and
-/// one schema snapshot per distinct (version, fingerprint) group.
+/// A [`SchemaDigest`](crate::fingerprint::SchemaDigest) costs a fraction of a
+/// schema on PostgreSQL, so a fleet with few distinct schemas costs about one
+/// digest per tenant. Memory holds, per tenant, its version, digest, fingerprint
+/// and history anomalies, and one schema snapshot per distinct group.
 ///
 /// ```no_run
 /// use tenant_migrate::drift::DriftSurvey;
@@ -98,7 +103,7 @@ impl DriftSurvey {
     /// only the fleet's own failure, or a named reference that is not in it or
     /// cannot be read, fails the survey.
     pub async fn run(&self, fleet: &dyn TenantFleet) -> Result<DriftReport, DriftError> {
-        let mut groups = FleetGroups::default();
+        let mut pass = FirstPass::default();
         let work = |member: crate::FleetMember| {
             let (set, scope, options) = (
                 Arc::clone(&self.set),
@@ -110,10 +115,10 @@ impl DriftSurvey {
                 let Some(target) = member.database else {
                     return Ok(None);
                 };
-                read_tenant(&target, &set, &scope, &options)
-                    .await
-                    .map(Some)
-                    .map_err(|error| error.to_string())
+                match read_tenant(&target, &set, &scope, &options).await {
+                    Ok(reading) => Ok(Some((target, reading))),
+                    Err(error) => Err(error.to_string()),
+                }
             }
         };
         each_member(
@@ -122,12 +127,52 @@ impl DriftSurvey {
             self.concurrency,
             work,
             |tenant, read| match read {
-                Ok(Some((reading, snapshot))) => groups.add(tenant, reading, snapshot),
+                Ok(Some((target, reading))) => pass.add(tenant, target, reading),
                 Ok(None) => {}
-                Err(error) => groups.add_unreachable(tenant, error),
+                Err(error) => pass.add_unreachable(tenant, error),
             },
         )
         .await?;
-        groups.into_report(self.reference.as_ref(), OffsetDateTime::now_utc())
+        let schemas = self.read_group_schemas(pass.take_groups()).await?;
+        pass.into_groups(schemas)
+            .into_report(self.reference.as_ref(), OffsetDateTime::now_utc())
+    }
+
+    /// The schema of one tenant of each digest group, `concurrency` groups at once.
+    async fn read_group_schemas(
+        &self,
+        groups: Vec<DigestGroup>,
+    ) -> Result<BTreeMap<DigestKey, Result<SchemaSnapshot, String>>, DriftError> {
+        let mut schemas = BTreeMap::new();
+        let mut jobs = JoinSet::new();
+        let mut firsts = HashMap::new();
+        let mut pending = groups.into_iter();
+        loop {
+            while jobs.len() < self.concurrency {
+                let Some(group) = pending.next() else { break };
+                let (scope, options) = (self.scope.clone(), self.options.clone());
+                let handle = jobs.spawn(async move {
+                    let read =
+                        read_group_schema(&group.candidates, group.key.1, &scope, &options).await;
+                    (group.key, read.map_err(|error| error.to_string()))
+                });
+                firsts.insert(handle.id(), group.first);
+            }
+            match jobs.join_next_with_id().await {
+                Some(Ok((id, (key, read)))) => {
+                    firsts.remove(&id);
+                    schemas.insert(key, read);
+                }
+                Some(Err(error)) => {
+                    let tenant = firsts.remove(&error.id());
+                    return Err(DriftError::Interrupted {
+                        tenant: tenant.map_or_else(|| "?".into(), |t| t.as_str().to_owned()),
+                        message: error.to_string(),
+                    });
+                }
+                None => break,
+            }
+        }
+        Ok(schemas)
     }
 }

@@ -184,6 +184,10 @@ impl SchemaSnapshot {
 pub struct SchemaFingerprint([u8; 32]);
 
 impl SchemaFingerprint {
+    pub(crate) fn into_bytes(self) -> [u8; 32] {
+        self.0
+    }
+
     /// The first 12 hex digits, enough to tell groups apart in a report.
     pub fn short(&self) -> String {
         hex::encode(&self.0[..6])
