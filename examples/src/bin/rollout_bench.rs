@@ -13,6 +13,9 @@
 //! 3. the floor: the same SQL through a fresh connection per tenant, at the same
 //!    concurrency, with no bookkeeping at all;
 //!
+//! 4. with `--sqlx-cli PATH` (the `sqlx` binary of sqlx-cli), `sqlx migrate run`
+//!    over the same migrations directory, one process per tenant, as many at once;
+//!
 //! and once, the naive approach: the same SQL, one tenant after another.
 //!
 //! Each phase starts after a `CHECKPOINT` and is timed by the wall clock and by
@@ -115,6 +118,10 @@ struct Args {
     /// Reach the tenant databases over TLS (`sslmode=require`).
     #[arg(long)]
     tls: bool,
+    /// sqlx-cli's `sqlx` binary: adds `sqlx migrate run` in parallel to each round
+    /// (`cargo install sqlx-cli --no-default-features --features postgres,rustls`).
+    #[arg(long)]
+    sqlx_cli: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -234,6 +241,7 @@ struct Round {
     rollout: Timed,
     migrator_only: Timed,
     floor: Timed,
+    sqlx_cli: Option<Timed>,
 }
 
 /// Peak RSS (KiB) of `migrate` at one fleet size: dry run, then run.
@@ -280,31 +288,34 @@ impl Bench {
     async fn rounds(&self) -> BenchResult<Vec<Round>> {
         let tenants = self.workdir.tenants_csv(&self.urls, self.urls.len())?;
         let mut rounds = Vec::new();
+        let phases = if self.args.sqlx_cli.is_some() { 4 } else { 3 };
         for round in 0..self.args.rounds.max(1) {
-            let mut times = [None; 3];
-            for phase in (0..3).map(|p| (p + round) % 3) {
+            let mut times = [None; 4];
+            for phase in (0..phases).map(|p| (p + round) % phases) {
                 // Every phase starts with the server's dirty pages written out, so
                 // no phase pays for the previous one's checkpoint.
                 checkpoint(&self.server).await?;
                 let timed = match phase {
                     0 => self.time_rollout(&tenants, round).await?,
                     1 => self.time_migrator_only().await?,
-                    _ => self.time_floor(self.args.concurrency).await?,
+                    2 => self.time_floor(self.args.concurrency).await?,
+                    _ => self.time_sqlx_cli().await?,
                 };
                 times[phase] = Some(timed);
                 run_everywhere(&self.urls, self.args.concurrency, self.reset).await?;
             }
-            let [Some(rollout), Some(migrator_only), Some(floor)] = times else {
+            let [Some(rollout), Some(migrator_only), Some(floor), sqlx_cli] = times else {
                 return Err("a phase did not run".into());
             };
             eprintln!(
-                "round {round}: migrate run {:.2?}, migrator only {:.2?}, floor {:.2?}",
-                rollout.wall, migrator_only.wall, floor.wall
+                "round {round}: migrate run {:.2?}, migrator only {:.2?}, floor {:.2?}, sqlx-cli {:.2?}",
+                rollout.wall, migrator_only.wall, floor.wall, sqlx_cli.map(|t| t.wall)
             );
             rounds.push(Round {
                 rollout,
                 migrator_only,
                 floor,
+                sqlx_cli,
             });
         }
         Ok(rounds)
@@ -337,6 +348,38 @@ impl Bench {
 
     async fn time_floor(&self, concurrency: usize) -> BenchResult<Timed> {
         let (timed, result) = measure(run_everywhere(&self.urls, concurrency, MIGRATION)).await?;
+        result?;
+        Ok(timed)
+    }
+
+    /// `sqlx migrate run` per tenant, `--concurrency` processes at once.
+    async fn time_sqlx_cli(&self) -> BenchResult<Timed> {
+        let sqlx = self.args.sqlx_cli.as_ref().ok_or("no sqlx-cli binary")?;
+        let source = self.workdir.migrations();
+        let (timed, result) = measure(
+            stream::iter(&self.urls)
+                .map(|url| {
+                    let mut command = tokio::process::Command::new(sqlx);
+                    command
+                        .args(["migrate", "run", "--source"])
+                        .arg(&source)
+                        .arg("--database-url")
+                        .arg(url.expose())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped());
+                    async move {
+                        let output = command.output().await?;
+                        if !output.status.success() {
+                            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+                            return Err(format!("sqlx migrate run failed: {stderr}").into());
+                        }
+                        BenchResult::Ok(())
+                    }
+                })
+                .buffer_unordered(self.args.concurrency.max(1))
+                .try_collect::<()>(),
+        )
+        .await?;
         result?;
         Ok(timed)
     }
@@ -533,6 +576,17 @@ fn report(args: &Args, rounds: &[Round], sequential: Option<Timed>, memory: &[Me
     line("migrate run --strategy all:", |r| r.rollout);
     line("migrator only (no state):", |r| r.migrator_only);
     line("floor (bare parallel):", |r| r.floor);
+    if rounds.iter().all(|r| r.sqlx_cli.is_some()) {
+        let sqlx_cli = |r: &Round| r.sqlx_cli.unwrap_or(r.floor);
+        line("sqlx migrate run (parallel):", sqlx_cli);
+        let speed = median(
+            rounds
+                .iter()
+                .map(|r| sqlx_cli(r).wall.as_secs_f64() / r.rollout.wall.as_secs_f64())
+                .collect(),
+        );
+        println!("rollout speed / sqlx-cli speed: {speed:.2}x");
+    }
     let ratio = |a: fn(&Round) -> Timed, b: fn(&Round) -> Timed, cpu: bool| {
         median(
             rounds
