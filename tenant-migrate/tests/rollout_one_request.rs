@@ -9,22 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rollout_support::{control_plane, real_migrator, rollout, v1, v2, Fleet};
+use rollout_support::{control_plane, real_migrator, records, rollout, v1, v2, Fleet};
 use tenancy_core::{BackendError, DatabaseTarget, MigrationReport, TenantId};
 use tenant_migrate::rollout::store::TenantRecord;
-use tenant_migrate::{
-    Rollout, RolloutMigrator, RolloutStatus, TenantMigrator, TenantSession, TenantState,
-};
-
-async fn records(rollout: &Rollout, rollout_id: i64) -> Vec<TenantRecord> {
-    rollout
-        .tenants(rollout_id, None, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, record)| record)
-        .collect()
-}
+use tenant_migrate::{RolloutMigrator, RolloutStatus, TenantMigrator, TenantSession, TenantState};
 
 fn record<'r>(records: &'r [TenantRecord], id: &TenantId) -> &'r TenantRecord {
     records.iter().find(|r| &r.tenant_id == id).unwrap()

@@ -7,25 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rollout_support::{
-    another_store, control_plane, real_migrator, rollout, slow, v1, v2, v2_irreversible,
+    another_store, control_plane, real_migrator, records, rollout, slow, v1, v2, v2_irreversible,
     with_password, Fleet, TENANT_PASSWORD,
 };
 use sqlx::Connection;
 use tenancy_core::{DatabaseUrl, TenantId};
 use tenant_migrate::rollout::store::{PostgresRolloutStore, RolloutStore, TenantRecord};
 use tenant_migrate::{
-    FailureThreshold, Rollout, RolloutError, RolloutEvent, RolloutStatus, Strategy, TenantState,
+    FailureThreshold, RolloutError, RolloutEvent, RolloutStatus, Strategy, TenantState,
 };
-
-async fn records(rollout: &Rollout, rollout_id: i64) -> Vec<TenantRecord> {
-    rollout
-        .tenants(rollout_id, None, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, record)| record)
-        .collect()
-}
 
 fn state_of(records: &[TenantRecord], id: &TenantId) -> TenantState {
     records.iter().find(|r| &r.tenant_id == id).unwrap().state

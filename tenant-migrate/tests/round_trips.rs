@@ -45,6 +45,15 @@ async fn relay(db: &TestDatabase, wire: Arc<Wire>) -> PgConnection {
         .unwrap()
 }
 
+/// The database's target through a relay counting on `wire`.
+async fn relayed(db: &TestDatabase, wire: &Arc<Wire>) -> tenancy_core::DatabaseTarget {
+    let port = listen(db, wire.clone()).await;
+    url(&format!(
+        "postgres://postgres@127.0.0.1:{port}/{}",
+        db.name()
+    ))
+}
+
 /// Relays the next connection to `127.0.0.1:<port>` to the database's server.
 async fn listen(db: &TestDatabase, wire: Arc<Wire>) -> u16 {
     let options = PgConnectOptions::from_str(db.url().expose()).unwrap();
@@ -111,26 +120,11 @@ async fn up_to_date_check_is_one_round_trip() {
 /// pending migration, on one connection.
 #[tokio::test]
 async fn applying_after_reading_the_status_takes_few_requests() {
-    let db = TestDatabase::create().await.unwrap();
-    let transactional: Vec<_> = fixture_set().iter().take(2).cloned().collect();
-    let set = transactional
-        .iter()
-        .fold(MigrationSet::builder(), |b, m| b.migration(m.clone()))
-        .build()
-        .unwrap();
-    let migrator = TenantMigrator::new(set);
+    let (db, migrator) = tenant_one_behind().await;
     let (first, second) = (FIXTURE_VERSIONS[0], FIXTURE_VERSIONS[1]);
     let mut conn = connect(&db).await;
-    migrator.apply_postgres(&mut conn).await.unwrap();
-    migrator.revert_postgres(&mut conn, first).await.unwrap();
-
     let wire = Arc::new(Wire::default());
-    let port = listen(&db, wire.clone()).await;
-    let relayed = url(&format!(
-        "postgres://postgres@127.0.0.1:{port}/{}",
-        db.name()
-    ));
-    let mut session = migrator.connect(&relayed).await.unwrap();
+    let mut session = migrator.connect(&relayed(&db, &wire).await).await.unwrap();
 
     wire.arm();
     assert_eq!(session.status().await.unwrap().current_version, Some(first));
@@ -224,12 +218,7 @@ async fn a_pending_migration_is_applied_in_one_request_when_the_tenant_is_where_
     let (db, migrator) = tenant_one_behind().await;
     let (first, second) = (FIXTURE_VERSIONS[0], FIXTURE_VERSIONS[1]);
     let wire = Arc::new(Wire::default());
-    let port = listen(&db, wire.clone()).await;
-    let relayed = url(&format!(
-        "postgres://postgres@127.0.0.1:{port}/{}",
-        db.name()
-    ));
-    let mut session = migrator.connect(&relayed).await.unwrap();
+    let mut session = migrator.connect(&relayed(&db, &wire).await).await.unwrap();
     session.mark_commits("rollout 7");
     assert!(session.can_apply_if_at(first, second));
     assert!(

@@ -148,7 +148,9 @@ impl TenantConnection {
         &mut self,
         scope: &SchemaScope,
     ) -> Result<SchemaDigest, MigrateError> {
+        // Irrefutable when the crate is built for PostgreSQL alone.
         #[cfg(feature = "postgres")]
+        #[allow(irrefutable_let_patterns)]
         if let Self::Postgres { conn, state } = self {
             if !covers_system_schemas(scope) {
                 return postgres::digest(conn, scope)
@@ -168,7 +170,9 @@ impl TenantConnection {
         &mut self,
         scope: &SchemaScope,
     ) -> Result<Option<(HistorySnapshot, SchemaDigest)>, MigrateError> {
+        // Irrefutable when the crate is built for PostgreSQL alone.
         #[cfg(feature = "postgres")]
+        #[allow(irrefutable_let_patterns)]
         if let Self::Postgres { conn, state } = self {
             if covers_system_schemas(scope) {
                 return Ok(None);

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sqlx::{Connection, PgConnection};
 use tenancy_core::testing::TestDatabase;
 use tenancy_core::{BackendError, DatabaseTarget, MigrationReport};
-use tenant_migrate::rollout::store::{PostgresRolloutStore, RolloutStore};
+use tenant_migrate::rollout::store::{PostgresRolloutStore, RolloutStore, TenantRecord};
 use tenant_migrate::{
     MigrationSet, Rollout, RolloutBuilder, RolloutEvent, RolloutMigrator, TenantMigrator,
     TenantSession,
@@ -206,6 +206,17 @@ impl TenantSession for PgTestSession {
     async fn close(self: Box<Self>) {
         let _ = self.conn.close().await;
     }
+}
+
+/// Every tenant record of a rollout.
+pub async fn records(rollout: &Rollout, rollout_id: i64) -> Vec<TenantRecord> {
+    rollout
+        .tenants(rollout_id, None, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect()
 }
 
 /// A control-plane database with the rollout tables, and a store on it.
