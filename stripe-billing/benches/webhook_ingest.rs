@@ -531,23 +531,9 @@ async fn measure_outage(
     );
     let store = subject.processor.store();
     let stored = subject.floor.count("billing_events").await - before;
-    let mut processed = 0;
-    for chunk in ids.chunks(1_000) {
-        processed += store
-            .processed_events(chunk)
-            .await
-            .expect("read back")
-            .len();
-    }
+    let processed = count_processed(store.as_ref(), &ids).await;
     let acknowledged = deliveries.acknowledged.lock().expect("ids").clone();
-    let mut acknowledged_stored = 0;
-    for chunk in acknowledged.chunks(1_000) {
-        acknowledged_stored += store
-            .processed_events(chunk)
-            .await
-            .expect("read back")
-            .len();
-    }
+    let acknowledged_stored = count_processed(store.as_ref(), &acknowledged).await;
     let server_errors = deliveries.server_errors.load(Ordering::Relaxed);
     let connection_errors = deliveries.connection_errors.load(Ordering::Relaxed);
     let other = deliveries.other.load(Ordering::Relaxed);
@@ -658,4 +644,17 @@ async fn main() {
     println!("store briefly unreachable: {per_round} events, {CONNECTIONS} connections, retried as Stripe does");
     sqlite_outage(per_round).await;
     postgres_outage(per_round).await;
+}
+
+/// How many of `ids` the store recorded as processed, read a thousand at a time.
+async fn count_processed(store: &dyn BillingStore, ids: &[String]) -> usize {
+    let mut found = 0;
+    for chunk in ids.chunks(1_000) {
+        found += store
+            .processed_events(chunk)
+            .await
+            .expect("read back")
+            .len();
+    }
+    found
 }
