@@ -19,48 +19,48 @@ use sha2::{Digest, Sha256};
 use crate::postgres::quote_text;
 use crate::MigrationSet;
 
-/// SQLSTATE the guard raises when another migrator holds the lock.
-pub(crate) const LOCK_HELD: &str = "TKLCK";
-/// SQLSTATE the guard raises when the history is not the expected one.
-pub(crate) const HISTORY_DIFFERS: &str = "TKHIS";
+/// SQLSTATEs with which the guard refuses, nothing having changed:
+/// `22012` (its division by zero) when another migrator holds the lock or the
+/// history is not the expected one, `42P01` when there is no history table,
+/// `42501` when the role does not own it (the mark could not be written).
+///
+/// The step's own SQL may fail with the same codes; it is then taken for a
+/// refusal, and the locked path runs the step again and reports its error.
+pub(crate) const REFUSALS: [&str; 3] = ["22012", "42P01", "42501"];
 
 /// The digest of the history a database at `version` has when every migration
 /// of `set` up to it was applied cleanly, as [`guard_sql`] computes it from the
-/// table: `version:true:checksum` rows, in version order, joined by commas.
+/// table: SHA-256 of each row's version (8 bytes, big-endian) and checksum, in
+/// version order.
 pub(crate) fn expected_history_digest(set: &MigrationSet, version: i64) -> String {
-    let rows: Vec<String> = set
-        .iter()
-        .filter(|m| m.version() <= version)
-        .map(|m| format!("{}:true:{}", m.version(), hex::encode(m.checksum())))
-        .collect();
-    hex::encode(Sha256::digest(rows.join(",").as_bytes()))
+    let mut digest = Sha256::new();
+    for migration in set.iter().filter(|m| m.version() <= version) {
+        digest.update(migration.version().to_be_bytes());
+        digest.update(migration.checksum());
+    }
+    hex::encode(digest.finalize())
 }
 
-/// Takes the migration lock `key` for the transaction and refuses, with
-/// [`LOCK_HELD`] or [`HISTORY_DIFFERS`], unless the history's digest is
-/// `digest` and the session's role owns the history table (it must, to mark
-/// it). Each check is its own query: under `READ COMMITTED` the history is read
-/// after the lock is held.
-pub(crate) fn guard_sql(key: i64, digest: &str) -> String {
+/// Takes the migration lock `key` for the transaction, marks the history table
+/// when a `mark` is given (which fails unless the role owns it), and refuses
+/// unless every history row succeeded and the rows' digest is `digest`.
+///
+/// Plain statements, no PL/pgSQL: on a connection's first request the server
+/// would load and compile the language, costing about as much as the
+/// migration itself. Each statement reads anew under `READ COMMITTED`, so the
+/// history is read after the lock is held. A refusal is one of [`REFUSALS`].
+pub(crate) fn guard_sql(key: i64, digest: &str, mark: Option<&str>) -> String {
+    let mark = mark
+        .map(|mark| format!("{};\n", mark_sql(mark)))
+        .unwrap_or_default();
     format!(
-        "DO $tenancy_guard$ BEGIN
-  IF NOT pg_try_advisory_xact_lock({key}) THEN
-    RAISE EXCEPTION 'another migrator holds the migration lock' USING ERRCODE = '{LOCK_HELD}';
-  END IF;
-  IF to_regclass('_sqlx_migrations') IS NULL OR NOT pg_has_role(
-       (SELECT relowner FROM pg_class WHERE oid = to_regclass('_sqlx_migrations')), 'USAGE') THEN
-    RAISE EXCEPTION 'the migration history is not the expected one' USING ERRCODE = '{HISTORY_DIFFERS}';
-  END IF;
-  IF (SELECT encode(sha256(convert_to(coalesce(string_agg(
-          version::text || ':' || success::text || ':' || encode(checksum, 'hex'), ','
-          ORDER BY version), ''), 'UTF8')), 'hex') FROM _sqlx_migrations) IS DISTINCT FROM '{digest}' THEN
-    RAISE EXCEPTION 'the migration history is not the expected one' USING ERRCODE = '{HISTORY_DIFFERS}';
-  END IF;
-END $tenancy_guard$"
+        "SELECT 1 / pg_try_advisory_xact_lock({key})::int;\n{mark}\
+         SELECT 1 / ((bool_and(success) AND sha256(string_agg(int8send(version) || checksum, \
+         ''::bytea ORDER BY version)) = E'\\\\x{digest}'::bytea) IS TRUE)::int FROM _sqlx_migrations"
     )
 }
 
-/// Sets the history table's comment to `mark` (the guard made sure the role owns it).
+/// Sets the history table's comment to `mark` (fails unless the role owns the table).
 pub(crate) fn mark_sql(mark: &str) -> String {
     format!("COMMENT ON TABLE _sqlx_migrations IS {}", quote_text(mark))
 }
@@ -92,8 +92,9 @@ mod tests {
             .unwrap();
         let one = expected_history_digest(&set, 1);
         assert_ne!(one, expected_history_digest(&set, 2));
-        let text = format!("1:true:{}", hex::encode(set.get(1).unwrap().checksum()));
-        assert_eq!(one, hex::encode(Sha256::digest(text.as_bytes())));
+        let mut row = 1_i64.to_be_bytes().to_vec();
+        row.extend_from_slice(set.get(1).unwrap().checksum());
+        assert_eq!(one, hex::encode(Sha256::digest(&row)));
     }
 
     #[test]

@@ -11,8 +11,7 @@ use crate::error::is_connection_failure;
 use crate::history::{HistoryRow, HistorySnapshot, POSTGRES_DDL};
 use crate::lock::{advisory_lock_key, lock_sql, try_lock_within, unlock, unlock_sql};
 use crate::optimistic::{
-    expected_history_digest, guard_sql, mark_if_owner_sql, mark_sql, HISTORY_DIFFERS, LOCK_HELD,
-    READ_MARK,
+    expected_history_digest, guard_sql, mark_if_owner_sql, READ_MARK, REFUSALS,
 };
 use crate::{MigrateError, MigrateOptions, MigrationSet};
 
@@ -250,10 +249,12 @@ fn record_sql(step: &Step<'_>, measured: Option<Duration>) -> String {
         Some(elapsed) => i64::try_from(elapsed.as_nanos())
             .unwrap_or(i64::MAX)
             .to_string(),
-        None => {
-            "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000000)::bigint"
-                .to_owned()
-        }
+        // Functions named with their exact types: operators and `extract` would
+        // have a fresh connection resolve them in the catalog, costing the
+        // server as much as a small migration step.
+        None => "int8(float8mul(date_part('epoch'::text, \
+                 timestamptz_mi(clock_timestamp(), statement_timestamp())), '1e9'::float8))"
+            .to_owned(),
     };
     match step.direction {
         Direction::Up => format!(
@@ -303,7 +304,8 @@ struct TransactionText {
 /// What a step's transaction carries besides the step and its history row.
 #[derive(Default)]
 struct Around {
-    /// [`guard_sql`]: the transaction takes the lock itself and checks the history first.
+    /// [`guard_sql`]: the transaction takes the lock itself, marks the history
+    /// table and checks the history first.
     guard: Option<String>,
     /// The statement marking the history table, after the history row.
     mark: Option<String>,
@@ -349,7 +351,7 @@ impl TransactionText {
     fn classify(&self, error: sqlx::Error) -> RunError {
         let pg = pg_error(&error);
         let position = original_position(pg);
-        if self.guarded && pg.is_some_and(|e| [LOCK_HELD, HISTORY_DIFFERS].contains(&e.code())) {
+        if self.guarded && pg.is_some_and(|e| REFUSALS.contains(&e.code())) {
             return RunError::NotAsExpected;
         }
         if pg.is_some_and(|e| e.code() == SYNTAX_ERROR) {
@@ -639,8 +641,12 @@ impl Backend for PgBackend<'_> {
         };
         let digest = expected_history_digest(set, expected);
         let around = Around {
-            guard: Some(guard_sql(advisory_lock_key(&database), &digest)),
-            mark: self.commit_mark(&step).map(|mark| mark_sql(&mark)),
+            guard: Some(guard_sql(
+                advisory_lock_key(&database),
+                &digest,
+                self.commit_mark(&step).as_deref(),
+            )),
+            mark: None,
             unlock: None,
         };
         match self

@@ -36,7 +36,7 @@ async fn mixed_fleet() -> Fleet {
 }
 
 /// Runs a rollout to version 2 with `migrator` one tenant at a time (so that
-/// the tenants after the first are applied in one request), checks the start
+/// what each tenant shows decides what is expected of the next), checks the start
 /// recorded for each tenant, then rolls back and checks each is back there.
 async fn roll_forward_and_back(fleet: &Fleet, migrator: Arc<dyn RolloutMigrator>) {
     let (_control, store) = control_plane().await;
@@ -97,8 +97,9 @@ async fn guesses_that_miss_are_replaced_by_the_tenants_version_before_anything_c
     let fleet = mixed_fleet().await;
     let migrator = Arc::new(CountingMigrator::new(false));
     roll_forward_and_back(&fleet, migrator.clone()).await;
-    // Every tenant after the first was tried in one request (t01 to t05), and
-    // the three at version 1 were applied so.
+    // The first tenant is expected at version 1, the one below the target.
+    // After t02, found at the target, t03 is read first: five tenants were
+    // tried in one request, and three at version 1 (t00, t01, t05) applied so.
     assert_eq!(migrator.tried.load(Ordering::SeqCst), 5);
     assert_eq!(migrator.applied.load(Ordering::SeqCst), 3);
 }
@@ -161,6 +162,10 @@ impl RolloutMigrator for CountingMigrator {
 
     fn first_irreversible_above(&self, version: Option<i64>) -> Option<i64> {
         self.inner.first_irreversible_above(version)
+    }
+
+    fn version_before(&self, version: i64) -> Option<i64> {
+        self.inner.version_before(version)
     }
 
     async fn connect(

@@ -293,3 +293,72 @@ async fn a_tenant_elsewhere_or_locked_is_left_untouched_by_the_one_request_apply
     assert_eq!(history(&db).await, vec![(first, true), (second, true)]);
     session.close().await;
 }
+
+/// The target of `db` reached as `role`.
+fn as_role(db: &TestDatabase, role: &str) -> tenancy_core::DatabaseTarget {
+    let options = PgConnectOptions::from_str(db.url().expose()).unwrap();
+    url(&format!(
+        "postgres://{role}@{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        db.name()
+    ))
+}
+
+#[tokio::test]
+async fn the_one_request_apply_leaves_to_the_locked_path_what_it_cannot_check() {
+    let (first, second) = (FIXTURE_VERSIONS[0], FIXTURE_VERSIONS[1]);
+
+    // No history table: nothing is created, nothing applied.
+    let (empty, migrator) = tenant_one_behind().await;
+    sqlx::query("DROP TABLE _sqlx_migrations")
+        .execute(&mut connect(&empty).await)
+        .await
+        .unwrap();
+    let mut session = migrator.connect(&target(&empty)).await.unwrap();
+    session.mark_commits("rollout 7");
+    assert!(session.apply_if_at(first, second).await.unwrap().is_none());
+    assert!(history(&empty).await.is_empty());
+    session.close().await;
+
+    // A failed history row: the locked path, not the guard, decides what to do.
+    let (failed, migrator) = tenant_one_behind().await;
+    sqlx::query("UPDATE _sqlx_migrations SET success = FALSE")
+        .execute(&mut connect(&failed).await)
+        .await
+        .unwrap();
+    let mut session = migrator.connect(&target(&failed)).await.unwrap();
+    assert!(session.apply_if_at(first, second).await.unwrap().is_none());
+    assert_eq!(history(&failed).await, vec![(first, false)]);
+    session.close().await;
+
+    // A role that may migrate but does not own the history table cannot be
+    // marked: refused in one request, applied (unmarked) on the locked path.
+    let (shared, migrator) = tenant_one_behind().await;
+    let role = format!("{}_guest", shared.name());
+    let mut admin = connect(&shared).await;
+    for statement in [
+        format!("CREATE ROLE \"{role}\" LOGIN"),
+        format!("GRANT CREATE, USAGE ON SCHEMA public TO \"{role}\""),
+        format!("GRANT ALL ON _sqlx_migrations TO \"{role}\""),
+        format!("ALTER TABLE items OWNER TO \"{role}\""),
+    ] {
+        sqlx::query(&statement).execute(&mut admin).await.unwrap();
+    }
+    let mut session = migrator.connect(&as_role(&shared, &role)).await.unwrap();
+    session.mark_commits("rollout 7");
+    let refused = session.apply_if_at(first, second).await;
+    let applied = match refused {
+        Ok(None) => session.apply().await.map(|o| o.to_version),
+        other => Ok(other.unwrap().and_then(|o| o.to_version)),
+    };
+    session.close().await;
+    for statement in [
+        format!("DROP OWNED BY \"{role}\""),
+        format!("DROP ROLE \"{role}\""),
+    ] {
+        sqlx::query(&statement).execute(&mut admin).await.unwrap();
+    }
+    assert_eq!(applied.unwrap(), Some(second), "refused, then applied");
+    assert_eq!(history_comment(&shared).await, None, "never marked");
+}

@@ -233,6 +233,9 @@ struct Timed {
     wall: Duration,
     /// Machine CPU time (all processes) during the phase.
     cpu: Duration,
+    /// CPU time of the clients' side: this process (the delay proxy, the
+    /// floor's connections) and the processes it ran (`migrate`, `sqlx`).
+    client: Duration,
 }
 
 /// One round: rollout, migrator only, floor.
@@ -491,14 +494,34 @@ fn peak_rss_wrapper(command: &[String]) -> ExitCode {
     }
 }
 
-/// Times `work` by the wall clock and by the machine's busy CPU time.
+/// Times `work` by the wall clock, by the machine's busy CPU time, and by the
+/// CPU time of this process and the children it reaped (the clients' side).
 async fn measure<T>(work: impl std::future::Future<Output = T>) -> BenchResult<(Timed, T)> {
     let cpu_before = machine_cpu()?;
+    let client_before = client_cpu()?;
     let started = Instant::now();
     let output = work.await;
     let wall = started.elapsed();
     let cpu = machine_cpu()?.saturating_sub(cpu_before);
-    Ok((Timed { wall, cpu }, output))
+    let client = client_cpu()?.saturating_sub(client_before);
+    Ok((Timed { wall, cpu, client }, output))
+}
+
+/// User and system time of this process (the floor's clients, the delay proxy)
+/// plus that of its reaped descendants (`migrate`, `sqlx`).
+fn client_cpu() -> BenchResult<Duration> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let mut total = Duration::ZERO;
+    for who in [UsageWho::RUSAGE_SELF, UsageWho::RUSAGE_CHILDREN] {
+        let usage = getrusage(who)?;
+        for time in [usage.user_time(), usage.system_time()] {
+            total += Duration::from_micros(
+                u64::try_from(time.tv_sec()).unwrap_or(0) * 1_000_000
+                    + u64::try_from(time.tv_usec()).unwrap_or(0),
+            );
+        }
+    }
+    Ok(total)
 }
 
 /// Busy CPU time of the whole machine since boot (user, nice, system, irq, softirq).
@@ -567,10 +590,17 @@ fn report(args: &Args, rounds: &[Round], sequential: Option<Timed>, memory: &[Me
     let line = |name: &str, pick: fn(&Round) -> Timed| {
         let wall = median(rounds.iter().map(|r| pick(r).wall.as_secs_f64()).collect());
         let cpu = median(rounds.iter().map(|r| pick(r).cpu.as_secs_f64()).collect());
+        let client = median(
+            rounds
+                .iter()
+                .map(|r| pick(r).client.as_secs_f64())
+                .collect(),
+        );
         println!(
-            "{name:<30} {wall:>7.2} s  {:>7.1} tenants/s  {:>6.2} ms CPU/tenant",
+            "{name:<30} {wall:>7.2} s  {:>7.1} tenants/s  {:>6.2} ms CPU/tenant ({:.2} client side)",
             n / wall,
-            1000.0 * cpu / n
+            1000.0 * cpu / n,
+            1000.0 * client / n
         );
     };
     line("migrate run --strategy all:", |r| r.rollout);

@@ -23,6 +23,14 @@ impl RolloutMigrator for TenantMigrator {
             .map(|m| m.version())
     }
 
+    fn version_before(&self, version: i64) -> Option<i64> {
+        self.migrations()
+            .iter()
+            .map(|m| m.version())
+            .take_while(|v| *v < version)
+            .last()
+    }
+
     async fn connect(
         &self,
         database: &DatabaseTarget,

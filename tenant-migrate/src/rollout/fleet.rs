@@ -348,7 +348,7 @@ impl Rollout {
             owner: runner_name(),
             phase,
             mark: JobContext::mark(&record),
-            usual_start: UsualStart::default(),
+            usual_start: UsualStart::new(self.migrator.version_before(record.key.target_version)),
         };
         Runner {
             ctx: Arc::new(ctx),

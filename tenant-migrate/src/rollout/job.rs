@@ -43,24 +43,30 @@ impl JobContext {
     }
 }
 
-/// The version tenants start from, learnt from the tenants migrated so far: the
-/// guess that lets the next one be applied in one request.
+/// The version tenants start from: at first the version just below the target,
+/// then the start of the last tenant that needed migrating (none after a tenant
+/// found already at the target). The guess that lets the next tenant be
+/// applied in one request.
 #[derive(Debug, Default)]
 pub(crate) struct UsualStart(std::sync::Mutex<Option<i64>>);
 
 impl UsualStart {
+    pub(crate) fn new(first_guess: Option<i64>) -> Self {
+        Self(std::sync::Mutex::new(first_guess))
+    }
+
+    fn set(&self, version: Option<i64>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = version;
+    }
+
     fn get(&self) -> Option<i64> {
         *self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn observe(&self, version: i64) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(version);
     }
 }
 
@@ -219,14 +225,16 @@ impl Job<'_> {
                 // An earlier attempt applied it and died before writing the outcome.
                 return Ok(outcome(TenantState::Succeeded, current, true));
             }
+            // The next tenant is read before anything is expected of it.
+            self.ctx.usual_start.set(None);
             return Ok(skipped(
                 Some(SchemaVersion::from(current)),
                 format!("already at version {}", display(current)),
             ));
         }
         self.seen = Some(SchemaVersion::from(current));
-        if let Some(version) = current {
-            self.ctx.usual_start.observe(version);
+        if current.is_some() {
+            self.ctx.usual_start.set(current);
         }
         match session.apply(target).await {
             Ok(report) => Ok(outcome(

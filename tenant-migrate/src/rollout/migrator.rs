@@ -33,6 +33,14 @@ pub trait RolloutMigrator: Send + Sync + fmt::Debug {
     /// script, if any: a rollback to `version` is impossible past it.
     fn first_irreversible_above(&self, version: Option<i64>) -> Option<i64>;
 
+    /// The version of the set's migration just below `version`: where most
+    /// tenants stand when a rollout to `version` starts, and so the first
+    /// version the rollout expects when applying in one request. By default
+    /// `None`: the first tenants are read before anything is expected.
+    fn version_before(&self, _version: i64) -> Option<i64> {
+        None
+    }
+
     /// Opens one connection to a tenant database, used for one job and then closed.
     async fn connect(
         &self,
