@@ -59,3 +59,25 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 pub fn init_quiet_logging() {
     init_with_default("warn");
 }
+
+/// Writes one line to stdout, like `println!`, but ends the process quietly
+/// (exit code 0) when the reader has gone away (`migrate status | head`),
+/// instead of panicking as `println!` does on a closed pipe.
+pub fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
+    match written {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => eprintln!("cannot write to stdout: {error}"),
+        Ok(()) => {}
+    }
+}
+
+/// [`print_line`] with `println!`'s arguments.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::telemetry::print_line(format_args!($($arg)*))
+    };
+}

@@ -42,6 +42,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tenancy_core::{DatabaseUrl, TenantId};
+use tenancy_examples::outln;
 use tenant_migrate::drift::{
     DriftError, DriftPolicy, DriftRecords, DriftReport, DriftSurvey, FleetStatus,
 };
@@ -361,7 +362,7 @@ fn print_fleet_status(fleet: &FleetStatus) {
             None => format!("none: {}", v.tenants),
         })
         .collect();
-    println!(
+    outln!(
         "tenants per applied version: {}; unreachable: {}",
         versions.join(", "),
         fleet.unreachable
@@ -374,7 +375,7 @@ fn print_fleet_status(fleet: &FleetStatus) {
                 .ok()
         })
         .unwrap_or_else(|| "never".into());
-    println!(
+    outln!(
         "drift (last checked {when}): {} drifted, {} clean, {} unreachable, {} never checked, {} changed version since",
         d.drifted, d.clean, d.unreachable, d.unchecked, d.stale
     );
@@ -407,7 +408,7 @@ fn print_drift(report: &DriftReport, as_json: bool) {
     if as_json {
         print_json(report);
     } else {
-        println!("{report}");
+        outln!("{report}");
     }
 }
 
@@ -437,10 +438,10 @@ fn lint_dir(dir: &Path) -> Result<ExitCode, UsageError> {
     for migration in &set {
         for finding in lint(migration.sql()) {
             errors += usize::from(finding.severity == Severity::Error);
-            println!("{}: {finding}", migration.file());
+            outln!("{}: {finding}", migration.file());
         }
     }
-    println!("{} migrations checked, {errors} errors", set.len());
+    outln!("{} migrations checked, {errors} errors", set.len());
     Ok(ExitCode::from(u8::from(errors > 0)))
 }
 
@@ -528,10 +529,10 @@ async fn dry_run(rollout: &Rollout, as_json: bool) -> Result<ExitCode, UsageErro
     if !as_json {
         let plan = rollout.plan().await.map_err(fatal)?;
         for (wave, size) in plan.wave_sizes().iter().enumerate() {
-            println!("wave {wave}: {size} tenants");
+            outln!("wave {wave}: {size} tenants");
         }
         for warning in plan.warnings() {
-            println!("warning: {warning}");
+            outln!("warning: {warning}");
         }
     }
     print_unstarted(rollout, as_json, "dry run: nothing was changed", None).await?;
@@ -553,7 +554,7 @@ async fn print_unstarted(
             fleet,
         });
     } else {
-        println!(
+        outln!(
             "{note}; {} tenants pending for version {target}",
             plan.len()
         );
@@ -575,7 +576,7 @@ async fn finish(
         view.warnings = warnings;
         print_json(&StatusJson { view: &view, fleet });
     } else {
-        println!("{report}");
+        outln!("{report}");
     }
     Ok(if success {
         ExitCode::SUCCESS
@@ -595,7 +596,7 @@ struct StatusJson<'a> {
 
 fn print_json(view: &impl serde::Serialize) {
     match serde_json::to_string(view) {
-        Ok(line) => println!("{line}"),
+        Ok(line) => outln!("{line}"),
         Err(error) => eprintln!("migrate: cannot print JSON: {error}"),
     }
 }
@@ -719,7 +720,7 @@ async fn rehearse(args: RehearseArgs) -> Result<ExitCode, UsageError> {
     if args.json {
         let mut json = serde_json::to_value(&report).map_err(|e| UsageError(e.to_string()))?;
         json["tenant"] = tenant.as_str().into();
-        println!("{json}");
+        outln!("{json}");
     } else {
         print_rehearsal(&tenant, &report);
     }
@@ -728,16 +729,16 @@ async fn rehearse(args: RehearseArgs) -> Result<ExitCode, UsageError> {
 
 fn print_rehearsal(tenant: &TenantId, report: &RehearsalReport) {
     let Some(method) = report.copy_method else {
-        println!("{tenant} has no pending migration: nothing to rehearse");
+        outln!("{tenant} has no pending migration: nothing to rehearse");
         return;
     };
-    println!(
+    outln!(
         "{tenant}: copied ({method}) in {} ms, from version {}",
         report.copy_duration.as_millis(),
         report.from_version.map_or("none".into(), |v| v.to_string())
     );
     for migration in &report.migrations {
-        println!(
+        outln!(
             "  {} {}: {} ms, schema {}",
             migration.version,
             migration.description,
@@ -752,15 +753,17 @@ fn print_rehearsal(tenant: &TenantId, report: &RehearsalReport) {
             } else {
                 ""
             };
-            println!("      {lock}{blocks}");
+            outln!("      {lock}{blocks}");
         }
     }
     match &report.failure {
-        Some(failure) => println!(
+        Some(failure) => outln!(
             "FAILED {} {}: {}",
-            failure.version, failure.description, failure.error
+            failure.version,
+            failure.description,
+            failure.error
         ),
-        None => println!("{} migrations applied on the copy", report.migrations.len()),
+        None => outln!("{} migrations applied on the copy", report.migrations.len()),
     }
 }
 

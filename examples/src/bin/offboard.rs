@@ -41,6 +41,7 @@ use tenancy_core::{
 use tenancy_examples::assembly::Assembly;
 use tenancy_examples::config::{OffboardingConfig, ProcessEnv, StripeConfig, SupabaseConfig};
 use tenancy_examples::control_plane::{database_pauser, ControlPlane, TenantDatabases};
+use tenancy_examples::outln;
 use tenancy_examples::telemetry;
 
 /// Offboards tenants: export, pause, keep, delete; or restores one.
@@ -111,7 +112,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         Command::Start { tenant } => {
             let id = known_tenant(directory.as_ref(), tenant).await?;
             match offboarding.offboard(&id).await {
-                Err(busy @ OffboardingError::Busy { .. }) => println!("{busy}"),
+                Err(busy @ OffboardingError::Busy { .. }) => outln!("{busy}"),
                 done => print_tenant(&done.map_err(failure)?),
             }
         }
@@ -123,13 +124,13 @@ async fn run(args: Args) -> Result<(), Failure> {
         Command::Resume => {
             let report = offboarding.run_pending().await.map_err(failure)?;
             for id in &report.retained {
-                println!("retained: {id}");
+                outln!("retained: {id}");
             }
             for id in &report.deleted {
-                println!("deleted:  {id}");
+                outln!("deleted:  {id}");
             }
             for id in &report.busy {
-                println!("busy:     {id} (another process is offboarding it)");
+                outln!("busy:     {id} (another process is offboarding it)");
             }
             if !report.failed.is_empty() {
                 let failed: Vec<String> = report
@@ -245,14 +246,14 @@ fn failure(error: OffboardingError) -> Failure {
 }
 
 fn print_tenant(tenant: &Tenant) {
-    println!("tenant_id: {}", tenant.id);
-    println!("state:     {}", tenant.status);
+    outln!("tenant_id: {}", tenant.id);
+    outln!("state:     {}", tenant.status);
     if let TenantStatus::Retained { until, .. } = &tenant.status {
-        println!("deleted:   after {until}");
+        outln!("deleted:   after {until}");
     }
     if let Some(export) = tenant.status.export() {
-        println!("export:    {}", export.location);
-        println!("size:      {} bytes", export.size_bytes);
-        println!("sha256:    {}", export.sha256);
+        outln!("export:    {}", export.location);
+        outln!("size:      {} bytes", export.size_bytes);
+        outln!("sha256:    {}", export.sha256);
     }
 }

@@ -17,6 +17,7 @@ use tenancy_core::{NewTenant, OnboardingError, SystemClock, Tenant, TenantStatus
 use tenancy_examples::assembly::Assembly;
 use tenancy_examples::config::{ProcessEnv, SupabaseConfig};
 use tenancy_examples::control_plane::{supabase_databases, ControlPlane, TenantDatabases};
+use tenancy_examples::outln;
 use tenancy_examples::telemetry;
 
 /// Signs one tenant up and onboards it.
@@ -114,9 +115,9 @@ fn print_tenant(tenant: Option<&Tenant>) {
         .as_ref()
         .and_then(|db| db.external_ref.as_deref())
         .unwrap_or("-");
-    println!("tenant_id:   {}", tenant.id);
-    println!("project_ref: {reference}");
-    println!("state:       {}", tenant.status);
+    outln!("tenant_id:   {}", tenant.id);
+    outln!("project_ref: {reference}");
+    outln!("state:       {}", tenant.status);
 }
 
 fn spinner() -> ProgressBar {
