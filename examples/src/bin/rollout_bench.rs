@@ -159,6 +159,7 @@ async fn bench(args: Args) -> BenchResult<()> {
         )
         .into());
     }
+    check_connection_limit(&server, args.concurrency).await?;
     let urls = fleet_urls(&server, PREFIX, args.tenants);
     let started = Instant::now();
     create_databases(&server, PREFIX, &urls).await?;
@@ -197,6 +198,26 @@ async fn bench(args: Args) -> BenchResult<()> {
             bench.urls.len(),
             started.elapsed()
         );
+    }
+    Ok(())
+}
+
+/// Refuses a concurrency the server cannot hold: each phase keeps that many
+/// tenant connections open at once, and the bench itself needs a few more.
+async fn check_connection_limit(server: &DatabaseUrl, concurrency: usize) -> BenchResult<()> {
+    let mut conn = PgConnection::connect(server.expose()).await?;
+    let limit: String = sqlx::query_scalar("SHOW max_connections")
+        .fetch_one(&mut conn)
+        .await?;
+    conn.close().await?;
+    let limit: usize = limit.parse()?;
+    let needed = concurrency + 8;
+    if needed > limit {
+        return Err(format!(
+            "the server allows {limit} connections and --concurrency {concurrency} needs {needed}: \
+             raise it (ALTER SYSTEM SET max_connections = {needed}; then restart PostgreSQL)"
+        )
+        .into());
     }
     Ok(())
 }
