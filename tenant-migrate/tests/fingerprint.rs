@@ -97,13 +97,16 @@ async fn postgres_fingerprints_ignore_order_and_name_each_drift() {
     assert!(seen.diff(&a).iter().any(|d| d.name() == "audit.log.id"));
 }
 
-/// The base schema of the digest test: [`PG_SCHEMA`], a trigger function, and a
-/// foreign key to a table outside the compared schemas.
+/// The base schema of the digest test: [`PG_SCHEMA`], a trigger function, a
+/// foreign key to a table outside the compared schemas, a generated column (whose
+/// expression reads another column) and a check constraint.
 const PG_DIGEST_BASE: &[&str] = &[
     "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'",
     "CREATE SCHEMA audit",
     "CREATE TABLE audit.ref (id int PRIMARY KEY, code int UNIQUE)",
     "ALTER TABLE orders ADD COLUMN ref int REFERENCES audit.ref (code)",
+    "ALTER TABLE items ADD COLUMN twice bigint GENERATED ALWAYS AS (id * 2) STORED",
+    "ALTER TABLE orders ADD CONSTRAINT orders_ref_positive CHECK (ref > 0)",
 ];
 
 /// Each change by hand, and whether the compared schema changes with it.
@@ -115,6 +118,30 @@ const PG_CHANGES: &[(&str, &[&str], bool)] = &[
     ("default changed", &["ALTER TABLE items ALTER COLUMN name SET DEFAULT 'x'"], true),
     ("made not null", &["ALTER TABLE items ALTER COLUMN qty SET NOT NULL"], true),
     ("check added", &["ALTER TABLE items ADD CONSTRAINT qty_positive CHECK (qty > 0)"], true),
+    (
+        "check changed",
+        &[
+            "ALTER TABLE orders DROP CONSTRAINT orders_ref_positive",
+            "ALTER TABLE orders ADD CONSTRAINT orders_ref_positive CHECK (ref > 1)",
+        ],
+        true,
+    ),
+    (
+        "generated column changed",
+        &[
+            "ALTER TABLE items DROP COLUMN twice",
+            "ALTER TABLE items ADD COLUMN twice bigint GENERATED ALWAYS AS (id * 3) STORED",
+        ],
+        true,
+    ),
+    (
+        "function result changed",
+        &[
+            "DROP FUNCTION total()",
+            "CREATE FUNCTION total() RETURNS integer LANGUAGE sql AS 'SELECT count(*) FROM items'",
+        ],
+        true,
+    ),
     (
         "foreign key action changed",
         &[
@@ -203,6 +230,43 @@ async fn postgres_digests_change_exactly_with_the_schema() {
             found.diff(&snapshot)
         );
         assert_eq!(found_digest != digest, *changes, "{change}: digest");
+    }
+}
+
+/// A compared schema whose name the server quotes (`"Billing Ops"`), with a table, a
+/// function and an enum type in it.
+const PG_QUOTED_SCHEMA: &[&str] = &[
+    "CREATE SCHEMA \"Billing Ops\"",
+    "CREATE TABLE \"Billing Ops\".invoices (id int PRIMARY KEY, total numeric DEFAULT 0)",
+    "CREATE FUNCTION \"Billing Ops\".due() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "CREATE TYPE \"Billing Ops\".state AS ENUM ('open', 'paid')",
+];
+
+#[tokio::test]
+async fn postgres_digests_cover_schemas_whose_names_are_quoted() {
+    let options = MigrateOptions::default();
+    let scope = SchemaScope::default().schemas(["public", "Billing Ops"]);
+    let base = [PG_SCHEMA, PG_QUOTED_SCHEMA].concat();
+    let (_a, reference) = postgres_with(&base).await;
+    let digest = read_digest(&reference, &scope, &options).await.unwrap();
+    let public_only = read_digest(&reference, &SchemaScope::default(), &options)
+        .await
+        .unwrap();
+    assert_ne!(digest, public_only);
+
+    for change in [
+        "ALTER TABLE \"Billing Ops\".invoices ADD COLUMN note text",
+        "ALTER TABLE \"Billing Ops\".invoices ALTER COLUMN total SET DEFAULT 1",
+        "CREATE OR REPLACE FUNCTION \"Billing Ops\".due() RETURNS int LANGUAGE sql AS 'SELECT 2'",
+        "ALTER TYPE \"Billing Ops\".state ADD VALUE 'void'",
+    ] {
+        let (_db, target) = postgres_with(&[base.as_slice(), &[change]].concat()).await;
+        let found = read_digest(&target, &scope, &options).await.unwrap();
+        assert_ne!(found, digest, "{change}");
+        let found = read_digest(&target, &SchemaScope::default(), &options)
+            .await
+            .unwrap();
+        assert_eq!(found, public_only, "{change}: outside the default scope");
     }
 }
 

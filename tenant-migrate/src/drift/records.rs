@@ -91,9 +91,9 @@ impl DriftRecords {
         for chunk in report.tenants().chunks(CHUNK) {
             match &self.pool {
                 #[cfg(feature = "postgres")]
-                StorePool::Postgres(pool) => upsert(pool, chunk, at).await,
+                StorePool::Postgres(pool) => upsert(pool, chunk, at, Placeholders::Numbered).await,
                 #[cfg(feature = "sqlite")]
-                StorePool::Sqlite(pool) => upsert(pool, chunk, at).await,
+                StorePool::Sqlite(pool) => upsert(pool, chunk, at, Placeholders::Anonymous).await,
                 #[allow(unreachable_patterns)]
                 _ => return Err(unsupported()),
             }
@@ -138,7 +138,39 @@ fn record_from_row(
     })
 }
 
-async fn upsert<DB>(pool: &Pool<DB>, tenants: &[SurveyedTenant], at: i64) -> Result<(), sqlx::Error>
+/// How a statement's parameters are written.
+#[derive(Debug, Clone, Copy)]
+enum Placeholders {
+    /// `$1, $2, …` (PostgreSQL).
+    #[cfg(feature = "postgres")]
+    Numbered,
+    /// `?, ?, …` (SQLite, which looks each numbered one up by name: a statement
+    /// of thousands of them would spend its time there).
+    #[cfg(feature = "sqlite")]
+    Anonymous,
+}
+
+impl Placeholders {
+    /// The placeholder of parameter `n` (from 1).
+    fn get(self, n: usize) -> String {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Numbered => format!("${n}"),
+            #[cfg(feature = "sqlite")]
+            Self::Anonymous => {
+                let _ = n;
+                "?".to_owned()
+            }
+        }
+    }
+}
+
+async fn upsert<DB>(
+    pool: &Pool<DB>,
+    tenants: &[SurveyedTenant],
+    at: i64,
+    placeholders: Placeholders,
+) -> Result<(), sqlx::Error>
 where
     DB: Database,
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
@@ -154,7 +186,7 @@ where
     }
     let rows: Vec<String> = (0..tenants.len())
         .map(|i| {
-            let p: Vec<String> = (1..=6).map(|c| format!("${}", i * 6 + c)).collect();
+            let p: Vec<String> = (1..=6).map(|c| placeholders.get(i * 6 + c)).collect();
             format!("({})", p.join(", "))
         })
         .collect();

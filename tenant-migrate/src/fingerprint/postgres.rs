@@ -11,7 +11,9 @@
 //! here: object identifiers become names, so that two databases with the same
 //! schema have the same digest whatever identifiers their objects were given.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnection, PgRow};
@@ -85,15 +87,23 @@ pub(super) async fn rows(
 /// The statements a digest is read with, sent together in one simple-protocol
 /// request; each row starts with its kind. Objects created by users have
 /// identifiers from 16384 up (`FirstNormalObjectId`); those below belong to the
-/// system schemas, which a digest never covers. `{schemas}` is the scope's schema
-/// names, as an array of string literals.
+/// system schemas, which a digest never covers.
 ///
-/// - `n`: a scope schema's `oid` and name;
-/// - `r`: relation `oid`, namespace, name, kind, the view's definition or the
-///   index's access method, tablespace and storage options, and the namespace's
-///   name as the server quotes it;
+/// On a new backend what these cost is mostly parsing and planning against cold
+/// caches, not reading rows, so they are written for that: constants typed like
+/// the columns they are compared with (`'16384'` is an `oid`, where `16384` would
+/// send the parser through every `>=` operator), no joins, no sorting, as few
+/// columns and functions as the digest needs (the planner looks up statistics for
+/// each column a statement reads), and namespaces named by `regnamespace` rather
+/// than read from `pg_namespace`.
+///
+/// - `r`: relation `oid`, its namespace as the server quotes it, name, kind, and
+///   the view's definition or the index's access method, tablespace and storage
+///   options;
 /// - `c`: column's relation, number, name, type, nullability;
-/// - `d`: default's relation, column number, expression;
+/// - `d`: default's relation, column number, expression (deparsed against its
+///   table only when it reads columns, as a generated column's does: any other
+///   default reads the same without opening its table);
 /// - `k`: constraint's relation, name, index, referenced table and columns, check
 ///   expression, then what else its definition depends on ([`KNOWN_COLUMNS`]);
 /// - `i`: index's table, index, its whole definition when it has expressions, a
@@ -101,42 +111,47 @@ pub(super) async fn rows(
 ///   definition depends on ([`KNOWN_COLUMNS`]);
 /// - `s`: sequence, type, increment;
 /// - `g`: trigger's table, name, definition;
-/// - `f`: function's namespace, name, kind, argument types, all argument types,
-///   modes and names, result type, whether it returns a set, body hash;
-/// - `e`: enum type's schema, qualified name, label, sort order.
+/// - `f`: function's namespace as the server quotes it, name, kind, argument
+///   types, all argument types, modes and names, result type, whether it returns a
+///   set, body hash (raw columns rather than `pg_get_function_*`: cheaper per
+///   function, for schemas that have thousands);
+/// - `e`: enum type's schema and qualified name as the server quotes them, label,
+///   sort order.
 const DIGEST_STATEMENTS: &[&str] = &[
-    "SELECT 'n', to_regnamespace(quote_ident(s))::oid, s FROM unnest(ARRAY[{schemas}]::text[]) AS s",
-    "SELECT 'r', c.oid, c.relnamespace, c.relname, c.relkind, \
-       CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) \
-            WHEN c.relkind IN ('i', 'I') THEN concat(c.relam, '|', c.reltablespace, '|', c.reloptions) END, \
-       c.relnamespace::regnamespace \
-     FROM pg_class c WHERE c.oid >= 16384 AND c.relnamespace <> 99",
+    "SELECT 'r', c.oid, c.relnamespace::regnamespace, c.relname, c.relkind, \
+       CASE c.relkind WHEN 'i' THEN concat(c.relam, '|', c.reltablespace, '|', c.reloptions) \
+         WHEN 'v' THEN pg_get_viewdef(c.oid, true) \
+         WHEN 'I' THEN concat(c.relam, '|', c.reltablespace, '|', c.reloptions) \
+         WHEN 'm' THEN pg_get_viewdef(c.oid, true) END \
+     FROM pg_class c WHERE c.oid >= '16384'",
     "SELECT 'c', a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull \
-     FROM pg_attribute a WHERE a.attrelid >= 16384 AND a.attnum > 0 AND NOT a.attisdropped",
-    "SELECT 'd', d.adrelid, d.adnum, pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d WHERE d.adrelid >= 16384",
+     FROM pg_attribute a WHERE a.attrelid >= '16384' AND a.attnum > '0' AND NOT a.attisdropped",
+    "SELECT 'd', d.adrelid, d.adnum, \
+       pg_get_expr(d.adbin, CASE WHEN d.adbin::text LIKE '%{VAR %' THEN d.adrelid ELSE '0' END) \
+     FROM pg_attrdef d WHERE d.adrelid >= '16384'",
     "SELECT 'k', k.conrelid, k.conname, k.conindid, k.confrelid, k.confkey, pg_get_expr(k.conbin, k.conrelid), \
-     {constraint} FROM pg_constraint k WHERE k.conrelid >= 16384",
+     {constraint} FROM pg_constraint k WHERE k.conrelid >= '16384'",
     "SELECT 'i', x.indrelid, x.indexrelid, \
        CASE WHEN x.indexprs IS NOT NULL OR x.indpred IS NOT NULL \
-                 OR 16384 <= ANY (x.indclass::oid[]) OR 16384 <= ANY (x.indcollation::oid[]) \
+                 OR '16384' <= ANY (x.indclass) OR '16384' <= ANY (x.indcollation) \
             THEN pg_get_indexdef(x.indexrelid) END, \
-     {index} FROM pg_index x WHERE x.indrelid >= 16384",
-    "SELECT 's', q.seqrelid, q.seqtypid, q.seqincrement FROM pg_sequence q WHERE q.seqrelid >= 16384",
+     {index} FROM pg_index x WHERE x.indrelid >= '16384'",
+    "SELECT 's', q.seqrelid, q.seqtypid, q.seqincrement FROM pg_sequence q WHERE q.seqrelid >= '16384'",
     "SELECT 'g', g.tgrelid, g.tgname, pg_get_triggerdef(g.oid) FROM pg_trigger g \
-     WHERE g.tgrelid >= 16384 AND NOT g.tgisinternal",
-    "SELECT 'f', p.pronamespace, p.proname, p.prokind, p.proargtypes::oid[]::regtype[], \
+     WHERE g.tgrelid >= '16384' AND NOT g.tgisinternal",
+    "SELECT 'f', p.pronamespace::regnamespace, p.proname, p.prokind, p.proargtypes::oid[]::regtype[], \
        p.proallargtypes::regtype[], p.proargmodes, p.proargnames, p.prorettype::regtype, p.proretset, md5(p.prosrc) \
-     FROM pg_proc p WHERE p.oid >= 16384",
+     FROM pg_proc p WHERE p.oid >= '16384'",
     "SELECT 'e', o.schema, o.identity, e.enumlabel, e.enumsortorder \
-     FROM pg_enum e, pg_identify_object('pg_type'::regclass, e.enumtypid, 0) AS o WHERE e.enumtypid >= 16384",
+     FROM pg_enum e, pg_identify_object('1247', e.enumtypid, '0') AS o WHERE e.enumtypid >= '16384'",
 ];
 
 /// The migration history, as rows of kind `h`: database name, then version,
-/// success and checksum (hex) of each row (`NULL`s for an empty table). Fails
-/// with `42P01` when the table does not exist yet.
+/// success and checksum (hex) of each row (`NULL`s for an empty table), in no
+/// particular order (sorting here would cost the server more than the client).
+/// Fails with `42P01` when the table does not exist yet.
 pub(super) const HISTORY: &str = "SELECT 'h', current_database(), h.version, h.success, \
-     encode(h.checksum, 'hex') FROM (SELECT 1) AS one LEFT JOIN _sqlx_migrations AS h ON TRUE \
-     ORDER BY h.version";
+     encode(h.checksum, 'hex') FROM (SELECT 1) AS one LEFT JOIN _sqlx_migrations AS h ON TRUE";
 
 /// Whether `error` says a table does not exist.
 pub(super) fn is_undefined_table(error: &sqlx::Error) -> bool {
@@ -153,10 +168,10 @@ pub(super) fn history(rows: &[PgRow]) -> Result<HistorySnapshot, sqlx::Error> {
         ..HistorySnapshot::default()
     };
     for row in rows {
-        let row = RawRow::read(row)?;
-        if row.kind != "h" {
+        if RawRow::kind(row)? != "h" {
             continue;
         }
+        let row = RawRow::read(row)?;
         snapshot
             .database
             .get_or_insert_with(|| row.get(0).to_owned());
@@ -177,6 +192,7 @@ pub(super) fn history(rows: &[PgRow]) -> Result<HistorySnapshot, sqlx::Error> {
             checksum,
         });
     }
+    snapshot.rows.sort_unstable_by_key(|row| row.version);
     Ok(snapshot)
 }
 
@@ -209,30 +225,29 @@ const CONSTRAINT_COLUMNS: usize = 6;
 /// Where the columns of [`KNOWN_COLUMNS`] start in an `i` row's fields.
 const INDEX_COLUMNS: usize = 3;
 
-/// [`DIGEST_STATEMENTS`] for `scope` on a server of version `version`
-/// (`server_version_num`), as one request.
-fn digest_request(scope: &SchemaScope, version: Option<u32>) -> String {
-    let (constraint, index) = match version {
-        Some(120_000..=149_999) => KNOWN_COLUMNS,
-        Some(150_000..=179_999) => KNOWN_COLUMNS_15,
-        _ => ALL_COLUMNS,
+/// [`DIGEST_STATEMENTS`] for a server of version `version` (`server_version_num`),
+/// as one request: built once per kind of server, then shared.
+fn digest_request(version: Option<u32>) -> &'static str {
+    static REQUESTS: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let (slot, columns) = match version {
+        Some(120_000..=149_999) => (0, KNOWN_COLUMNS),
+        Some(150_000..=179_999) => (1, KNOWN_COLUMNS_15),
+        _ => (2, ALL_COLUMNS),
     };
-    let schemas: Vec<String> = scope.schema_names().iter().map(|s| literal(s)).collect();
+    REQUESTS[slot].get_or_init(|| build_request(columns))
+}
+
+/// [`DIGEST_STATEMENTS`] with these `(constraint, index)` columns, joined.
+fn build_request((constraint, index): (&str, &str)) -> String {
     DIGEST_STATEMENTS
         .iter()
         .map(|statement| {
             statement
-                .replace("{schemas}", &schemas.join(", "))
                 .replace("{constraint}", constraint)
                 .replace("{index}", index)
         })
         .collect::<Vec<_>>()
         .join(";\n")
-}
-
-/// `text` as an SQL string literal, whatever `standard_conforming_strings` says.
-fn literal(text: &str) -> String {
-    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// The digest of the objects in `scope` (see [`DIGEST_STATEMENTS`]), in one
@@ -255,7 +270,7 @@ pub(super) async fn digest_after(
     first: Option<&str>,
 ) -> Result<([u8; 32], Vec<PgRow>), sqlx::Error> {
     let mut request = first.map(|s| format!("{s};\n")).unwrap_or_default();
-    request.push_str(&digest_request(scope, conn.server_version_num()));
+    request.push_str(digest_request(conn.server_version_num()));
     let rows = sqlx::Executor::fetch_all(&mut *conn, request.as_str()).await?;
     let mut catalog = RawCatalog::default();
     for row in &rows {
@@ -273,6 +288,11 @@ struct RawRow<'r> {
 }
 
 impl<'r> RawRow<'r> {
+    /// The kind of `row` alone.
+    fn kind(row: &'r PgRow) -> Result<&'r str, sqlx::Error> {
+        Ok(row.try_get_unchecked::<Option<&str>, _>(0)?.unwrap_or(""))
+    }
+
     fn read(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         // Simple-protocol results are text whatever their type.
         let text = |i: usize| -> Result<&'r str, sqlx::Error> {
@@ -296,10 +316,22 @@ impl<'r> RawRow<'r> {
     }
 }
 
-/// A relation: its namespace, name, kind, what else its row says, and its
-/// qualified name as the server quotes it.
+/// A namespace as `regnamespace` prints it, as its plain name: quoted names lose
+/// their quotes and have their doubled quotes halved; others are printed as they are.
+fn unquoted(namespace: &str) -> Cow<'_, str> {
+    match namespace
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+    {
+        Some(inner) => Cow::Owned(inner.replace("\"\"", "\"")),
+        None => Cow::Borrowed(namespace),
+    }
+}
+
+/// A relation: its schema's plain name, name, kind, what else its row says, and
+/// its qualified name as the server quotes it.
 struct Relation<'r> {
-    namespace: &'r str,
+    schema: Cow<'r, str>,
     name: &'r str,
     kind: &'r str,
     extra: &'r str,
@@ -309,8 +341,6 @@ struct Relation<'r> {
 /// The rows of one database, identifiers still raw, before the scope is applied.
 #[derive(Default)]
 struct RawCatalog<'r> {
-    /// The scope's schemas present, by `oid`.
-    namespaces: HashMap<&'r str, &'r str>,
     relations: HashMap<&'r str, Relation<'r>>,
     /// `(relation, number)` to name, type and nullability.
     columns: HashMap<(&'r str, &'r str), [&'r str; 3]>,
@@ -323,16 +353,15 @@ impl<'r> RawCatalog<'r> {
     fn add(&mut self, row: RawRow<'r>) {
         let field = |i| row.get(i);
         match row.kind {
-            "n" if !field(0).is_empty() => {
-                self.namespaces.insert(field(0), field(1));
-            }
+            // The history's rows, read apart.
+            "h" => {}
             "r" => {
                 let relation = Relation {
-                    namespace: field(1),
+                    schema: unquoted(field(1)),
                     name: field(2),
                     kind: field(3),
                     extra: field(4),
-                    qualified: format!("{}.{}", field(5), field(2)),
+                    qualified: format!("{}.{}", field(1), field(2)),
                 };
                 self.relations.insert(field(0), relation);
             }
@@ -348,11 +377,12 @@ impl<'r> RawCatalog<'r> {
     }
 
     /// The relation `oid` if the scope covers it (its schema, not an ignored
-    /// table), with its schema's name.
-    fn scoped(&self, oid: &str, scope: &SchemaScope) -> Option<(&'r str, &Relation<'r>)> {
+    /// table).
+    fn scoped(&self, oid: &str, scope: &SchemaScope) -> Option<&Relation<'r>> {
         let relation = self.relations.get(oid)?;
-        let namespace = self.namespaces.get(relation.namespace).copied()?;
-        (!scope.ignored_tables().contains(relation.name)).then_some((namespace, relation))
+        let covered = scope.schema_names().contains(relation.schema.as_ref())
+            && !scope.ignored_tables().contains(relation.name);
+        covered.then_some(relation)
     }
 
     /// The qualified name of any relation, scoped or not (empty for none).
@@ -380,83 +410,100 @@ impl<'r> RawCatalog<'r> {
         let mut owned: Vec<Vec<String>> = Vec::new();
         let mut lines: BTreeSet<Vec<&str>> = BTreeSet::new();
         for oid in self.relations.keys() {
-            if let Some((namespace, r)) = self.scoped(oid, scope) {
-                lines.insert(vec!["relation", namespace, r.name, r.kind, r.extra]);
+            if let Some(r) = self.scoped(oid, scope) {
+                lines.insert(vec!["relation", &r.schema, r.name, r.kind, r.extra]);
             }
         }
         for ((oid, number), [name, type_name, not_null]) in &self.columns {
-            let Some((namespace, r)) = self.scoped(oid, scope) else {
+            let Some(r) = self.scoped(oid, scope) else {
                 continue;
             };
             if matches!(r.kind, "r" | "p") {
                 let default = self.defaults.get(&(*oid, *number)).copied().unwrap_or("");
                 lines.insert(vec![
-                    "column", namespace, r.name, name, type_name, not_null, default,
+                    "column", &r.schema, r.name, name, type_name, not_null, default,
                 ]);
             }
         }
         for row in &self.rest {
-            let field = |i| row.get(i);
-            if row.kind == "e" {
-                if scope.schema_names().contains(field(0)) {
-                    lines.insert(vec!["enum", field(1), field(2), field(3)]);
-                }
-                continue;
-            }
-            if row.kind == "f" {
-                let namespace = self.namespaces.get(field(0)).copied();
-                if let Some(namespace) = namespace {
-                    owned.push(vec![
-                        "function".into(),
-                        namespace.into(),
-                        field(1).into(),
-                        row.rest(2),
-                    ]);
-                }
-                continue;
-            }
-            let Some((namespace, r)) = self.scoped(field(0), scope) else {
-                continue;
-            };
-            match row.kind {
-                "k" => owned.push(vec![
-                    "constraint".into(),
-                    namespace.into(),
-                    r.name.into(),
-                    field(1).into(),
-                    self.qualified(field(2)).into(),
-                    self.qualified(field(3)).into(),
-                    self.column_names(field(3), field(4)),
-                    field(5).into(),
-                    row.rest(CONSTRAINT_COLUMNS),
-                ]),
-                "i" => owned.push(vec![
-                    "index".into(),
-                    self.qualified(field(1)).into(),
-                    r.name.into(),
-                    field(2).into(),
-                    row.rest(INDEX_COLUMNS),
-                ]),
-                "s" => {
-                    lines.insert(vec!["sequence", namespace, r.name, field(1), field(2)]);
-                }
-                "g" => {
-                    lines.insert(vec!["trigger", namespace, r.name, field(1), field(2)]);
-                }
-                _ => {}
-            }
+            self.add_line(row, scope, &mut lines, &mut owned);
         }
         for line in &owned {
             lines.insert(line.iter().map(String::as_str).collect());
         }
-        let mut hash = Sha256::new();
-        for line in &lines {
-            hash.update(line.len().to_le_bytes());
-            for part in line {
-                hash.update(part.len().to_le_bytes());
-                hash.update(part.as_bytes());
-            }
-        }
-        hash.finalize().into()
+        hash_lines(&lines)
     }
+
+    /// The line of a row kept in `rest`, if the scope covers its object: into
+    /// `lines` when it borrows only rows, into `owned` when it needs text of its own.
+    fn add_line<'a>(
+        &'a self,
+        row: &'a RawRow<'r>,
+        scope: &SchemaScope,
+        lines: &mut BTreeSet<Vec<&'a str>>,
+        owned: &mut Vec<Vec<String>>,
+    ) {
+        let field = |i| row.get(i);
+        if row.kind == "e" {
+            if scope.schema_names().contains(unquoted(field(0)).as_ref()) {
+                lines.insert(vec!["enum", field(1), field(2), field(3)]);
+            }
+            return;
+        }
+        if row.kind == "f" {
+            let schema = unquoted(field(0));
+            if scope.schema_names().contains(schema.as_ref()) {
+                owned.push(vec![
+                    "function".into(),
+                    schema.into_owned(),
+                    field(1).into(),
+                    row.rest(2),
+                ]);
+            }
+            return;
+        }
+        let Some(r) = self.scoped(field(0), scope) else {
+            return;
+        };
+        match row.kind {
+            "k" => owned.push(vec![
+                "constraint".into(),
+                r.schema.to_string(),
+                r.name.into(),
+                field(1).into(),
+                self.qualified(field(2)).into(),
+                self.qualified(field(3)).into(),
+                self.column_names(field(3), field(4)),
+                field(5).into(),
+                row.rest(CONSTRAINT_COLUMNS),
+            ]),
+            "i" => owned.push(vec![
+                "index".into(),
+                self.qualified(field(1)).into(),
+                r.name.into(),
+                field(2).into(),
+                row.rest(INDEX_COLUMNS),
+            ]),
+            "s" => {
+                lines.insert(vec!["sequence", &r.schema, r.name, field(1), field(2)]);
+            }
+            "g" => {
+                lines.insert(vec!["trigger", &r.schema, r.name, field(1), field(2)]);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The SHA-256 of `lines`, each part length-prefixed.
+fn hash_lines(lines: &BTreeSet<Vec<&str>>) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    for line in lines {
+        hash.update(line.len().to_le_bytes());
+        for part in line {
+            hash.update(part.len().to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+    }
+    hash.finalize().into()
 }
