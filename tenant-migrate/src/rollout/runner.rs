@@ -93,8 +93,12 @@ impl Runner {
             tokio::select! {
                 joined = jobs.join_next() => {
                     if let Some(joined) = joined {
-                        let state = joined.map_err(|e| RolloutError::JobPanicked(e.to_string()))??;
-                        stale |= state == Some(TenantState::Failed);
+                        stale |= failed(joined)?;
+                        // Every job that finished meanwhile too: their places are
+                        // claimed together, in one write to the state store.
+                        while let Some(joined) = jobs.try_join_next() {
+                            stale |= failed(joined)?;
+                        }
                     }
                 }
                 _ = renew.tick() => {
@@ -293,6 +297,14 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// Whether a finished job failed its tenant (its errors end the runner).
+fn failed(
+    joined: Result<Result<Option<TenantState>, RolloutError>, tokio::task::JoinError>,
+) -> Result<bool, RolloutError> {
+    let state = joined.map_err(|e| RolloutError::JobPanicked(e.to_string()))??;
+    Ok(state == Some(TenantState::Failed))
 }
 
 /// A rollback ignores waves; it is done when no tenant is in flight anywhere and a
