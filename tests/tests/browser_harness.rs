@@ -27,6 +27,36 @@ const FORM_PAGE: &str = r#"<!doctype html>
 </body>
 </html>"#;
 
+/// A page that replaces its heading and its button with fresh copies every 100 ms,
+/// as a page does while it navigates or re-renders; the button counts its clicks.
+const RERENDERING_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Busy</title></head>
+<body>
+  <h1>Busy</h1>
+  <button id="count" type="button">Count</button>
+  <p id="clicks">0</p>
+  <script>
+    let clicks = 0;
+    function render() {
+      const heading = document.createElement("h1");
+      heading.textContent = "Busy";
+      document.querySelector("h1").replaceWith(heading);
+      const button = document.createElement("button");
+      button.id = "count";
+      button.type = "button";
+      button.textContent = "Count";
+      button.addEventListener("click", () => {
+        clicks += 1;
+        document.getElementById("clicks").textContent = String(clicks);
+      });
+      document.getElementById("count").replaceWith(button);
+    }
+    setInterval(render, 100);
+  </script>
+</body>
+</html>"#;
+
 fn escape_html(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
@@ -53,7 +83,9 @@ async fn echo(Form(fields): Form<HashMap<String, String>>) -> Html<String> {
 
 /// Serves the echo app on an ephemeral loopback port; returns its base URL.
 async fn serve_echo() -> String {
-    let app = Router::new().route("/", get(|| async { Html(FORM_PAGE) }).post(echo));
+    let app = Router::new()
+        .route("/", get(|| async { Html(FORM_PAGE) }).post(echo))
+        .route("/busy", get(|| async { Html(RERENDERING_PAGE) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -94,6 +126,29 @@ async fn fills_and_submits_a_form_and_reads_the_escaped_echo() {
         .unwrap();
     assert!(injected.is_empty(), "the echoed markup was rendered");
     assert_eq!(browser.current_url().await.unwrap().path(), "/");
+
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_clicks_elements_that_are_replaced_while_used() {
+    let base = serve_echo().await;
+    let browser = Browser::start("elements_replaced_while_used").await;
+    let clicks = 25;
+
+    browser
+        .step("read and click a re-rendering page", async {
+            browser.goto(&format!("{base}/busy")).await?;
+            for _ in 0..clicks {
+                assert_eq!(browser.text("h1").await?, "Busy");
+                browser.click("#count").await?;
+            }
+            browser
+                .wait_for_text("#clicks", &clicks.to_string(), WAIT)
+                .await
+        })
+        .await
+        .unwrap();
 
     browser.close().await;
 }

@@ -298,33 +298,45 @@ impl Browser {
 
     /// Clears the field matching `css` and types `text` into it.
     pub async fn fill(&self, css: &str, text: &str) -> Result<(), BrowserError> {
-        let field = self.find(css).await?;
-        field
-            .clear()
-            .await
-            .map_err(|error| failed(format_args!("clear `{css}`"), error))?;
-        field
-            .send_keys(text)
-            .await
-            .map_err(|error| failed(format_args!("type into `{css}`"), error))
+        self.on_element(css, "type into", |field| async move {
+            field.clear().await?;
+            field.send_keys(text).await
+        })
+        .await
     }
 
     /// Clicks the element matching `css`.
     pub async fn click(&self, css: &str) -> Result<(), BrowserError> {
-        self.find(css)
-            .await?
-            .click()
+        self.on_element(css, "click", |element| async move { element.click().await })
             .await
-            .map_err(|error| failed(format_args!("click `{css}`"), error))
     }
 
     /// The rendered text of the element matching `css`.
     pub async fn text(&self, css: &str) -> Result<String, BrowserError> {
-        self.find(css)
-            .await?
-            .text()
-            .await
-            .map_err(|error| failed(format_args!("read the text of `{css}`"), error))
+        self.on_element(css, "read the text of", |element| async move {
+            element.text().await
+        })
+        .await
+    }
+
+    /// Finds the element matching `css` and does `action` with it. An element
+    /// replaced meanwhile (the page navigated or re-rendered) is found again, up to
+    /// [`ELEMENT_WAIT`]; `what` names the action in the error.
+    async fn on_element<T, A, F>(&self, css: &str, what: &str, action: A) -> Result<T, BrowserError>
+    where
+        A: Fn(fantoccini::elements::Element) -> F,
+        F: Future<Output = Result<T, CmdError>>,
+    {
+        let deadline = Instant::now() + ELEMENT_WAIT;
+        loop {
+            match action(self.find(css).await?).await {
+                Ok(done) => return Ok(done),
+                Err(error) if page_changed(&error) && Instant::now() < deadline => {
+                    tokio::time::sleep(POLL).await;
+                }
+                Err(error) => return Err(failed(format_args!("{what} `{css}`"), error)),
+            }
+        }
     }
 
     /// Waits up to `timeout` until the first element matching `css` has a text that
@@ -350,9 +362,7 @@ impl Browser {
                 Ok(element) => match element.text().await {
                     Ok(text) if text.contains(needle) => return Ok(text),
                     Ok(text) => seen = Some(text),
-                    // The page changed between finding the element and reading it.
-                    Err(CmdError::Standard(error))
-                        if error.error == ErrorStatus::StaleElementReference => {}
+                    Err(error) if page_changed(&error) => {}
                     Err(error) => {
                         return Err(failed(format_args!("read the text of `{css}`"), error))
                     }
@@ -385,6 +395,21 @@ impl Browser {
             _ => self.driver.session = session,
         }
         // Dropping `self` stops ChromeDriver and removes the profile.
+    }
+}
+
+/// Whether `error` says the element left the document between finding and using it:
+/// WebDriver's stale element reference, or the inspector error Chromium answers
+/// instead while a navigation replaces the document.
+fn page_changed(error: &CmdError) -> bool {
+    match error {
+        CmdError::Standard(error) => {
+            error.error == ErrorStatus::StaleElementReference
+                || (error.error == ErrorStatus::UnknownError
+                    && (error.message.contains("does not belong to the document")
+                        || error.message.contains("No node with given id")))
+        }
+        _ => false,
     }
 }
 
