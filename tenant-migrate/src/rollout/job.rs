@@ -47,7 +47,7 @@ impl JobContext {
 /// then the start of the last tenant that needed migrating (none after a tenant
 /// found already at the target). The guess that lets the next tenant be
 /// applied in one request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct UsualStart(std::sync::Mutex<Option<i64>>);
 
 impl UsualStart {
