@@ -1,10 +1,13 @@
-//! The fleet grouped by (version, digest) as tenants are read, then by (version,
-//! fingerprint) once one schema per digest is read: one snapshot per group, a few
-//! bytes per tenant.
+//! The fleet grouped by (version, database kind, digest) as tenants are read, then
+//! by (version, kind, fingerprint) once one schema per digest is read: one snapshot
+//! per group, a few bytes per tenant. Schemas of different database kinds (a
+//! SQLite `main` beside a PostgreSQL `public`) are never compared: each kind has
+//! its own reference at each version.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use tenancy_core::{DatabaseTarget, TenantId};
+use tenancy_core::{DatabaseKind, DatabaseTarget, TenantId};
 
 use super::reading::{DigestReading, TenantReading};
 use super::{
@@ -13,10 +16,34 @@ use super::{
 };
 use crate::fingerprint::{SchemaDifference, SchemaDigest, SchemaFingerprint, SchemaSnapshot};
 
-type GroupKey = (Option<i64>, SchemaFingerprint);
+/// A database kind, ordered by name, to key groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Kind(pub(crate) DatabaseKind);
 
-/// The tenants sharing one digest at one version, by their first pass.
-pub(crate) type DigestKey = (Option<i64>, SchemaDigest);
+impl Ord for Kind {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.as_str().cmp(other.0.as_str())
+    }
+}
+
+impl PartialOrd for Kind {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The tenants of one kind sharing one schema at one version.
+type GroupKey = (Option<i64>, Kind, SchemaFingerprint);
+
+/// What has one reference: a version, within one database kind.
+type ReferenceKey = (Option<i64>, Kind);
+
+/// The tenants of one kind sharing one digest at one version, by their first pass.
+pub(crate) type DigestKey = (Option<i64>, Kind, SchemaDigest);
+
+fn reference_key(key: &GroupKey) -> ReferenceKey {
+    (key.0, key.1)
+}
 
 /// Tenants of a digest group kept as candidates to read its schema from (one, and
 /// others in case it cannot be read any more).
@@ -41,7 +68,7 @@ pub(crate) struct FirstPass {
 impl FirstPass {
     /// Adds a tenant read from `target`.
     pub(crate) fn add(&mut self, tenant: TenantId, target: DatabaseTarget, reading: DigestReading) {
-        let key = (reading.version, reading.digest);
+        let key = (reading.version, Kind(reading.kind), reading.digest);
         let (first, candidates) = self
             .digests
             .entry(key)
@@ -87,7 +114,7 @@ impl FirstPass {
             ..FleetGroups::default()
         };
         for (tenant, reading) in self.readings {
-            let key = (reading.version, reading.digest);
+            let key = (reading.version, Kind(reading.kind), reading.digest);
             match (schemas.get(&key), fingerprints.get(&key)) {
                 (Some(Ok(snapshot)), Some(fingerprint)) => {
                     let reading = reading.with_fingerprint(*fingerprint);
@@ -104,7 +131,7 @@ impl FirstPass {
     }
 }
 
-/// The tenants sharing one schema at one version.
+/// The tenants of one kind sharing one schema at one version.
 #[derive(Debug)]
 struct Group {
     tenants: u64,
@@ -129,7 +156,7 @@ impl FleetGroups {
         reading: TenantReading,
         snapshot: &SchemaSnapshot,
     ) {
-        let key = (reading.version, reading.fingerprint);
+        let key = (reading.version, Kind(reading.kind), reading.fingerprint);
         match self.groups.get_mut(&key) {
             Some(group) => {
                 group.tenants += 1;
@@ -164,9 +191,10 @@ impl FleetGroups {
             .map(|(_, reading)| reading)
     }
 
-    /// Picks each version's reference (the group of `named` at its version, else
-    /// the largest group, ties to the group with the first tenant id) and compares
-    /// every other group with it, once per group.
+    /// Picks the reference of each version within each database kind (the group
+    /// of `named` at its version and kind, else the largest group, ties to the
+    /// group with the first tenant id) and compares every other group of that
+    /// version and kind with it, once per group.
     pub(crate) fn into_report(
         mut self,
         named: Option<&TenantId>,
@@ -175,7 +203,7 @@ impl FleetGroups {
         let named_key = match named {
             None => None,
             Some(tenant) => match self.reading(tenant) {
-                Some(reading) => Some((reading.version, reading.fingerprint)),
+                Some(reading) => Some((reading.version, Kind(reading.kind), reading.fingerprint)),
                 None if self.unreachable.iter().any(|u| &u.tenant == tenant) => {
                     return Err(DriftError::ReferenceUnreachable {
                         tenant: tenant.clone(),
@@ -196,7 +224,7 @@ impl FleetGroups {
         let mut drifted = Vec::new();
         let mut tenants = Vec::with_capacity(self.readings.len() + self.unreachable.len());
         for (tenant, reading) in self.readings.iter() {
-            let key = (reading.version, reading.fingerprint);
+            let key = (reading.version, Kind(reading.kind), reading.fingerprint);
             let schema = differences.get(&key).cloned().unwrap_or_default();
             let clean = schema.is_empty() && reading.anomalies.is_empty();
             tenants.push(SurveyedTenant {
@@ -244,20 +272,22 @@ impl FleetGroups {
         })
     }
 
-    /// Each version's reference group.
-    fn references(&self, named: Option<GroupKey>) -> BTreeMap<Option<i64>, GroupKey> {
-        let mut references: BTreeMap<Option<i64>, GroupKey> = BTreeMap::new();
+    /// The reference group of each version within each kind: a named group
+    /// replaces the largest one of its own version and kind only.
+    fn references(&self, named: Option<GroupKey>) -> BTreeMap<ReferenceKey, GroupKey> {
+        let mut references: BTreeMap<ReferenceKey, GroupKey> = BTreeMap::new();
         for (key, group) in &self.groups {
-            let better = match references.get(&key.0).and_then(|k| self.groups.get(k)) {
+            let at = reference_key(key);
+            let better = match references.get(&at).and_then(|k| self.groups.get(k)) {
                 None => true,
                 Some(best) => (group.tenants, &best.first) > (best.tenants, &group.first),
             };
             if better {
-                references.insert(key.0, *key);
+                references.insert(at, *key);
             }
         }
         if let Some(named) = named {
-            references.insert(named.0, named);
+            references.insert(reference_key(&named), named);
         }
         references
     }
@@ -265,11 +295,11 @@ impl FleetGroups {
     /// The differences of every non-reference group against its reference.
     fn differences(
         &self,
-        references: &BTreeMap<Option<i64>, GroupKey>,
+        references: &BTreeMap<ReferenceKey, GroupKey>,
     ) -> BTreeMap<GroupKey, Vec<SchemaDifference>> {
         let mut found = BTreeMap::new();
         for (key, group) in &self.groups {
-            let Some(reference) = references.get(&key.0).filter(|r| *r != key) else {
+            let Some(reference) = references.get(&reference_key(key)).filter(|r| *r != key) else {
                 continue;
             };
             if let Some(reference) = self.groups.get(reference) {
@@ -281,25 +311,27 @@ impl FleetGroups {
 
     fn version_summaries(
         &self,
-        references: &BTreeMap<Option<i64>, GroupKey>,
+        references: &BTreeMap<ReferenceKey, GroupKey>,
         named: Option<(GroupKey, &TenantId)>,
     ) -> Vec<VersionReference> {
         let mut versions = Vec::new();
-        for (version, key) in references {
+        for (at, key) in references {
             let Some(group) = self.groups.get(key) else {
                 continue;
             };
-            let at_version = self.groups.iter().filter(|(k, _)| k.0 == *version);
+            let (version, kind) = at;
+            let at_version = self.groups.iter().filter(|(k, _)| reference_key(k) == *at);
             let (tenants, groups) =
                 at_version.fold((0, 0), |(t, g), (_, group)| (t + group.tenants, g + 1));
             let named = named.filter(|(named, _)| named == key).map(|(_, id)| id);
             versions.push(VersionReference {
                 version: *version,
+                database: kind.0,
                 tenants,
                 groups,
                 reference: ReferenceGroup {
                     tenant: named.unwrap_or(&group.first).clone(),
-                    fingerprint: key.1,
+                    fingerprint: key.2,
                     tenants: group.tenants,
                     objects: group.snapshot.len() as u64,
                     named: named.is_some(),

@@ -3,12 +3,15 @@
 //!
 //! A [`DriftSurvey`] reads every tenant of a fleet (its history rows and its schema
 //! digest, on one connection), then the schema of one tenant per distinct digest,
-//! groups the fleet by (applied version, fingerprint), takes at each version the
-//! largest group as the reference (or the group of a named reference tenant), and
-//! reports in a [`DriftReport`] each tenant
+//! groups the fleet by (database kind, applied version, fingerprint), takes at
+//! each version, within each kind, the largest group as the reference (or the group
+//! of a named reference tenant, for its own kind), and reports in a
+//! [`DriftReport`] each tenant
 //! outside it with its [`SchemaDifference`](crate::fingerprint::SchemaDifference)s,
 //! each [`HistoryAnomaly`] (a version the set lacks, a checksum that differs from
-//! the file, a failed row), and each tenant it could not read.
+//! the file, a failed row, a version never applied that sorts before the latest
+//! applied one), and each tenant it could not read. Schemas of SQLite and
+//! PostgreSQL tenants are never compared with each other.
 //!
 //! A rollout can require a clean fleet or leave drifted tenants out
 //! ([`DriftPolicy`]); [`DriftRecords`] keeps each tenant's last result in the state

@@ -1,7 +1,7 @@
 //! One tenant read for a drift survey: its history and its schema's digest, on one
 //! connection; and, for one tenant of each distinct digest, its schema.
 
-use tenancy_core::DatabaseTarget;
+use tenancy_core::{DatabaseKind, DatabaseTarget};
 
 use super::HistoryAnomaly;
 use crate::connection::TenantConnection;
@@ -12,6 +12,8 @@ use crate::{MigrateError, MigrateOptions, MigrationSet};
 /// What a survey keeps of one tenant: a few dozen bytes, whatever its schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TenantReading {
+    /// Its database's kind: schemas are only compared within one kind.
+    pub(crate) kind: DatabaseKind,
     /// The highest successfully applied version the set has (`None`: none).
     pub(crate) version: Option<i64>,
     /// The fingerprint of its schema.
@@ -24,6 +26,8 @@ pub(crate) struct TenantReading {
 /// the digest of its schema (the schema itself is read once per distinct digest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DigestReading {
+    /// Its database's kind: schemas are only compared within one kind.
+    pub(crate) kind: DatabaseKind,
     /// The highest successfully applied version the set has (`None`: none).
     pub(crate) version: Option<i64>,
     /// The digest of its schema.
@@ -36,6 +40,7 @@ impl DigestReading {
     /// The reading of a tenant whose schema has this fingerprint.
     pub(crate) fn with_fingerprint(self, fingerprint: SchemaFingerprint) -> TenantReading {
         TenantReading {
+            kind: self.kind,
             version: self.version,
             fingerprint,
             anomalies: self.anomalies,
@@ -56,6 +61,7 @@ pub(crate) async fn read_tenant(
     connection.close().await;
     let (history, digest) = read?;
     Ok(DigestReading {
+        kind: target.kind(),
         version: known_version(set, &history),
         digest,
         anomalies: HistoryAnomaly::find(set, &history),

@@ -1,14 +1,19 @@
 use std::fmt;
 
-use tenancy_core::TenantId;
+use tenancy_core::{DatabaseKind, TenantId};
 use time::OffsetDateTime;
 
 use super::HistoryAnomaly;
 use crate::fingerprint::{SchemaDifference, SchemaFingerprint};
 
-/// What a drift survey found: per version the reference schema, every tenant that
-/// differs from its version's reference or whose history is wrong, and every
-/// tenant that could not be read.
+/// What a drift survey found: per version and database kind the reference schema,
+/// every tenant that differs from its reference or whose history is wrong, and
+/// every tenant that could not be read.
+///
+/// Schemas are only compared between tenants of the same database kind (a SQLite
+/// schema never matches a PostgreSQL one): a fleet of SQLite and PostgreSQL
+/// tenants has, at each version, one `versions` entry and one reference per kind,
+/// told apart by `database` (`"postgres"` or `"sqlite"`).
 ///
 /// Serializes as (`version` is `null` for a tenant with nothing applied):
 ///
@@ -16,7 +21,7 @@ use crate::fingerprint::{SchemaDifference, SchemaFingerprint};
 /// {
 ///   "checked_at": "2024-05-01T12:00:00Z",
 ///   "counts": {"surveyed": 20, "clean": 16, "drifted": 4, "unreachable": 0},
-///   "versions": [{"version": 3, "tenants": 20, "groups": 3,
+///   "versions": [{"version": 3, "database": "postgres", "tenants": 20, "groups": 3,
 ///                 "reference": {"tenant": "t00", "fingerprint": "9f3c…", "tenants": 18, "objects": 12, "named": false}}],
 ///   "drifted": [{"tenant": "acme", "version": 3, "fingerprint": "41d0…",
 ///                "differences": [{"change": "added", "kind": "column", "name": "public.items.note", "definition": "text"}],
@@ -28,7 +33,7 @@ use crate::fingerprint::{SchemaDifference, SchemaFingerprint};
 /// `differences` items are [`SchemaDifference`]s (`change` is `added`, `missing`
 /// or `changed`; `changed` has `reference` and `found` instead of `definition`),
 /// `anomalies` items [`HistoryAnomaly`]s (`unknown_version`, `checksum_mismatch`,
-/// `failed`).
+/// `failed`, `never_applied`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct DriftReport {
@@ -37,9 +42,10 @@ pub struct DriftReport {
     pub checked_at: OffsetDateTime,
     /// Tenants per outcome.
     pub counts: DriftCounts,
-    /// Per version (ascending, `None` first), its tenants and reference schema.
+    /// Per version (ascending, `None` first) and, within it, per database kind,
+    /// its tenants and reference schema.
     pub versions: Vec<VersionReference>,
-    /// Tenants that differ from their version's reference or have history
+    /// Tenants that differ from their version's (and kind's) reference or have history
     /// anomalies, by id.
     pub drifted: Vec<TenantDrift>,
     /// Tenants that could not be read, by id: not known to drift, not known clean.
@@ -122,13 +128,19 @@ pub struct DriftCounts {
     pub unreachable: u64,
 }
 
-/// The tenants at one version and the schema they are compared against.
+/// The tenants of one database kind at one version and the schema they are
+/// compared against.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct VersionReference {
     /// The version (`None`: nothing applied).
     pub version: Option<i64>,
-    /// Tenants read at this version.
+    /// The database kind of these tenants, serialized as `"postgres"` or
+    /// `"sqlite"`: tenants of another kind at the same version have an entry of
+    /// their own.
+    #[serde(serialize_with = "kind_name")]
+    pub database: DatabaseKind,
+    /// Tenants of this kind read at this version.
     pub tenants: u64,
     /// Distinct schemas among them (1 when they all match).
     pub groups: u64,
@@ -136,7 +148,7 @@ pub struct VersionReference {
     pub reference: ReferenceGroup,
 }
 
-/// The group of tenants whose schema is a version's reference.
+/// The group of tenants whose schema is a version's reference, for one database kind.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ReferenceGroup {
@@ -199,8 +211,9 @@ impl fmt::Display for DriftReport {
             let r = &version.reference;
             writeln!(
                 f,
-                "version {}: {} tenants, {} schemas; reference {} ({}, {} tenants, {} objects{})",
+                "version {} ({}): {} tenants, {} schemas; reference {} ({}, {} tenants, {} objects{})",
                 VersionLabel(version.version),
+                version.database,
                 version.tenants,
                 version.groups,
                 r.fingerprint.short(),
@@ -217,6 +230,10 @@ impl fmt::Display for DriftReport {
             c.surveyed, c.clean, c.drifted, c.unreachable
         )
     }
+}
+
+fn kind_name<S: serde::Serializer>(kind: &DatabaseKind, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(kind.as_str())
 }
 
 /// A version as people read it: the number, or `none`.

@@ -16,8 +16,10 @@ use crate::{MigrateOptions, MigrationSet, DEFAULT_CONCURRENCY};
 /// A drift survey of a fleet against a migration set: each tenant's history and
 /// schema digest read on one connection ([`DEFAULT_CONCURRENCY`] tenants at once
 /// unless told otherwise), then the schema of one tenant of each distinct (version,
-/// digest) group; the fleet grouped by (version, schema fingerprint), and each
-/// tenant outside its version's reference group reported with its differences.
+/// digest) group; the fleet grouped by (database kind, version, schema
+/// fingerprint), and each tenant outside the reference group of its version and
+/// kind reported with its differences (a SQLite schema is never compared with a
+/// PostgreSQL one).
 ///
 /// A [`SchemaDigest`](crate::fingerprint::SchemaDigest) costs a fraction of a
 /// schema on PostgreSQL, so a fleet with few distinct schemas costs about one
@@ -79,8 +81,9 @@ impl DriftSurvey {
         self
     }
 
-    /// Takes this tenant's schema as the reference at its version, instead of the
-    /// largest group's; other versions keep their largest group.
+    /// Takes this tenant's schema as the reference at its version for tenants of
+    /// its database kind, instead of the largest group's; other versions, and
+    /// tenants of the other kind, keep their largest group.
     pub fn reference(mut self, tenant: TenantId) -> Self {
         self.reference = Some(tenant);
         self
@@ -153,7 +156,7 @@ impl DriftSurvey {
                 let (scope, options) = (self.scope.clone(), self.options.clone());
                 let handle = jobs.spawn(async move {
                     let read =
-                        read_group_schema(&group.candidates, group.key.1, &scope, &options).await;
+                        read_group_schema(&group.candidates, group.key.2, &scope, &options).await;
                     (group.key, read.map_err(|error| error.to_string()))
                 });
                 firsts.insert(handle.id(), group.first);
