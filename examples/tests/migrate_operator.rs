@@ -224,3 +224,31 @@ fn sqlite(db: &Path, statement: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn a_rerun_says_when_it_keeps_the_strategy_its_rollout_started_with() {
+    let s = Scratch::new("kept");
+    s.fleet(&[("acme", ""), ("globex", "")]);
+    let first = s.migrate("run", &["--strategy", "waves:50,100"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    let other = s.migrate("run", &["--strategy", "all", "--max-failures", "3"]);
+    let said = text(&other);
+    assert_eq!(other.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("warning: rollout")
+            && said.contains("keeps the strategy it started with (waves:50,100")
+            && said.contains("is not used"),
+        "{said}"
+    );
+
+    let plain = s.migrate("run", &[]);
+    let said = text(&plain);
+    assert_eq!(plain.status.code(), Some(0), "{said}");
+    assert!(!said.contains("keeps the strategy"), "{said}");
+
+    let typo = s.migrate("run", &["--max-failures", "150%"]);
+    let said = text(&typo);
+    assert_eq!(typo.status.code(), Some(2), "{said}");
+    assert!(said.contains("--max-failures 150%"), "{said}");
+}

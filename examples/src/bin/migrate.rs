@@ -32,6 +32,10 @@
 //! schema fingerprint; it exits 0 when all applied there (or none was pending), 1
 //! when one failed there, 130 when interrupted with Ctrl-C (the copy is removed
 //! first), 2 for bad usage, an unknown `--tenant`, or a copy that cannot be made.
+//!
+//! Ctrl-C stops `run` and `rollback` with exit 130: the runner cancels its tenants
+//! in flight (a migration that had not committed rolls back) and releases them, so
+//! that running the same command again resumes at once.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -149,13 +153,15 @@ struct DriftArgs {
 struct RunArgs {
     #[command(flatten)]
     common: Common,
-    /// all, waves:10,50,100, canary:N or canary:tag=TAG.
-    #[arg(long, default_value = "all")]
-    strategy: String,
+    /// all (the default), waves:10,50,100, canary:N or canary:tag=TAG. A rerun
+    /// keeps the strategy its rollout started with, and says so if another is given.
+    #[arg(long)]
+    strategy: Option<String>,
     /// Tenants migrated at once.
     #[arg(long, default_value_t = tenant_migrate::DEFAULT_CONCURRENCY)]
     concurrency: usize,
-    /// Failures (a count, or a percentage such as 2%) beyond which the rollout halts.
+    /// Failures (a count, or a percentage such as 2%) beyond which the rollout halts;
+    /// a canary wave halts on its first failure whatever this says.
     #[arg(long, value_name = "N|P%")]
     max_failures: Option<String>,
     /// Wait after each wave, e.g. 30s, 10m, 1h.
@@ -224,9 +230,12 @@ async fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     let fleet = check_drift(&args, &set, &targeting).await?;
     let rollout = open_rollout(&args.common, fleet.fleet, set, &progress)
         .await?
-        .strategy(strategy)
         .targeting(targeting)
         .concurrency(args.concurrency);
+    let rollout = match strategy {
+        Some(strategy) => rollout.strategy(strategy),
+        None => rollout,
+    };
     let rollout = match args.lease {
         Some(lease) => rollout.lease(lease),
         None => rollout,
@@ -241,9 +250,12 @@ async fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         eprintln!("migrate: warning: {warning}");
     }
     warnings.extend(fleet.excluded);
-    let report = rollout.run().await;
+    let report = rollout.run_until(ctrl_c()).await;
     progress.finish();
-    let report = report.map_err(fatal)?;
+    let report = match report {
+        Err(error @ RolloutError::Interrupted { .. }) => return Ok(interrupted(&error)),
+        report => report.map_err(fatal)?,
+    };
     let done = report.is_complete();
     finish(&rollout, &report, args.common.json, done, warnings, None).await
 }
@@ -417,9 +429,12 @@ async fn rollback(args: Common) -> Result<ExitCode, UsageError> {
     let progress = Progress::new(args.json);
     let fleet = read_fleet(&args)?;
     let rollout = open_rollout(&args, fleet, set, &progress).await?.build();
-    let report = rollout.rollback().await;
+    let report = rollout.rollback_until(ctrl_c()).await;
     progress.finish();
-    let report = report.map_err(fatal)?;
+    let report = match report {
+        Err(error @ RolloutError::Interrupted { .. }) => return Ok(interrupted(&error)),
+        report => report.map_err(fatal)?,
+    };
     finish(
         &rollout,
         &report,
@@ -506,18 +521,39 @@ fn refuse_lint_errors(set: &MigrationSet, allowed: &[Rule]) -> Result<(), UsageE
     )))
 }
 
-fn strategy(args: &RunArgs) -> Result<Strategy, UsageError> {
-    let mut strategy: Strategy = args.strategy.parse()?;
+/// The strategy the flags ask for; `None` when none of them was given (a new
+/// rollout then runs all tenants at once, a rerun keeps its own silently).
+fn strategy(args: &RunArgs) -> Result<Option<Strategy>, UsageError> {
+    if args.concurrency == 0 {
+        return Err(UsageError("--concurrency must be at least 1".into()));
+    }
+    if args.strategy.is_none() && args.max_failures.is_none() && args.soak.is_none() {
+        return Ok(None);
+    }
+    let mut strategy: Strategy = args.strategy.as_deref().unwrap_or("all").parse()?;
     if let Some(max) = &args.max_failures {
-        strategy = strategy.with_max_failures(max.parse::<FailureThreshold>()?);
+        let threshold = max
+            .parse::<FailureThreshold>()
+            .map_err(|e| UsageError(format!("--max-failures {max}: {e}")))?;
+        strategy = strategy.with_max_failures(threshold);
     }
     if let Some(soak) = args.soak {
         strategy = strategy.with_soak(soak);
     }
-    if args.concurrency == 0 {
-        return Err(UsageError("--concurrency must be at least 1".into()));
+    Ok(Some(strategy))
+}
+
+/// Resolves on Ctrl-C (never, where no handler can be installed).
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
     }
-    Ok(strategy)
+}
+
+/// A rollout stopped by Ctrl-C: says so, exit 130.
+fn interrupted(error: &RolloutError) -> ExitCode {
+    eprintln!("migrate: {error}");
+    ExitCode::from(130)
 }
 
 /// Maps a rollout error to an exit: configuration problems are usage errors (2).
@@ -655,7 +691,9 @@ impl Progress {
             None if !self.quiet
                 || matches!(
                     event,
-                    RolloutEvent::Halted { .. } | RolloutEvent::WaitingForLeases { .. }
+                    RolloutEvent::Halted { .. }
+                        | RolloutEvent::WaitingForLeases { .. }
+                        | RolloutEvent::StrategyKept { .. }
                 ) =>
             {
                 if let Some(line) = line {
@@ -675,7 +713,11 @@ impl Progress {
 
 /// The line a person sees for `event`; the start of each tenant job is not shown.
 fn describe(event: &RolloutEvent) -> Option<String> {
-    (!matches!(event, RolloutEvent::TenantStarted { .. })).then(|| event.to_string())
+    match event {
+        RolloutEvent::TenantStarted { .. } => None,
+        RolloutEvent::StrategyKept { .. } => Some(format!("migrate: warning: {event}")),
+        _ => Some(event.to_string()),
+    }
 }
 
 /// `migrate rehearse`: the pending migrations on a scratch copy of one tenant's
@@ -697,17 +739,12 @@ async fn rehearse(args: RehearseArgs) -> Result<ExitCode, UsageError> {
             target.url.redacted()
         );
     }
-    let interrupted = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
     let rehearsal = Rehearsal::new(TenantMigrator::new(set));
     let rehearsal = match args.copy.as_str() {
         "template" => rehearsal.copy_method(CopyMethod::Template),
         _ => rehearsal,
     };
-    let report = match rehearsal.run_until(&target, interrupted).await {
+    let report = match rehearsal.run_until(&target, ctrl_c()).await {
         Ok(report) => report,
         Err(RehearsalError::Cancelled) => {
             eprintln!(

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,8 @@ pub struct Rollout {
     migrator: Arc<dyn RolloutMigrator>,
     store: Arc<dyn RolloutStore>,
     strategy: Strategy,
+    /// Whether the caller set the strategy (a joined rollout then says it keeps its own).
+    strategy_given: bool,
     targeting: Targeting,
     concurrency: usize,
     lease: Duration,
@@ -94,6 +97,7 @@ impl Rollout {
                 migrator,
                 store,
                 strategy: Strategy::AllAtOnce,
+                strategy_given: false,
                 targeting: Targeting::all(),
                 concurrency: DEFAULT_CONCURRENCY,
                 lease: DEFAULT_LEASE,
@@ -140,7 +144,27 @@ impl Rollout {
     /// plan and strategy): a halted rollout resumes, and failed tenants are retried
     /// when no runner is still at work on it.
     pub async fn run(&self) -> Result<RolloutReport, RolloutError> {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// [`run`](Self::run) until `stop` resolves (a shutdown signal, e.g.
+    /// `tokio::signal::ctrl_c()`); then this runner cancels its jobs, releases its
+    /// tenants for the next run to take at once, and returns
+    /// [`RolloutError::Interrupted`]. A cancelled job's connection closes, so a
+    /// migration that had not committed rolls back; one that had is found applied
+    /// by the next run.
+    pub async fn run_until(
+        &self,
+        stop: impl Future<Output = ()>,
+    ) -> Result<RolloutReport, RolloutError> {
         let (record, existing) = self.open_or_create().await?;
+        if existing && self.strategy_given && record.strategy != self.strategy {
+            self.listener.emit(RolloutEvent::StrategyKept {
+                rollout_id: record.id,
+                kept: record.strategy.clone(),
+                given: self.strategy.clone(),
+            });
+        }
         let record = self.store.resume(record.id).await?;
         self.listener.emit(RolloutEvent::Joined {
             rollout_id: record.id,
@@ -148,7 +172,7 @@ impl Rollout {
             existing,
         });
         let id = record.id;
-        self.runner(record, RolloutPhase::Forward).run().await?;
+        self.runner(record, RolloutPhase::Forward).run(stop).await?;
         self.report(id).await
     }
 
@@ -210,6 +234,15 @@ impl Rollout {
     /// Fails with [`RolloutError::Irreversible`] before touching anything when a
     /// migration to undo has no down script.
     pub async fn rollback(&self) -> Result<RolloutReport, RolloutError> {
+        self.rollback_until(std::future::pending()).await
+    }
+
+    /// [`rollback`](Self::rollback) until `stop` resolves; then it stops as
+    /// [`run_until`](Self::run_until) does, and the rollback resumes on the next call.
+    pub async fn rollback_until(
+        &self,
+        stop: impl Future<Output = ()>,
+    ) -> Result<RolloutReport, RolloutError> {
         let record = self.latest().await?;
         let id = record.id;
         if record.status != RolloutStatus::RolledBack {
@@ -217,7 +250,7 @@ impl Rollout {
             self.store
                 .set_status(record.id, RolloutStatus::RollingBack, None)
                 .await?;
-            self.runner(record, RolloutPhase::Revert).run().await?;
+            self.runner(record, RolloutPhase::Revert).run(stop).await?;
         }
         self.report(id).await
     }
@@ -378,6 +411,7 @@ impl RolloutBuilder {
     /// Sets the strategy (default: [`Strategy::AllAtOnce`]); a joined rollout keeps its own.
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.rollout.strategy = strategy;
+        self.rollout.strategy_given = true;
         self
     }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tenancy_core::TenantId;
 
-use super::StateCounts;
+use super::{StateCounts, Strategy};
 
 /// What a rollout reports while it runs, for progress bars, logs and UIs.
 ///
@@ -21,6 +21,16 @@ pub enum RolloutEvent {
         tenants: u64,
         /// Whether it already existed (a rerun or a second runner).
         existing: bool,
+    },
+    /// A strategy was given for a rollout that already exists: the rollout keeps
+    /// the strategy (failure limit and soak time included) it started with.
+    StrategyKept {
+        /// The rollout.
+        rollout_id: i64,
+        /// The strategy it keeps.
+        kept: Strategy,
+        /// The strategy given, not used.
+        given: Strategy,
     },
     /// A wave opened.
     WaveStarted {
@@ -131,6 +141,14 @@ impl std::fmt::Display for RolloutEvent {
                 let verb = if *existing { "joined" } else { "started" };
                 write!(f, "{verb} rollout {rollout_id} ({tenants} tenants)")
             }
+            Self::StrategyKept {
+                rollout_id,
+                kept,
+                given,
+            } => write!(
+                f,
+                "rollout {rollout_id} keeps the strategy it started with ({kept}, with its failure limit and soak time); the strategy given now ({given}) is not used"
+            ),
             Self::WaveStarted { wave, tenants } => {
                 write!(f, "wave {wave} started ({tenants} tenants)")
             }

@@ -1,3 +1,4 @@
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,8 +49,40 @@ struct WaveView {
 }
 
 impl Runner {
-    pub(crate) async fn run(self) -> Result<(), RolloutError> {
+    /// Runs until the rollout is done for this runner, or `stop` resolves: then its
+    /// jobs are cancelled (each connection closes, so an uncommitted migration rolls
+    /// back) and its leases released, so that the next run takes its tenants at once.
+    pub(crate) async fn run(self, stop: impl Future<Output = ()>) -> Result<(), RolloutError> {
         let mut jobs = Jobs::new();
+        let driven = tokio::select! {
+            driven = self.drive(&mut jobs) => driven,
+            () = stop => Err(self.interrupt(&mut jobs).await),
+        };
+        if driven.is_err() {
+            // A failing runner leaves no job behind either.
+            jobs.shutdown().await;
+        }
+        driven
+    }
+
+    /// Cancels every job, then releases the tenants this runner holds.
+    async fn interrupt(&self, jobs: &mut Jobs) -> RolloutError {
+        jobs.shutdown().await;
+        let released = self
+            .ctx
+            .store
+            .renew_leases(self.ctx.rollout_id, &self.ctx.owner, Duration::ZERO)
+            .await;
+        match released {
+            Ok(released) => RolloutError::Interrupted {
+                rollout_id: self.ctx.rollout_id,
+                released,
+            },
+            Err(error) => error,
+        }
+    }
+
+    async fn drive(&self, jobs: &mut Jobs) -> Result<(), RolloutError> {
         let mut view = WaveView::default();
         let mut renew = tokio::time::interval(self.lease / 3);
         renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
