@@ -124,7 +124,10 @@ impl Assembly {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AssemblyError> {
         let migrations = crate::migrations::open(&plane).await?;
-        let billing = BillingProcessor::new(plane.billing.clone(), seed_lifecycle(env)?);
+        // Stripe events for tenants not in this directory (another environment's, when one
+        // Stripe account delivers to several) are acknowledged without billing state.
+        let billing = BillingProcessor::new(plane.billing.clone(), seed_lifecycle(env)?)
+            .with_tenant_directory(plane.directory.clone());
         let onboarding = Onboarding::new(
             plane.directory.clone(),
             databases.provisioner.clone(),

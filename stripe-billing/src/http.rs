@@ -186,6 +186,11 @@ pub struct WebhookReceipt {
     pub received: bool,
     /// Whether the event had been processed before.
     pub duplicate: bool,
+    /// Why the event was acknowledged without being applied, when it names a tenant
+    /// this service does not have ([`ProcessOutcome::TenantNotInDirectory`]); left
+    /// out otherwise. Stripe shows it in the endpoint's delivery log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
 }
 
 /// The answer of the set-up check.
@@ -220,7 +225,9 @@ pub struct BillingView {
 
 /// `POST /` (the Stripe webhook: verify the raw body, process the event) → 200
 /// [`WebhookReceipt`]; 400 when verification fails, 413 above [`MAX_WEBHOOK_BODY`],
-/// 500 when the store fails (Stripe then delivers again), 503 without a verifier.
+/// 500 when the store or the processor's tenant lookup fails (Stripe then delivers
+/// again), 503 without a verifier. An event for a tenant the processor's lookup does
+/// not know answers 200 with `ignored` saying so.
 /// `GET /test` → [`WebhookSetup`].
 pub fn webhook_router<S>() -> Router<S>
 where
@@ -389,10 +396,19 @@ where
         ApiError::bad_request(error)
     })?;
     let now = routes.clock.now();
+    let mut ignored = None;
     let duplicate = match routes.processor.process_webhook(&event, &body, now).await {
         Ok(ProcessOutcome::AlreadyProcessed { .. }) => true,
         // Parked by the processor until its tenant is known.
         Ok(ProcessOutcome::UnknownTenant { .. }) => false,
+        // Another environment's tenant (logged by the processor): acknowledged, so that
+        // Stripe does not retry what this service will never apply.
+        Ok(ProcessOutcome::TenantNotInDirectory { tenant_id, .. }) => {
+            ignored = Some(format!(
+                "tenant `{tenant_id}` is not in this service's tenant directory"
+            ));
+            false
+        }
         Ok(other) => {
             tracing::info!(event = %event.id, ?other, "webhook processed");
             if let Some(wake) = &routes.on_applied {
@@ -405,12 +421,13 @@ where
             tracing::warn!(event = %event.id, %error, "webhook ignored");
             false
         }
-        // Storage trouble: answer 500 so that Stripe delivers the event again.
+        // Storage or tenant lookup trouble: answer 500 so that Stripe delivers the event again.
         Err(error) => return Err(ApiError::internal(error)),
     };
     Ok(Json(WebhookReceipt {
         received: true,
         duplicate,
+        ignored,
     }))
 }
 

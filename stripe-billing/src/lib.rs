@@ -23,7 +23,11 @@
 //!   subscriptions from Stripe. [`process_webhook`](BillingProcessor::process_webhook)
 //!   parks an event that arrives before its tenant is known ([`ParkedEvent`], in the
 //!   same store) and applies it when the tenant appears; an event leaves the parking
-//!   only in the transaction that applies it, or after [`PARKING_LIMIT`].
+//!   only in the transaction that applies it, or after [`PARKING_LIMIT`]. With a
+//!   [`TenantLookup`] ([`with_tenant_directory`](BillingProcessor::with_tenant_directory)
+//!   for tenancy-core's directory), an event naming a tenant the service does not have
+//!   (another environment's, when one Stripe account delivers to several) is recorded
+//!   and gives it no billing state ([`ProcessOutcome::TenantNotInDirectory`]).
 //! - **Reconciliation**: [`Reconciler`] heals what missed webhooks left behind (an
 //!   endpoint down for more than Stripe's three days of retries, a secret rotated
 //!   without the endpoint, a handler that failed). [`reconcile`](Reconciler::reconcile)
@@ -67,6 +71,7 @@
 //!     let now = time::OffsetDateTime::now_utc();
 //!     match processor.process_webhook(&event, body, now).await {
 //!         Ok(ProcessOutcome::UnknownTenant { .. }) => 200, // parked until its tenant is known
+//!         Ok(ProcessOutcome::TenantNotInDirectory { .. }) => 200, // not this service's tenant
 //!         Ok(_) => 200, // applied, unchanged, already processed or ignored
 //!         Err(ProcessError::InvalidTenantReference { .. }) => 200, // log it; a retry cannot help
 //!         Err(_) => 500, // the store failed; nothing changed, Stripe retries
@@ -151,7 +156,7 @@ pub use processor::{BillingEngine, SqlBillingStore};
 pub use processor::{
     BillingProcessor, BillingStore, MemoryBillingStore, ParkedEvent, PendingEffect, ProcessError,
     ProcessOutcome, ReconcileCursor, ReplayReport, StateChange, StateUpdate, StoreError,
-    SubscriptionSource, TickOutcome, TickReport, Transacted, PARKING_LIMIT,
+    SubscriptionSource, TenantLookup, TickOutcome, TickReport, Transacted, PARKING_LIMIT,
 };
 pub use reconcile::{
     EventSummary, ListEvents, ReconcileError, ReconcileReport, Reconciler, StripeEvents,

@@ -265,3 +265,65 @@ async fn an_event_for_a_customer_not_yet_known_is_parked_then_applied() {
     assert_eq!(parked().await, 0);
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_for_a_tenant_not_in_the_directory_is_acknowledged_and_gives_no_billing() {
+    let service = Service::start().await;
+    let id = ready_tenant(&service).await;
+    // Another environment's tenant, reached through the same Stripe account.
+    let ghost = subscription(
+        "sub_ghost",
+        "cus_ghost",
+        "active",
+        "price_professional_monthly",
+        Some("ghost-tenant"),
+    );
+    let delivery = stripe_event(&service, "customer.subscription.updated", ghost, 0);
+
+    let (status, receipt) = deliver(&service, delivery.clone()).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["received"], true);
+    assert_eq!(receipt["duplicate"], false);
+    assert!(
+        receipt["ignored"]
+            .as_str()
+            .is_some_and(|why| why.contains("ghost-tenant")),
+        "{receipt}"
+    );
+    let path = "/api/admin/tenants/ghost-tenant/billing";
+    assert_eq!(service.admin_get(path).await.0, 404);
+    assert_eq!(
+        service.admin_get("/api/admin/tenants/ghost-tenant").await.0,
+        404
+    );
+    let store = service.assembly.billing.store();
+    assert!(store.parked(None, None, 10).await.unwrap().is_empty());
+
+    // Stripe's retry is a duplicate; a tenant signing up under that id later starts
+    // its own trial, without the foreign subscription.
+    assert_eq!(
+        deliver(&service, delivery.clone()).await,
+        (200, json!({"received": true, "duplicate": true}))
+    );
+    let ghost_id = service
+        .signup_ready("Ghost Tenant", "owner@ghost.example")
+        .await;
+    assert_eq!(ghost_id.as_str(), "ghost-tenant");
+    assert_eq!(
+        deliver(&service, delivery).await,
+        (200, json!({"received": true, "duplicate": true}))
+    );
+    let state = billing(&service, &ghost_id).await;
+    assert_eq!(state["status"], "trialing", "{state}");
+    assert_eq!(state["plan"], Value::Null);
+
+    // A known tenant's events apply as before, once.
+    let paid = checkout(&service, &id);
+    assert_eq!(
+        deliver(&service, paid.clone()).await,
+        (200, json!({"received": true, "duplicate": false}))
+    );
+    assert_eq!(billing(&service, &id).await["status"], "active");
+    assert_eq!(deliver(&service, paid).await.1["duplicate"], true);
+    service.stop().await;
+}

@@ -1,10 +1,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use tenancy_core::{TenantId, TenantIdError};
+use tenancy_core::{BackendError, TenantDirectory, TenantId, TenantIdError};
 use time::OffsetDateTime;
 
-use super::{BillingStore, StateUpdate, StoreError, SubscriptionSource, Transacted};
+use super::{
+    BillingStore, DirectoryTenantLookup, StateUpdate, StoreError, SubscriptionSource, TenantLookup,
+    Transacted,
+};
 use crate::{
     transition, BillingEvent, BillingEventKind, BillingPhase, BillingState, Effect, Event,
     EventType, LifecycleConfig, LifecycleInput, SubscriptionSnapshot,
@@ -45,6 +48,19 @@ pub enum ProcessOutcome {
         /// The customer the event concerns, if any.
         customer_id: Option<String>,
     },
+    /// The event names a tenant that the processor's
+    /// [tenant lookup](BillingProcessor::with_tenant_lookup) does not know (another
+    /// environment's tenant, when one Stripe account delivers to several): no billing
+    /// state was given to it. The event id is recorded as processed, so neither
+    /// Stripe's retries nor a reconciliation apply it later, to a tenant signing up
+    /// under the same id. Answer Stripe with a success: the event is not this
+    /// service's, and a retry cannot change that.
+    TenantNotInDirectory {
+        /// The tenant the event names.
+        tenant_id: TenantId,
+        /// The event's type.
+        event_type: EventType,
+    },
 }
 
 /// Why an event (or a tick) could not be processed. Nothing was changed; retrying is safe.
@@ -65,9 +81,36 @@ pub enum ProcessError {
         #[source]
         source: TenantIdError,
     },
+    /// The tenant lookup could not tell whether the event's tenant exists.
+    #[error(
+        "could not check whether tenant `{tenant_id}` of event {event_id} exists: {source}; \
+         nothing was applied: check that the tenant directory's database is reachable, \
+         Stripe delivers the event again"
+    )]
+    TenantLookup {
+        /// The event.
+        event_id: String,
+        /// The tenant it names.
+        tenant_id: TenantId,
+        /// The lookup's error.
+        #[source]
+        source: BackendError,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ProcessError {
+    /// Whether processing the event again later may succeed without anyone fixing
+    /// anything (the store or the tenant lookup failed in a way that may clear).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::InvalidTenantReference { .. } => false,
+            Self::TenantLookup { source, .. } => source.is_retryable(),
+            Self::Store(error) => matches!(error, StoreError::Database(_)),
+        }
+    }
 }
 
 /// One tenant changed by a [`BillingProcessor::tick`].
@@ -98,11 +141,16 @@ pub struct TickReport {
 ///
 /// The tenant comes from the object's `client_reference_id` or `metadata.tenant_id`,
 /// else from the customer → tenant mapping the store learnt from earlier events.
+/// With a [tenant lookup](Self::with_tenant_lookup), an event whose tenant the lookup
+/// does not know is recorded and left alone
+/// ([`ProcessOutcome::TenantNotInDirectory`]); without one, every tenant an event
+/// names is taken to exist.
 #[derive(Clone)]
 pub struct BillingProcessor {
     store: Arc<dyn BillingStore>,
     config: Arc<LifecycleConfig>,
     source: Option<Arc<dyn SubscriptionSource>>,
+    tenants: Option<Arc<dyn TenantLookup>>,
 }
 
 impl fmt::Debug for BillingProcessor {
@@ -110,6 +158,7 @@ impl fmt::Debug for BillingProcessor {
         f.debug_struct("BillingProcessor")
             .field("store", &self.store)
             .field("source", &self.source)
+            .field("tenants", &self.tenants)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +170,7 @@ impl BillingProcessor {
             store,
             config: Arc::new(config),
             source: None,
+            tenants: None,
         }
     }
 
@@ -129,6 +179,25 @@ impl BillingProcessor {
     pub fn with_subscription_source(mut self, source: Arc<dyn SubscriptionSource>) -> Self {
         self.source = Some(source);
         self
+    }
+
+    /// Applies events only to tenants that `tenants` knows: an event naming another
+    /// tenant is acknowledged and recorded, and gives that tenant no billing state
+    /// ([`ProcessOutcome::TenantNotInDirectory`]). Use it when one Stripe account's
+    /// webhooks reach several environments (staging and production).
+    #[must_use]
+    pub fn with_tenant_lookup(mut self, tenants: Arc<dyn TenantLookup>) -> Self {
+        self.tenants = Some(tenants);
+        self
+    }
+
+    /// [`with_tenant_lookup`](Self::with_tenant_lookup) over tenancy-core's tenant
+    /// directory: a tenant exists while the directory has its record, whatever its
+    /// status (offboarded and deleted tenants keep theirs, and their billing goes on
+    /// through the state machine as before).
+    #[must_use]
+    pub fn with_tenant_directory(self, directory: Arc<dyn TenantDirectory>) -> Self {
+        self.with_tenant_lookup(Arc::new(DirectoryTenantLookup::new(directory)))
     }
 
     /// The store.
@@ -189,6 +258,9 @@ impl BillingProcessor {
             let customer_id = event.customer_id().map(str::to_owned);
             return Ok((ProcessOutcome::UnknownTenant { customer_id }, None));
         };
+        if !self.tenant_exists(event, &tenant_id).await? {
+            return Ok((self.set_aside(event, tenant_id).await?, None));
+        }
         self.refresh_subscription(&mut input).await;
         let (transacted, outcome, linked) = self
             .transact_input(
@@ -290,6 +362,52 @@ impl BillingProcessor {
             })
             .await?;
         Ok((transacted, outcome, linked))
+    }
+
+    /// Whether the tenant lookup (if any) knows `tenant_id`.
+    async fn tenant_exists(
+        &self,
+        event: &Event,
+        tenant_id: &TenantId,
+    ) -> Result<bool, ProcessError> {
+        let Some(tenants) = &self.tenants else {
+            return Ok(true);
+        };
+        tenants
+            .tenant_exists(tenant_id)
+            .await
+            .map_err(|source| ProcessError::TenantLookup {
+                event_id: event.id.clone(),
+                tenant_id: tenant_id.clone(),
+                source,
+            })
+    }
+
+    /// Records an event for a tenant the lookup does not know as processed, changing
+    /// no state (so that it never applies later, to a tenant signing up under the
+    /// same id), and answers what was done.
+    async fn set_aside(
+        &self,
+        event: &Event,
+        tenant_id: TenantId,
+    ) -> Result<ProcessOutcome, ProcessError> {
+        let transacted = self
+            .store
+            .transact(&tenant_id, Some(&event.id), &mut |_| None)
+            .await?;
+        if transacted == Transacted::Duplicate {
+            return Ok(ProcessOutcome::AlreadyProcessed { tenant_id });
+        }
+        tracing::warn!(
+            event = %event.id,
+            event_type = %event.event_type,
+            tenant = %tenant_id,
+            "Stripe event for a tenant that is not in the tenant directory (another environment's?): acknowledged and ignored, no billing state given"
+        );
+        Ok(ProcessOutcome::TenantNotInDirectory {
+            tenant_id,
+            event_type: event.event_type.clone(),
+        })
     }
 
     async fn resolve_tenant(&self, event: &Event) -> Result<Option<TenantId>, ProcessError> {

@@ -11,6 +11,7 @@ mod sql_store;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
+mod tenant_lookup;
 
 pub(crate) use billing_processor::state_update;
 pub use billing_processor::{
@@ -29,3 +30,5 @@ pub use store::{
     BillingStore, ParkedEvent, PendingEffect, ReconcileCursor, StateChange, StateUpdate,
     StoreError, Transacted,
 };
+pub(crate) use tenant_lookup::DirectoryTenantLookup;
+pub use tenant_lookup::TenantLookup;

@@ -30,6 +30,9 @@ impl BillingProcessor {
     /// - an event for no known tenant yet is parked (the answer to Stripe can then be
     ///   a success: the event is kept, not lost) and reported as
     ///   [`ProcessOutcome::UnknownTenant`];
+    /// - an event for a tenant that the [tenant lookup](Self::with_tenant_lookup) does
+    ///   not know is recorded without a change and reported as
+    ///   [`ProcessOutcome::TenantNotInDirectory`] (answer Stripe with a success too);
     /// - an event that was applied and linked its customer to a tenant (the tenant's
     ///   state named another customer, or none, before) is followed by a replay of the
     ///   events parked for that customer, which may now find their tenant. Events
@@ -129,8 +132,9 @@ impl BillingProcessor {
                 report.dropped += 1;
             }
             ProcessOutcome::UnknownTenant { .. } => report.waiting += 1,
-            ProcessOutcome::Ignored { .. } => {
-                // Nothing will ever apply it; processing recorded nothing.
+            ProcessOutcome::Ignored { .. } | ProcessOutcome::TenantNotInDirectory { .. } => {
+                // Nothing will ever apply it (its tenant, found through its customer,
+                // is not in the tenant directory).
                 self.store().unpark(&parked.event_id).await?;
                 report.dropped += 1;
             }

@@ -130,7 +130,7 @@ impl ReconcileError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Stripe { source, .. } => source.is_retryable(),
-            Self::Process(ProcessError::Store(StoreError::Database(_))) => true,
+            Self::Process(error) => error.is_retryable(),
             _ => false,
         }
     }
@@ -400,7 +400,8 @@ impl Reconciler {
                 tracing::info!(event = %event.id, event_type = %event.event_type, tenant = %tenant_id, "missed Stripe event applied");
                 report.events_applied += 1;
             }
-            // Parked by the processor until its tenant is known, or of no concern.
+            // Parked by the processor until its tenant is known, of no concern, or
+            // for a tenant not in the directory (recorded, and logged by the processor).
             Ok(_) => {}
             // As the webhook route does: a bad tenant reference never gets better.
             Err(error @ ProcessError::InvalidTenantReference { .. }) => {
