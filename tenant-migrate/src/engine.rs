@@ -50,13 +50,24 @@ pub(crate) enum Prior {
 /// Takes the lock and reads the history under it: the status cannot change
 /// until the lock is released (by the next apply or revert, or by closing). On
 /// failure the lock is released.
+///
+/// Refuses a pending version below the latest applied one
+/// ([`MigrateError::PendingBelowApplied`]): a caller that reads the version
+/// before applying (a rollout) would take a database at or past its target for
+/// done and pass over it.
 pub(crate) async fn lock_status(
     backend: &mut dyn Backend,
     set: &MigrationSet,
     options: &MigrateOptions,
 ) -> Result<(MigrationStatus, HistorySnapshot), MigrateError> {
     match backend.lock_and_read(options).await {
-        Ok(history) => Ok((evaluate(set, &history).0, history)),
+        Ok(history) => {
+            let status = evaluate(set, &history).0;
+            match status.pending_below_problem(set) {
+                Some(problem) => release(backend, Err(problem)).await,
+                None => Ok((status, history)),
+            }
+        }
         Err(error) => release(backend, Err(error)).await,
     }
 }
@@ -275,14 +286,16 @@ fn plan_apply<'s>(
     Ok((status.current_version, plan))
 }
 
-/// The current version and the migrations to revert (newest first), or why reverting is refused.
+/// The current version and the migrations to revert (newest first), or why
+/// reverting is refused. A pending version below the latest applied one is no
+/// reason to refuse: reverting below it is a way to apply it in order.
 fn plan_revert<'s>(
     status: &MigrationStatus,
     set: &'s MigrationSet,
     options: &MigrateOptions,
     to_version: i64,
 ) -> Result<(Option<i64>, Vec<&'s Migration>), MigrateError> {
-    if let Some(problem) = status.problem(set, options.ignore_missing()) {
+    if let Some(problem) = status.history_problem(set, options.ignore_missing()) {
         return Err(problem);
     }
     let mut plan = Vec::new();

@@ -62,10 +62,22 @@ pub enum MigrateError {
         file: String,
     },
     /// The database records a migration that the set does not contain.
-    #[error("migration {version} is recorded in the database but missing from the migration set; deploy a set that contains it, or turn on `ignore_missing`")]
+    #[error("migration {version} is recorded in the database but missing from the migration set; deploy a set that contains it (or, where a missing version is expected, set `MigrateOptions::with_ignore_missing(true)`)")]
     VersionMissing {
         /// The unknown version.
         version: i64,
+    },
+    /// A migration of the set was never applied, yet its version sorts below the
+    /// latest one applied: applying it now would run it out of order, and
+    /// bringing the database to a version would pass over it.
+    #[error("migration {version} ({file}) was never applied, but its version sorts before the latest applied version {latest}, so it would run out of order or be skipped; give it a version after {latest} by renaming its file (e.g. {}_{}; a date written with `_`, as in 2024_03_01_x.sql, is read up to its first `_`), then rerun", .latest.saturating_add(1), file_description(file))]
+    PendingBelowApplied {
+        /// The version never applied.
+        version: i64,
+        /// Its file (or ad-hoc name).
+        file: String,
+        /// The latest version applied (that the set has).
+        latest: i64,
     },
     /// A migration's SQL failed; its transaction was rolled back and nothing was recorded
     /// (a `-- no-transaction` migration may have run in part).
@@ -161,6 +173,7 @@ impl MigrateError {
             Self::Dirty { version }
             | Self::ChecksumMismatch { version, .. }
             | Self::VersionMissing { version }
+            | Self::PendingBelowApplied { version, .. }
             | Self::Execute { version, .. }
             | Self::NotReversible { version } => Some(*version),
             _ => None,
@@ -201,6 +214,17 @@ fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(db) => db.code().is_some_and(|c| is_retryable_sqlstate(&c)),
         other => is_connection_failure(other),
+    }
+}
+
+/// What follows the version in a migration file name (`x.sql` of
+/// `2024_03_01_x.sql`): the name a renamed file keeps.
+fn file_description(file: &str) -> &str {
+    let rest = file.trim_start_matches(|c: char| c.is_ascii_digit() || c == '_');
+    if rest.is_empty() {
+        file
+    } else {
+        rest
     }
 }
 
@@ -249,5 +273,31 @@ mod tests {
             "{timeout}"
         );
         assert_eq!(timeout.version(), Some(1));
+    }
+
+    #[test]
+    fn a_pending_version_below_the_applied_one_says_how_to_rename_it() {
+        let gap = MigrateError::PendingBelowApplied {
+            version: 2024,
+            file: "2024_03_01_x.sql".into(),
+            latest: 20240201000000,
+        };
+        let text = gap.to_string();
+        assert!(text.contains("migration 2024 (2024_03_01_x.sql)"), "{text}");
+        assert!(
+            text.contains("latest applied version 20240201000000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("renaming its file (e.g. 20240201000001_x.sql"),
+            "{text}"
+        );
+        assert_eq!(gap.version(), Some(2024));
+        assert!(!gap.is_retryable());
+        let missing = MigrateError::VersionMissing { version: 9 }.to_string();
+        assert!(
+            missing.contains("MigrateOptions::with_ignore_missing(true)"),
+            "{missing}"
+        );
     }
 }

@@ -62,6 +62,11 @@ impl MigrationSession {
     ///
     /// For a caller that records the version it starts from before migrating (a
     /// fleet rollout): one request fewer than [`status`](Self::status) then `apply`.
+    ///
+    /// Refuses, as `apply` would, a migration never applied whose version sorts
+    /// below the latest applied one ([`MigrateError::PendingBelowApplied`], the
+    /// lock released): a database already at a target version must not pass
+    /// for done while it lacks one of the migrations below it.
     pub async fn lock_status(&mut self) -> Result<MigrationStatus, MigrateError> {
         let (set, options) = (self.migrator.migrations(), self.migrator.options());
         let mut backend = self.conn.backend();

@@ -19,6 +19,12 @@ pub struct MigrationStatus {
     pub mismatched: Vec<i64>,
     /// Applied versions that the set does not contain.
     pub missing: Vec<i64>,
+    /// Pending versions that sort below the highest applied version the set
+    /// contains, ascending: never applied, and never reached by moving forward
+    /// (a file added with an older version, or a date written with `_` such as
+    /// `2024_03_01_x.sql`, read as version 2024). A migrator refuses to build on
+    /// them ([`MigrateError::PendingBelowApplied`]).
+    pub pending_below_applied: Vec<i64>,
 }
 
 impl MigrationStatus {
@@ -53,7 +59,23 @@ impl MigrationStatus {
                     .is_err()
             })
             .collect();
+        let latest_known = status.latest_known(set);
+        status.pending_below_applied = status
+            .pending
+            .iter()
+            .copied()
+            .filter(|version| latest_known.is_some_and(|latest| *version < latest))
+            .collect();
         status
+    }
+
+    /// The highest applied version the set contains.
+    fn latest_known(&self, set: &MigrationSet) -> Option<i64> {
+        self.applied
+            .iter()
+            .copied()
+            .filter(|version| set.get(*version).is_some())
+            .max()
     }
 
     /// Whether every migration of the set is applied and nothing is wrong.
@@ -61,13 +83,43 @@ impl MigrationStatus {
         self.pending.is_empty() && self.is_consistent()
     }
 
-    /// Whether the history has no dirty row, no checksum mismatch and no unknown version.
+    /// Whether the history has no dirty row, no checksum mismatch, no unknown
+    /// version and no pending version below the latest applied one.
     pub fn is_consistent(&self) -> bool {
-        self.dirty.is_none() && self.mismatched.is_empty() && self.missing.is_empty()
+        self.dirty.is_none()
+            && self.mismatched.is_empty()
+            && self.missing.is_empty()
+            && self.pending_below_applied.is_empty()
     }
 
-    /// The error a migrator refuses with, if the history is not safe to build on.
+    /// The error a migrator refuses with, if the history is not safe to build on:
+    /// a dirty row, a checksum mismatch, an unknown version (unless
+    /// `ignore_missing`), or a pending version below the latest applied one.
     pub fn problem(&self, set: &MigrationSet, ignore_missing: bool) -> Option<MigrateError> {
+        self.history_problem(set, ignore_missing)
+            .or_else(|| self.pending_below_problem(set))
+    }
+
+    /// The refusal of a pending version below the latest applied one, if any.
+    pub(crate) fn pending_below_problem(&self, set: &MigrationSet) -> Option<MigrateError> {
+        let version = *self.pending_below_applied.first()?;
+        Some(MigrateError::PendingBelowApplied {
+            version,
+            file: set
+                .get(version)
+                .map(|m| m.file().to_owned())
+                .unwrap_or_default(),
+            latest: self.latest_known(set)?,
+        })
+    }
+
+    /// What is wrong in the rows recorded (dirty, mismatched, unknown), leaving
+    /// pending versions aside: what a revert refuses.
+    pub(crate) fn history_problem(
+        &self,
+        set: &MigrationSet,
+        ignore_missing: bool,
+    ) -> Option<MigrateError> {
         if let Some(version) = self.dirty {
             return Some(MigrateError::Dirty { version });
         }
@@ -173,5 +225,49 @@ mod tests {
             Some(MigrateError::VersionMissing { version: 9 })
         ));
         assert!(only_missing.problem(&set, true).is_none());
+    }
+
+    #[test]
+    fn a_pending_version_below_the_latest_applied_is_refused() {
+        let set = MigrationSet::builder()
+            .file("20240101000000_a.sql", "CREATE TABLE a (id INT);")
+            .file("20240201000000_b.sql", "CREATE TABLE b (id INT);")
+            .file("2024_03_01_x.sql", "CREATE TABLE x (id INT);")
+            .build()
+            .unwrap();
+        let history = HistorySnapshot {
+            database: None,
+            table_exists: true,
+            rows: vec![
+                row(set.get(20240101000000).unwrap()),
+                row(set.get(20240201000000).unwrap()),
+            ],
+        };
+        let status = MigrationStatus::compute(&set, &history);
+        assert_eq!(status.pending, [2024]);
+        assert_eq!(status.pending_below_applied, [2024]);
+        assert!(!status.is_consistent() && !status.is_up_to_date());
+        let problem = status.problem(&set, true);
+        assert!(
+            matches!(
+                &problem,
+                Some(MigrateError::PendingBelowApplied { version: 2024, file, latest: 20240201000000 })
+                    if file == "2024_03_01_x.sql"
+            ),
+            "{problem:?}"
+        );
+        assert!(status.history_problem(&set, false).is_none());
+
+        // Pending above the latest applied: only pending.
+        let fresh = MigrationStatus::compute(
+            &set,
+            &HistorySnapshot {
+                database: None,
+                table_exists: true,
+                rows: vec![row(set.get(2024).unwrap())],
+            },
+        );
+        assert_eq!(fresh.pending, [20240101000000, 20240201000000]);
+        assert!(fresh.pending_below_applied.is_empty() && fresh.problem(&set, false).is_none());
     }
 }

@@ -29,6 +29,19 @@ pub enum HistoryAnomaly {
         /// The version.
         version: i64,
     },
+    /// A migration of the set never applied whose version sorts before the
+    /// latest applied one: moving forward never runs it (a file added with an
+    /// older version, or a date written with `_`, such as `2024_03_01_x.sql`,
+    /// read up to its first `_` as version 2024). Give it a version after
+    /// `latest` by renaming its file.
+    NeverApplied {
+        /// The version.
+        version: i64,
+        /// Its migration file.
+        file: String,
+        /// The latest applied version (that the set has).
+        latest: i64,
+    },
 }
 
 impl HistoryAnomaly {
@@ -37,7 +50,8 @@ impl HistoryAnomaly {
         match self {
             Self::UnknownVersion { version }
             | Self::ChecksumMismatch { version, .. }
-            | Self::Failed { version } => *version,
+            | Self::Failed { version }
+            | Self::NeverApplied { version, .. } => *version,
         }
     }
 
@@ -63,6 +77,25 @@ impl HistoryAnomaly {
                 Some(_) => {}
             }
         }
+        let latest = history
+            .rows
+            .iter()
+            .filter(|row| row.success && set.get(row.version).is_some())
+            .map(|row| row.version)
+            .max();
+        if let Some(latest) = latest {
+            let recorded = |version: i64| history.rows.iter().any(|row| row.version == version);
+            found.extend(
+                set.iter()
+                    .filter(|m| m.version() < latest && !recorded(m.version()))
+                    .map(|m| Self::NeverApplied {
+                        version: m.version(),
+                        file: m.file().to_owned(),
+                        latest,
+                    }),
+            );
+        }
+        found.sort_by_key(Self::version);
         found
     }
 }
@@ -82,6 +115,14 @@ impl fmt::Display for HistoryAnomaly {
             Self::Failed { version } => write!(
                 f,
                 "history: version {version} is recorded as failed (success = false)"
+            ),
+            Self::NeverApplied {
+                version,
+                file,
+                latest,
+            } => write!(
+                f,
+                "history: version {version} ({file}) was never applied, and sorts before the latest applied version {latest}; give it a version after {latest} by renaming its file"
             ),
         }
     }
@@ -127,5 +168,47 @@ mod tests {
             ]
         );
         assert!(found[2].to_string().contains("not in the migration set"));
+    }
+
+    #[test]
+    fn a_version_never_applied_below_the_latest_applied_is_found() {
+        let set = MigrationSet::builder()
+            .file("20240101000000_a.sql", "CREATE TABLE a (id INT);")
+            .file("20240201000000_b.sql", "CREATE TABLE b (id INT);")
+            .file("2024_03_01_x.sql", "CREATE TABLE x (id INT);")
+            .build()
+            .unwrap();
+        let row = |version: i64| HistoryRow {
+            version,
+            success: true,
+            checksum: set.get(version).unwrap().checksum().to_vec(),
+        };
+        let history = HistorySnapshot {
+            database: None,
+            table_exists: true,
+            rows: vec![row(20240101000000), row(20240201000000)],
+        };
+        let found = HistoryAnomaly::find(&set, &history);
+        assert_eq!(
+            found,
+            [HistoryAnomaly::NeverApplied {
+                version: 2024,
+                file: "2024_03_01_x.sql".into(),
+                latest: 20240201000000,
+            }]
+        );
+        let text = found[0].to_string();
+        assert!(
+            text.contains("version 2024 (2024_03_01_x.sql) was never applied, and sorts before the latest applied version 20240201000000"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&found[0]).unwrap();
+        assert_eq!(json["anomaly"], "never_applied");
+        // Pending above the latest applied version: nothing wrong.
+        let early = HistorySnapshot {
+            rows: vec![row(2024)],
+            ..history
+        };
+        assert!(HistoryAnomaly::find(&set, &early).is_empty());
     }
 }

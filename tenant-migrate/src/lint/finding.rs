@@ -52,11 +52,15 @@ pub enum Rule {
     RequireTimeoutSettings,
     /// The parser could not read a statement, so it was not checked.
     ParseError,
+    /// A version far shorter than the set's others (`2024` beside
+    /// `20240101000000`): it sorts before them all. Found by
+    /// [`Finding::for_versions`], over the whole set.
+    MixedVersionLengths,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::BanDropColumn,
         Rule::BanDropTable,
         Rule::RenamingColumn,
@@ -68,6 +72,7 @@ impl Rule {
         Rule::PreferRobustStmts,
         Rule::RequireTimeoutSettings,
         Rule::ParseError,
+        Rule::MixedVersionLengths,
     ];
 
     /// The rule's name, as written in `-- lint: allow <name>` and `--allow-lint`.
@@ -86,6 +91,7 @@ impl Rule {
             Self::PreferRobustStmts => "prefer-robust-stmts",
             Self::RequireTimeoutSettings => "require-timeout-settings",
             Self::ParseError => "parse-error",
+            Self::MixedVersionLengths => "mixed-version-lengths",
         }
     }
 
@@ -107,7 +113,8 @@ impl Rule {
             Self::RequireConcurrentIndexCreation
             | Self::PreferRobustStmts
             | Self::RequireTimeoutSettings
-            | Self::ParseError => Severity::Warning,
+            | Self::ParseError
+            | Self::MixedVersionLengths => Severity::Warning,
         }
     }
 
@@ -129,6 +136,9 @@ impl Rule {
                 "add `SET lock_timeout = '5s';` first if other tools run this file (the migrator sets it itself)"
             }
             Self::ParseError => "check the statement's syntax; it was not linted",
+            Self::MixedVersionLengths => {
+                "write the version in full (2024_03_01_x.sql -> 20240301000000_x.sql), after the latest applied one"
+            }
         }
     }
 }
@@ -170,6 +180,27 @@ impl serde::Serialize for Finding {
 }
 
 impl Finding {
+    /// The findings about the set's versions as a whole, which linting each file
+    /// cannot show: a `mixed-version-lengths` warning (line 1 of the file it
+    /// names) for each version far shorter than the set's longest, such as
+    /// `2024_03_01_x.sql` (read, as sqlx does, as version 2024: a date written
+    /// with `_` is read up to its first `_`) beside `20240101000000_a.sql`.
+    ///
+    /// ```
+    /// use tenant_migrate::{Finding, MigrationSet, Rule};
+    ///
+    /// let set = MigrationSet::builder()
+    ///     .file("20240101000000_a.sql", "SELECT 1;")
+    ///     .file("2024_03_01_x.sql", "SELECT 1;")
+    ///     .build()?;
+    /// let found = Finding::for_versions(&set);
+    /// assert_eq!(found[0].rule, Rule::MixedVersionLengths);
+    /// # Ok::<(), tenant_migrate::MigrationSourceError>(())
+    /// ```
+    pub fn for_versions(set: &crate::MigrationSet) -> Vec<Finding> {
+        super::versions::check(set)
+    }
+
     pub(crate) fn new(rule: Rule, line: u64, message: impl Into<String>) -> Self {
         Self {
             rule,

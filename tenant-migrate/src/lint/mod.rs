@@ -3,7 +3,8 @@
 //! Each rule group lives in its own file; [`lint`] runs them statement by statement
 //! with what the file did before (tables it created, timeouts it set, whether it
 //! runs in a transaction) and drops findings that an inline
-//! `-- lint: allow <rule>` comment silences.
+//! `-- lint: allow <rule>` comment silences. [`Finding::for_versions`] checks
+//! what only the whole set shows (versions of wildly different lengths).
 
 mod columns;
 mod context;
@@ -13,6 +14,7 @@ mod indexes;
 mod robust;
 mod statements;
 mod timeouts;
+mod versions;
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;

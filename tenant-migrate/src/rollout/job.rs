@@ -217,7 +217,10 @@ impl Job<'_> {
         if let Some(outcome) = self.forward_in_one_request(session, &mut refuted).await? {
             return Ok(outcome);
         }
-        let current = session.lock_version().await?;
+        let current = match session.lock_version().await {
+            Ok(current) => current,
+            Err(error) => return Err(self.refused(session, error, refuted).await?),
+        };
         let from = self.settle_start(session, current, refuted).await?;
         let target = self.ctx.target_version;
         if current >= Some(target) {
@@ -247,6 +250,34 @@ impl Job<'_> {
                 error,
             }),
         }
+    }
+
+    /// Why the tenant cannot be migrated, its version read before reading it
+    /// under the lock failed. A refusal that will not pass on a retry (a
+    /// migration never applied below the latest applied one, which the session
+    /// reports rather than let the tenant pass for done): the start is settled
+    /// now, while the tenant can be read, so that a start guessed for the one
+    /// request is not left recorded.
+    async fn refused(
+        &mut self,
+        session: &mut dyn TenantSession,
+        error: BackendError,
+        refuted: bool,
+    ) -> Result<Stop, Stop> {
+        if error.is_retryable() {
+            return Ok(Stop::Backend {
+                error,
+                version: None,
+            });
+        }
+        let version = session.version().await.ok();
+        if let Some(current) = version {
+            self.settle_start(session, current, refuted).await?;
+        }
+        Ok(Stop::Backend {
+            error,
+            version: version.map(SchemaVersion::from),
+        })
     }
 
     /// On a first attempt, when the tenants before started from a known
