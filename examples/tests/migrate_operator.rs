@@ -252,3 +252,37 @@ fn a_rerun_says_when_it_keeps_the_strategy_its_rollout_started_with() {
     assert_eq!(typo.status.code(), Some(2), "{said}");
     assert!(said.contains("--max-failures 150%"), "{said}");
 }
+
+#[test]
+fn a_mistyped_state_path_is_said_and_never_created_by_reading_commands() {
+    let s = Scratch::new("typo");
+    s.fleet(&[("acme", ""), ("globex", "")]);
+    assert_eq!(s.migrate("run", &[]).status.code(), Some(0));
+    // The state moves away: `--state` now names a file that does not exist.
+    let state = s.0.join("state.db");
+    let kept = s.0.join("kept.db");
+    std::fs::rename(&state, &kept).unwrap();
+
+    let status = s.migrate("status", &[]);
+    let said = text(&status);
+    assert_eq!(status.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("no state store at {}", state.display())),
+        "{said}"
+    );
+    assert!(
+        said.contains("0 tenants below version 20240101000000"),
+        "the tenants are at the target already: {said}"
+    );
+    let dry_run = s.migrate("run", &["--dry-run"]);
+    assert_eq!(dry_run.status.code(), Some(0), "{}", text(&dry_run));
+    assert!(
+        !state.exists(),
+        "a reading command created {}",
+        state.display()
+    );
+
+    std::fs::rename(&kept, &state).unwrap();
+    let status = s.migrate("status", &[]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+}

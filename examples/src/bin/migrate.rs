@@ -53,6 +53,7 @@ use tenant_migrate::drift::{
 use tenant_migrate::rehearse::{
     choose_canary, CopyMethod, Rehearsal, RehearsalError, RehearsalReport,
 };
+use tenant_migrate::rollout::store::{RolloutStore, SqliteRolloutStore};
 use tenant_migrate::{
     lint, FailureThreshold, FleetList, IntoFleet, MigrationSet, Rollout, RolloutError,
     RolloutEvent, RolloutReport, RolloutStatusView, Rule, Severity, Strategy, Targeting,
@@ -228,8 +229,9 @@ async fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         .fold(Targeting::all(), |t, tag| t.with_tag(tag.clone()));
     let progress = Progress::new(args.common.json);
     let fleet = check_drift(&args, &set, &targeting).await?;
-    let rollout = open_rollout(&args.common, fleet.fleet, set, &progress)
-        .await?
+    // A dry run changes nothing: not even a state file is created.
+    let (store, _) = open_store(&args.common.state, !args.dry_run).await?;
+    let rollout = open_rollout(store, fleet.fleet, set, &progress)
         .targeting(targeting)
         .concurrency(args.concurrency);
     let rollout = match strategy {
@@ -318,16 +320,18 @@ async fn status(args: StatusArgs) -> Result<ExitCode, UsageError> {
     }
     let set = load_migrations(&args.migrations)?;
     let fleet = read_fleet(&args)?.into_fleet();
-    let records = DriftRecords::open(&args.state).await?;
+    let (store, missing) = open_store(&args.state, false).await?;
+    let records = match missing {
+        Some(_) => None,
+        None => Some(DriftRecords::open(&args.state).await?),
+    };
     let migrator = TenantMigrator::new(set.clone());
-    let rollout = open_rollout(&args, fleet.clone(), set, &Progress::new(true))
-        .await?
-        .build();
+    let rollout = open_rollout(store, fleet.clone(), set, &Progress::new(true)).build();
     let tenants = FleetStatus::read(
         fleet.as_ref(),
         &tenancy_core::TenantFilter::all(),
         &migrator,
-        Some(&records),
+        records.as_ref(),
         concurrency,
     )
     .await
@@ -357,8 +361,14 @@ async fn status(args: StatusArgs) -> Result<ExitCode, UsageError> {
             finish(&rollout, &report, args.json, done, warnings, Some(&tenants)).await
         }
         None => {
-            let note = "no rollout of this migration set yet";
-            print_unstarted(&rollout, args.json, note, Some(&tenants)).await?;
+            let note = match missing {
+                Some(path) => format!(
+                    "no state store at {}, so no rollout is recorded (check --state; `migrate run` creates it)",
+                    path.display()
+                ),
+                None => "no rollout of this migration set yet".to_owned(),
+            };
+            print_unstarted(&rollout, args.json, &note, Some(&tenants)).await?;
             Ok(ExitCode::from(1))
         }
     }
@@ -428,7 +438,8 @@ async fn rollback(args: Common) -> Result<ExitCode, UsageError> {
     let set = load_migrations(&args.migrations)?;
     let progress = Progress::new(args.json);
     let fleet = read_fleet(&args)?;
-    let rollout = open_rollout(&args, fleet, set, &progress).await?.build();
+    let (store, _) = open_store(&args.state, true).await?;
+    let rollout = open_rollout(store, fleet, set, &progress).build();
     let report = rollout.rollback_until(ctrl_c()).await;
     progress.finish();
     let report = match report {
@@ -464,15 +475,42 @@ fn read_fleet(common: &Common) -> Result<FleetList, UsageError> {
     Ok(FleetList::from_csv_path(&common.tenants)?)
 }
 
-async fn open_rollout(
-    common: &Common,
+fn open_rollout(
+    store: Arc<dyn RolloutStore>,
     fleet: impl IntoFleet,
     set: MigrationSet,
     progress: &Progress,
-) -> Result<tenant_migrate::RolloutBuilder, UsageError> {
-    let store = tenant_migrate::rollout::store::open(&common.state).await?;
+) -> tenant_migrate::RolloutBuilder {
     let progress = progress.clone();
-    Ok(Rollout::of_migrations(fleet, set, store).on_event(move |event| progress.show(event)))
+    Rollout::of_migrations(fleet, set, store).on_event(move |event| progress.show(event))
+}
+
+/// The state store at `--state`. Unless `create`, a SQLite file that does not
+/// exist is not made: an empty store in memory stands in, and its path is returned
+/// so that the reader hears of it (a typo in `--state` reads as "nothing recorded").
+async fn open_store(
+    state: &DatabaseUrl,
+    create: bool,
+) -> Result<(Arc<dyn RolloutStore>, Option<PathBuf>), UsageError> {
+    match missing_state_file(state).filter(|_| !create) {
+        Some(path) => {
+            let empty = SqliteRolloutStore::open("sqlite::memory:").await?;
+            Ok((Arc::new(empty), Some(path)))
+        }
+        None => Ok((tenant_migrate::rollout::store::open(state).await?, None)),
+    }
+}
+
+/// The file of a SQLite `--state` that does not exist yet.
+fn missing_state_file(state: &DatabaseUrl) -> Option<PathBuf> {
+    use std::str::FromStr;
+    if state.kind() != tenancy_core::DatabaseKind::Sqlite {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(state.expose()).ok()?;
+    let path = options.get_filename();
+    let in_memory = path.as_os_str().is_empty() || path == Path::new(":memory:");
+    (!in_memory && !path.exists()).then(|| path.to_owned())
 }
 
 /// `--state`: a database URL; `sqlite:` without a file keeps nothing and is refused.
@@ -590,10 +628,22 @@ async fn print_unstarted(
             fleet,
         });
     } else {
-        outln!(
-            "{note}; {} tenants pending for version {target}",
-            plan.len()
-        );
+        match fleet {
+            // The versions read: tenants already at the target need nothing.
+            Some(fleet) => {
+                let below: u64 = fleet
+                    .versions
+                    .iter()
+                    .filter(|v| v.version.is_none_or(|v| v < target))
+                    .map(|v| v.tenants)
+                    .sum();
+                outln!("{note}; {below} tenants below version {target}");
+            }
+            None => outln!(
+                "{note}; {} tenants pending for version {target}",
+                plan.len()
+            ),
+        }
     }
     Ok(())
 }
