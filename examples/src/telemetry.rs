@@ -60,19 +60,26 @@ pub fn init_quiet_logging() {
     init_with_default("warn");
 }
 
-/// Writes one line to stdout, like `println!`, but ends the process quietly
-/// (exit code 0) when the reader has gone away (`migrate status | head`),
-/// instead of panicking as `println!` does on a closed pipe.
+/// Writes one line to stdout, like `println!`, but ends the process quietly when
+/// the reader has gone away (`migrate status | head`), instead of panicking as
+/// `println!` does on a closed pipe. The exit code is 141, what a shell reports for
+/// a program that SIGPIPE ended: the command's own result is unknown, so a
+/// `set -o pipefail` script does not read a cut-off `status` as a success.
 pub fn print_line(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let written = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
     match written {
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(EXIT_BROKEN_PIPE)
+        }
         Err(error) => eprintln!("cannot write to stdout: {error}"),
         Ok(()) => {}
     }
 }
+
+/// The exit code of a command whose reader closed the pipe (128 + SIGPIPE).
+pub const EXIT_BROKEN_PIPE: i32 = 141;
 
 /// [`print_line`] with `println!`'s arguments.
 #[macro_export]

@@ -286,3 +286,25 @@ fn a_mistyped_state_path_is_said_and_never_created_by_reading_commands() {
     let status = s.migrate("status", &[]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status));
 }
+
+#[test]
+fn a_reader_that_closed_the_pipe_ends_the_command_with_141() {
+    let s = Scratch::new("pipe");
+    s.fleet(&[("acme", "")]);
+    // The reader is gone before the command writes anything.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .arg("lint")
+        .arg(s.0.join("migrations"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(141), "{}", text(&status));
+    assert!(
+        !String::from_utf8_lossy(&status.stderr).contains("panicked"),
+        "{}",
+        text(&status)
+    );
+}

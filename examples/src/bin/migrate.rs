@@ -35,7 +35,8 @@
 //!
 //! Ctrl-C stops `run` and `rollback` with exit 130: the runner cancels its tenants
 //! in flight (a migration that had not committed rolls back) and releases them, so
-//! that running the same command again resumes at once.
+//! that running the same command again resumes at once. Every command exits 141 when
+//! the reader of its output went away (`migrate status | head`).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
