@@ -308,3 +308,40 @@ fn a_reader_that_closed_the_pipe_ends_the_command_with_141() {
         text(&status)
     );
 }
+
+#[test]
+fn a_sql_file_that_is_not_read_as_a_migration_is_named() {
+    let s = Scratch::new("unread");
+    s.fleet(&[("acme", "")]);
+    std::fs::write(s.0.join("migrations/20240201000000.sql"), "SELECT 1;").unwrap();
+    let run = s.migrate("run", &[]);
+    let said = text(&run);
+    assert_eq!(run.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("20240201000000.sql is not read as a migration"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("20240101000000_items.up.sql is not read"),
+        "{said}"
+    );
+}
+
+#[test]
+fn lint_names_a_date_version_cut_at_its_first_underscore() {
+    let s = Scratch::new("date");
+    std::fs::write(s.0.join("migrations/2024_03_01_x.sql"), "SELECT 1;").unwrap();
+    let lint = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .arg("lint")
+        .arg(s.0.join("migrations"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&lint.stdout);
+    assert_eq!(lint.status.code(), Some(0), "a warning: {}", text(&lint));
+    assert!(
+        stdout.contains("mixed-version-lengths")
+            && stdout.contains("a date written with `_` is read up to its first `_`"),
+        "{}",
+        text(&lint)
+    );
+}

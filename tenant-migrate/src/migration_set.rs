@@ -42,6 +42,14 @@ impl MigrationSet {
         load_dir(dir.as_ref())
     }
 
+    /// The files of `dir` whose name ends in `.sql` (any case) but that
+    /// [`from_dir`](Self::from_dir) does not read, because their name is not
+    /// `<VERSION>_<description>.sql` (e.g. `20240101000000.sql`, `notes.sql`,
+    /// `20240101000000_items.SQL`): sqlx skips them too, so a tool should say so.
+    pub fn unread_files(dir: impl AsRef<Path>) -> Result<Vec<String>, MigrationSourceError> {
+        crate::source::unread_sql_files(dir.as_ref())
+    }
+
     /// The migrations, by ascending version.
     pub fn iter(&self) -> std::slice::Iter<'_, Migration> {
         self.migrations.iter()

@@ -88,6 +88,26 @@ pub(crate) fn load_dir(dir: &Path) -> Result<MigrationSet, MigrationSourceError>
     builder.build()
 }
 
+/// The files of `dir` that look like SQL (a name ending in `.sql`, any case) but are
+/// not read as migrations, by name.
+pub(crate) fn unread_sql_files(dir: &Path) -> Result<Vec<String>, MigrationSourceError> {
+    let io_error = |source| MigrationSourceError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut unread = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error)? {
+        let entry = entry.map_err(io_error)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let sql_like = name.to_ascii_lowercase().ends_with(".sql");
+        if sql_like && entry.path().is_file() && parse_file_name(&name).is_none() {
+            unread.push(name);
+        }
+    }
+    unread.sort();
+    Ok(unread)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +134,27 @@ mod tests {
             parse_file_name("abc_init.sql"),
             Some(Err(MigrationSourceError::InvalidName { .. }))
         ));
+    }
+
+    #[test]
+    fn names_the_sql_files_that_are_not_read() {
+        let dir = std::env::temp_dir().join(format!("tk-unread-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("nested.sql")).unwrap();
+        for name in [
+            "20240101000000_items.sql",
+            "20240201000000.sql",
+            "20240301000000_loud.SQL",
+            "notes.sql",
+            "README.md",
+        ] {
+            fs::write(dir.join(name), "SELECT 1;").unwrap();
+        }
+        let unread = unread_sql_files(&dir).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            unread,
+            ["20240201000000.sql", "20240301000000_loud.SQL", "notes.sql"]
+        );
     }
 }

@@ -56,7 +56,7 @@ use tenant_migrate::rehearse::{
 };
 use tenant_migrate::rollout::store::{RolloutStore, SqliteRolloutStore};
 use tenant_migrate::{
-    lint, FailureThreshold, FleetList, IntoFleet, MigrationSet, Rollout, RolloutError,
+    lint, FailureThreshold, Finding, FleetList, IntoFleet, MigrationSet, Rollout, RolloutError,
     RolloutEvent, RolloutReport, RolloutStatusView, Rule, Severity, Strategy, Targeting,
     TenantFleet, TenantMigrator,
 };
@@ -468,6 +468,10 @@ fn lint_dir(dir: &Path) -> Result<ExitCode, UsageError> {
             outln!("{}: {finding}", migration.file());
         }
     }
+    for finding in Finding::for_versions(&set) {
+        errors += usize::from(finding.severity == Severity::Error);
+        outln!("{}: {finding}", dir.display());
+    }
     outln!("{} migrations checked, {errors} errors", set.len());
     Ok(ExitCode::from(u8::from(errors > 0)))
 }
@@ -521,6 +525,15 @@ fn parse_state(raw: &str) -> Result<DatabaseUrl, String> {
 
 fn load_migrations(dir: &Path) -> Result<MigrationSet, UsageError> {
     let set = MigrationSet::from_dir(dir)?;
+    for name in MigrationSet::unread_files(dir)? {
+        eprintln!(
+            "migrate: warning: {} is not read as a migration; name it <VERSION>_<description>.sql, e.g. 20240101000000_create_items.sql",
+            dir.join(name).display()
+        );
+    }
+    for finding in Finding::for_versions(&set) {
+        eprintln!("migrate: warning: {}: {finding}", dir.display());
+    }
     if set.is_empty() {
         return Err(UsageError(format!(
             "{} holds no migration; name files like 20240101000000_create_items.sql",
