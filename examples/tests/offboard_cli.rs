@@ -84,6 +84,23 @@ fn offboard_refuses_typos_then_offboards_restores_and_resumes() {
         "the export and its checksum"
     );
 
+    // Signing the company up again is refused, not a step to rerun.
+    let again = run(
+        env!("CARGO_BIN_EXE_onboard"),
+        &[
+            "--company",
+            "Acme Pharmacy",
+            "--email",
+            "owner@acme.example",
+        ],
+    );
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        text(&again).contains("offboard restore acme-pharmacy"),
+        "{}",
+        text(&again)
+    );
+
     let restored = offboard(&["restore", "acme-pharmacy"]);
     assert_eq!(restored.status.code(), Some(0), "{}", text(&restored));
     assert!(text(&restored).contains("state:     ready"));

@@ -5,7 +5,10 @@
 //! `SUPABASE_PROJECT_URL_TEMPLATE`), otherwise a local provider: one database per
 //! tenant on the `--state` PostgreSQL server, or one SQLite file per tenant beside a
 //! SQLite state. Running it again for the same company resumes where it stopped.
-//! Exit 0 only when the tenant is ready.
+//! Exit 0 only when the tenant is ready (also when another run onboarding it at the
+//! same time finished it), 1 when a step failed (run it again to resume), 2 for bad
+//! input or a refusal: the company signed up with another email, or its tenant is
+//! being offboarded or was deleted.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -64,19 +67,35 @@ async fn main() -> ExitCode {
     spinner.finish_and_clear();
     let tenant = match outcome {
         Ok(tenant) => Some(tenant),
-        Err(error @ OnboardingError::AlreadySignedUp(_)) => {
+        // Refusals: nothing to rerun.
+        Err(
+            error @ (OnboardingError::AlreadySignedUp(_)
+            | OnboardingError::IdRetired(_)
+            | OnboardingError::Offboarded(_)),
+        ) => {
             eprintln!("error: {error}");
             return ExitCode::from(2);
         }
         Err(error) => {
-            eprintln!("error: {error}");
-            assembly
+            let tenant = assembly
                 .plane
                 .directory
                 .get(signup.id())
                 .await
                 .ok()
-                .flatten()
+                .flatten();
+            if tenant
+                .as_ref()
+                .is_some_and(|t| t.status == TenantStatus::Ready)
+            {
+                // Another run onboarding the same tenant at once finished it.
+                eprintln!(
+                    "note: another onboarding of this tenant finished it meanwhile ({error})"
+                );
+            } else {
+                eprintln!("error: {error}");
+            }
+            tenant
         }
     };
     print_tenant(tenant.as_ref());
