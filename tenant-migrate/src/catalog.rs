@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use tenancy_core::BoxError;
 
-use crate::{Finding, MigrationSet};
+use crate::{Finding, Migration, MigrationSet};
 
 /// The migrations a service rolls out, and how new ones join them: a directory fixed
 /// at build time ([`MigrationSet`] itself), or a store to which operators add
@@ -17,11 +17,21 @@ pub trait MigrationCatalog: Send + Sync {
     /// Checks `sql` (the linter included) and adds it as migration `version`; returns
     /// the set with it.
     ///
-    /// The rollout routes add a migration before they start its rollout; when the
-    /// start fails (no tenants, a store error), the migration stays in the catalog and
-    /// `POST /resume` (or a later rollout) takes it out, while adding the same version
-    /// again is refused as not newer.
+    /// The rollout routes check a migration with [`propose`](Self::propose) and plan
+    /// its rollout before they add it, so that a refused request stores nothing;
+    /// when recording the rollout then fails (a store error), the migration stays in
+    /// the catalog and `POST /resume` (or a later rollout) takes it out, while adding
+    /// the same version again is refused as not newer.
     async fn add(&self, version: &str, sql: &str) -> Result<MigrationSet, CatalogError>;
+
+    /// The set that [`add`](Self::add) (or, for the latest version,
+    /// [`replace`](Self::replace)) would give with `sql` as migration `version`,
+    /// after the checks it would make; stores nothing. The default builds it from
+    /// [`current`](Self::current) and leaves the checks to `add` and `replace`.
+    async fn propose(&self, version: &str, sql: &str) -> Result<MigrationSet, CatalogError> {
+        let current = self.current().await?;
+        with_migration(&current, version, sql)
+    }
 
     /// Replaces the SQL of the latest migration, added at run time as `version`
     /// and applied by no tenant (a migration that failed everywhere, say), after
@@ -36,6 +46,30 @@ pub trait MigrationCatalog: Send + Sync {
     async fn withdraw(&self, version: i64) -> Result<MigrationSet, CatalogError> {
         let _ = version;
         Err(fixed())
+    }
+}
+
+/// `set` with `sql` as migration `version`: added, or replacing the one of that
+/// version.
+pub(crate) fn with_migration(
+    set: &MigrationSet,
+    version: &str,
+    sql: &str,
+) -> Result<MigrationSet, CatalogError> {
+    let proposed = Migration::parse_adhoc(version, sql).map_err(refused)?;
+    set.iter()
+        .filter(|migration| migration.version() != proposed.version())
+        .cloned()
+        .fold(MigrationSet::builder(), |builder, m| builder.migration(m))
+        .migration(proposed)
+        .build()
+        .map_err(refused)
+}
+
+fn refused(error: impl ToString) -> CatalogError {
+    CatalogError::Refused {
+        message: error.to_string(),
+        findings: Vec::new(),
     }
 }
 
@@ -74,6 +108,10 @@ impl MigrationCatalog for MigrationSet {
     }
 
     async fn add(&self, _version: &str, _sql: &str) -> Result<MigrationSet, CatalogError> {
+        Err(fixed())
+    }
+
+    async fn propose(&self, _version: &str, _sql: &str) -> Result<MigrationSet, CatalogError> {
         Err(fixed())
     }
 }

@@ -5,12 +5,12 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /run {"migration_sql", "version", "strategy"}` | 202 [`RolloutStarted`]; 422 with lint findings in `details` |
+//! | `POST /run {"migration_sql", "version", "strategy"}` | 202 [`RolloutStarted`]; 422 with lint findings in `details`, or when the strategy cannot be planned (no tenants, an empty canary wave); a refused migration is not stored |
 //! | `GET /status[?after=POSITION&limit=N]` | [`RolloutStatusView`] of the latest rollout of the current migrations |
 //! | `POST /halt {"reason"}` | [`Halted`]: whether an unfinished rollout was halted |
 //! | `POST /resume` | 202 [`RolloutStarted`]: the unfinished (or halted) rollout runs again |
 //! | `POST /rollback` | 202 [`RolloutStarted`]: the latest rollout is reverted; 404 without one, 422 when a migration has no down script |
-//! | `DELETE /{version}` | [`Withdrawn`]: the latest migration, added at run time and applied by no tenant, is withdrawn; 409 once a tenant applied it |
+//! | `DELETE /{version}` | [`Withdrawn`]: the latest migration, added at run time and applied by no tenant, is withdrawn; 409 once a rollout recorded a tenant at its version or later (also on the way to a later target that failed), or has one in flight towards it |
 //! | `POST /rehearse {"tenant"?, "version"?, "migration_sql"?}` | [`Rehearsed`]: the pending migrations (with the proposed one, if given) applied to a copy of the tenant's database (default: the first, a `canary:1` rollout's); 404 for an unknown tenant, 422 for a bad proposal |
 //!
 //! `POST /run` with the version of the latest migration replaces its SQL, on the
@@ -38,10 +38,11 @@ use tenancy_core::http::ApiError;
 use tenancy_core::{TenantDirectory, TenantId};
 
 use crate::rehearse::{choose_canary, Rehearsal, RehearsalError, RehearsalReport};
-use crate::rollout::store::{RolloutStore, TenantRecord};
+use crate::rollout::store::{RolloutKey, RolloutStore, TenantRecord};
 use crate::{
     CatalogError, DirectoryFleet, Migration, MigrationCatalog, MigrationSet, Rollout, RolloutError,
-    RolloutReport, RolloutStatus, RolloutStatusView, Strategy, TenantMigrator, TenantState,
+    RolloutPlan, RolloutReport, RolloutStatus, RolloutStatusView, Strategy, TenantMigrator,
+    TenantState,
 };
 
 /// A task the routes hand to the host to run in the background.
@@ -95,28 +96,87 @@ impl RolloutRoutes {
     }
 
     /// Before the latest migration of `set` is replaced or withdrawn: refuses when
-    /// its rollout reached a tenant, and halts that rollout when it is still open
-    /// (its runners stop claiming; the changed set gets a rollout of its own).
+    /// its rollout reached a tenant, or when any rollout recorded a tenant at its
+    /// version or later (on the way to a later target, say) or has one in flight
+    /// towards it; then halts its rollout when it is still open (its runners stop
+    /// claiming; the changed set gets a rollout of its own).
     async fn release_latest(&self, set: &MigrationSet) -> Result<(), ApiError> {
-        let rollout = self.rollout(set, Strategy::AllAtOnce);
-        let Some(report) = rollout.status().await.map_err(rollout_error)? else {
+        let Some(version) = set.latest_version() else {
             return Ok(());
         };
-        let reached = report.counts.succeeded + report.counts.skipped;
-        if reached > 0 {
-            return Err(ApiError::conflict(format!(
-                "migration {} is applied on {reached} tenants already; fix it forward with a new migration",
-                report.target_version
-            )));
+        let rollout = self.rollout(set, Strategy::AllAtOnce);
+        let report = rollout.status().await.map_err(rollout_error)?;
+        if let Some(report) = &report {
+            let reached = report.counts.succeeded + report.counts.skipped;
+            if reached > 0 {
+                return Err(ApiError::conflict(format!(
+                    "migration {} is applied on {reached} tenants already; fix it forward with a new migration",
+                    report.target_version
+                )));
+            }
         }
+        self.refuse_if_held(version, false).await?;
+        let Some(report) = report else {
+            return Ok(());
+        };
         if matches!(report.status, RolloutStatus::Active | RolloutStatus::Halted) {
             let reason = "its migration was replaced or withdrawn";
             self.store
                 .set_status(report.rollout_id, RolloutStatus::Halted, Some(reason))
                 .await
                 .map_err(rollout_error)?;
+            // A runner may have claimed a tenant between the check and the halt.
+            self.refuse_if_held(version, true).await?;
         }
         Ok(())
+    }
+
+    /// Refuses (409) when the rollout state cannot show that no tenant holds
+    /// migration `version`: a rollout recorded a tenant at it or later, has one in
+    /// flight towards it, or the store cannot tell. `halted`: the caller halted the
+    /// migration's rollout just before.
+    async fn refuse_if_held(&self, version: i64, halted: bool) -> Result<(), ApiError> {
+        const SHOWN: usize = 5;
+        let limit = u32::try_from(SHOWN + 1).unwrap_or(u32::MAX);
+        let holders = self
+            .store
+            .tenants_holding(version, limit)
+            .await
+            .map_err(rollout_error)?;
+        let Some(holders) = holders else {
+            return Err(ApiError::conflict(format!(
+                "migration {version} cannot be replaced or withdrawn: this rollout state store cannot tell whether a tenant applied it; fix it forward with a new migration"
+            )));
+        };
+        if holders.is_empty() {
+            return Ok(());
+        }
+        let mut listed: Vec<String> = holders
+            .iter()
+            .take(SHOWN)
+            .map(|holder| match (holder.in_flight, holder.version) {
+                (true, _) => format!("`{}` (being migrated now)", holder.tenant_id),
+                (false, Some(at)) => format!("`{}` (at version {at})", holder.tenant_id),
+                (false, None) => format!("`{}`", holder.tenant_id),
+            })
+            .collect();
+        if holders.len() > SHOWN {
+            listed.push("more".into());
+        }
+        let advice = if holders.iter().any(|holder| holder.in_flight) {
+            "halt its rollout (POST …/halt), wait for the tenants being migrated to finish (those of a runner that stopped are finished by POST …/resume) and ask again; if they applied it, fix it forward with a new migration"
+        } else {
+            "fix it forward with a new migration"
+        };
+        let halted = if halted {
+            " (its rollout was halted; POST …/resume continues it)"
+        } else {
+            ""
+        };
+        Err(ApiError::conflict(format!(
+            "migration {version} may be applied already: rollouts recorded tenants {}{halted}; {advice}",
+            listed.join(", ")
+        )))
     }
 
     fn migrations_changed(&self) {
@@ -149,7 +209,9 @@ impl RolloutRoutes {
     /// The version of the latest migration replaces its SQL instead, when no tenant
     /// applied it: its open rollout is halted and the changed set gets a rollout of
     /// its own. Refused with 422 (a bad version, empty SQL, lint errors, no
-    /// tenants), 409 (the migration it would replace is applied somewhere).
+    /// tenants, an empty canary wave), 409 (the migration it would replace is
+    /// applied somewhere); a refused request stores nothing, as the migration and
+    /// the rollout's plan are checked before the migration is stored.
     pub async fn start(
         &self,
         version: &str,
@@ -159,7 +221,18 @@ impl RolloutRoutes {
         let migration =
             Migration::parse_adhoc(version, migration_sql).map_err(ApiError::unprocessable)?;
         let current = self.current().await?;
-        let set = if current.latest_version() == Some(migration.version()) {
+        // Everything that may refuse the request comes before the migration is
+        // stored: a tenant onboarded meanwhile would apply a stored one.
+        let proposed = self
+            .catalog
+            .propose(version, migration_sql)
+            .await
+            .map_err(refusal)?;
+        let planned = self
+            .plan_start(&self.rollout(&proposed, strategy.clone()))
+            .await?;
+        let replacing = current.latest_version() == Some(migration.version());
+        let set = if replacing {
             // The same version again: a replacement of a migration no tenant applied.
             self.release_latest(&current).await?;
             let set = self
@@ -175,10 +248,118 @@ impl RolloutRoutes {
                 .await
                 .map_err(refusal)?
         };
-        let rollout = self.rollout(&set, strategy);
-        let rollout_id = rollout.start().await.map_err(rollout_error)?.id;
-        run_in_background(self, rollout);
-        Ok(RolloutStarted { rollout_id })
+        let rollout = self.rollout(&set, strategy.clone());
+        match self.record_start(&rollout, &strategy, planned).await {
+            Ok(rollout_id) => {
+                run_in_background(self, rollout);
+                Ok(RolloutStarted { rollout_id })
+            }
+            Err(error) if error.status().is_client_error() => {
+                let previous = replacing
+                    .then(|| current.iter().find(|m| m.version() == migration.version()))
+                    .flatten();
+                Err(self.take_back(error, &migration, previous).await)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Checks, storing nothing, that `rollout` can start: the unfinished (or
+    /// completed) rollout of its set that it would join is not rolling back, or
+    /// else the fleet gives a plan (some tenants, a canary wave that is not
+    /// empty). Returns what [`record_start`](Self::record_start) needs.
+    async fn plan_start(&self, rollout: &Rollout) -> Result<PlannedStart, ApiError> {
+        let key = rollout.key().map_err(rollout_error)?;
+        let existing = match self.store.find_open(&key).await.map_err(rollout_error)? {
+            Some(open) => Some(open),
+            None => self
+                .store
+                .find_latest(&key)
+                .await
+                .map_err(rollout_error)?
+                .filter(|latest| latest.status == RolloutStatus::Completed),
+        };
+        match existing {
+            Some(record) if record.status == RolloutStatus::RollingBack => {
+                Err(rollout_error(RolloutError::RollingBack {
+                    rollout_id: record.id,
+                }))
+            }
+            Some(_) => Ok(PlannedStart { key, plan: None }),
+            None => {
+                let plan = rollout.plan().await.map_err(rollout_error)?;
+                Ok(PlannedStart {
+                    key,
+                    plan: Some(plan),
+                })
+            }
+        }
+    }
+
+    /// Records `rollout` in the state store with the plan checked before its
+    /// migration was stored; plans again when another request changed the set
+    /// meanwhile. Returns its id.
+    async fn record_start(
+        &self,
+        rollout: &Rollout,
+        strategy: &Strategy,
+        planned: PlannedStart,
+    ) -> Result<i64, ApiError> {
+        let key = rollout.key().map_err(rollout_error)?;
+        let planned = if key == planned.key {
+            planned
+        } else {
+            self.plan_start(rollout).await?
+        };
+        let record = match &planned.plan {
+            Some(plan) => {
+                self.store
+                    .create_or_join(&planned.key, strategy, plan)
+                    .await
+            }
+            None => rollout.start().await,
+        };
+        Ok(record.map_err(rollout_error)?.id)
+    }
+
+    /// After a rollout was refused once its migration was stored (the fleet or the
+    /// catalog changed since the checks): withdraws `migration` again, or puts
+    /// `previous` back when it replaced one, and returns `refused` (with what to do
+    /// when the catalog could not be restored).
+    async fn take_back(
+        &self,
+        refused: ApiError,
+        migration: &Migration,
+        previous: Option<&Migration>,
+    ) -> ApiError {
+        let restored = match previous {
+            Some(previous) => self
+                .catalog
+                .replace(previous.file(), previous.sql())
+                .await
+                .map(drop),
+            None => self.catalog.withdraw(migration.version()).await.map(drop),
+        };
+        match restored {
+            Ok(()) => {
+                if previous.is_some() {
+                    self.migrations_changed();
+                }
+                refused
+            }
+            Err(error) => {
+                tracing::error!(%error, version = migration.version(), "a refused migration could not be taken out of the catalog");
+                ApiError::new(
+                    refused.status(),
+                    format!(
+                        "{}; migration {} stays stored, as taking it back failed ({error}): withdraw it with DELETE …/{}",
+                        refused.message(),
+                        migration.version(),
+                        migration.version()
+                    ),
+                )
+            }
+        }
     }
 
     /// The latest rollout of the current migrations with a page of its tenants
@@ -320,8 +501,10 @@ impl RolloutRoutes {
 
     /// Withdraws the latest migration, `version` (its number, e.g.
     /// `20240127120000`), added at run time and applied by no tenant (what
-    /// `DELETE /{version}` does). 422 for another version, 409 once a tenant
-    /// applied it.
+    /// `DELETE /{version}` does). 422 for another version; 409 once a tenant
+    /// may have applied it: a rollout (of any set) recorded a tenant at that
+    /// version or later, failed attempts included, or has one in flight towards
+    /// it, or the state store cannot tell.
     pub async fn withdraw(&self, version: &str) -> Result<Withdrawn, ApiError> {
         let version: i64 = version.parse().map_err(|_| {
             ApiError::unprocessable(format!(
@@ -374,6 +557,14 @@ impl RolloutRoutes {
     pub async fn migrations(&self) -> Result<MigrationSet, ApiError> {
         self.current().await
     }
+}
+
+/// A rollout checked before its migration is stored: its key, and the plan to
+/// record it with (`None`: it joins the rollout of its set already recorded).
+#[derive(Debug)]
+struct PlannedStart {
+    key: RolloutKey,
+    plan: Option<RolloutPlan>,
 }
 
 /// The latest rollout of the current migrations as a page shows it (see

@@ -8,6 +8,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use tenancy_core::persistence::{SchemaStep, StorePool, StoreSchema};
 use tenancy_core::{BackendError, DatabaseTarget, MigrationReport, SchemaMigrator, TenantId};
 
+use crate::catalog::with_migration;
 use crate::{
     lint, CatalogError, Migration, MigrationCatalog, MigrationSet, Severity, TenantMigrator,
 };
@@ -32,15 +33,25 @@ const SCHEMA: StoreSchema = StoreSchema::new(
 );
 
 const LOAD: &str = "SELECT name, sql FROM tenancy_admin_migrations ORDER BY version";
-const INSERT: &str =
-    "INSERT INTO tenancy_admin_migrations (version, name, sql) VALUES ($1, $2, $3)";
+/// Adds a migration only if it is newer than every stored one (another request
+/// may have stored one since the check).
+const INSERT: &str = "INSERT INTO tenancy_admin_migrations (version, name, sql) \
+    SELECT $1, $2, $3 WHERE NOT EXISTS \
+    (SELECT 1 FROM tenancy_admin_migrations WHERE version >= $1)";
+/// On PostgreSQL, what makes the catalog's writes take turns (reads go on): a
+/// check and its write are one statement, but two statements of concurrent
+/// transactions do not see each other's new rows.
+#[cfg(feature = "postgres")]
+const SERIALIZE: &str = "LOCK TABLE tenancy_admin_migrations IN SHARE ROW EXCLUSIVE MODE";
 /// The latest stored migration: version and whether a tenant applied it.
 const LATEST: &str = "SELECT version, applied_at IS NOT NULL FROM tenancy_admin_migrations \
     ORDER BY version DESC LIMIT 1";
 const REPLACE: &str = "UPDATE tenancy_admin_migrations SET name = $2, sql = $3 \
-    WHERE version = $1 AND applied_at IS NULL";
-const WITHDRAW: &str =
-    "DELETE FROM tenancy_admin_migrations WHERE version = $1 AND applied_at IS NULL";
+    WHERE version = $1 AND applied_at IS NULL \
+    AND NOT EXISTS (SELECT 1 FROM tenancy_admin_migrations WHERE version > $1)";
+const WITHDRAW: &str = "DELETE FROM tenancy_admin_migrations \
+    WHERE version = $1 AND applied_at IS NULL \
+    AND NOT EXISTS (SELECT 1 FROM tenancy_admin_migrations WHERE version > $1)";
 const MARK_APPLIED: &str = "UPDATE tenancy_admin_migrations SET applied_at = $2 \
     WHERE version <= $1 AND applied_at IS NULL";
 
@@ -125,7 +136,7 @@ impl StoredCatalog {
     async fn write(&self, sql: &'static str, params: Params<'_>) -> Result<u64, CatalogError> {
         match &self.pool {
             #[cfg(feature = "postgres")]
-            StorePool::Postgres(pool) => write(pool, sql, params).await.map(|r| r.rows_affected()),
+            StorePool::Postgres(pool) => write_in_turn(pool, sql, params).await,
             #[cfg(feature = "sqlite")]
             StorePool::Sqlite(pool) => write(pool, sql, params).await.map(|r| r.rows_affected()),
             #[allow(unreachable_patterns)]
@@ -200,6 +211,20 @@ pub(crate) fn check_sql(sql: &str) -> Result<(), CatalogError> {
     Ok(())
 }
 
+/// Refuses a migration that is not newer than every migration of `current`.
+fn check_newer(current: &MigrationSet, migration: &Migration) -> Result<(), CatalogError> {
+    match current
+        .latest_version()
+        .filter(|latest| migration.version() <= *latest)
+    {
+        Some(latest) => Err(refused(format!(
+            "version {} is not newer than the latest migration {latest}; give the migration a later version, e.g. a timestamp such as 20240127120000_add_new_field",
+            migration.version()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Refuses SQL with lint errors (they break running code or block writes).
 fn check_lint(sql: &str) -> Result<(), CatalogError> {
     let blocking: Vec<_> = lint(sql)
@@ -233,23 +258,36 @@ impl MigrationCatalog for StoredCatalog {
         check_sql(sql)?;
         let migration = Migration::parse_adhoc(version, sql).map_err(refused)?;
         let current = self.refresh().await?;
-        if let Some(latest) = current
-            .latest_version()
-            .filter(|latest| migration.version() <= *latest)
-        {
-            return Err(refused(format!(
-                "version {} is not newer than the latest migration {latest}; give the migration a later version, e.g. a timestamp such as 20240127120000_add_new_field",
-                migration.version()
-            )));
-        }
+        check_newer(&current, &migration)?;
         check_lint(sql)?;
         let params = Params::Migration {
             version: migration.version(),
             name: version,
             sql,
         };
-        self.write(INSERT, params).await?;
+        if self.write(INSERT, params).await? == 0 {
+            return Err(refused(format!(
+                "version {} is not newer than a migration stored meanwhile; give the migration a later version",
+                migration.version()
+            )));
+        }
         Ok(self.refresh().await?.as_ref().clone())
+    }
+
+    /// Makes the checks of [`add`](MigrationCatalog::add), or of
+    /// [`replace`](MigrationCatalog::replace) for the latest version, and returns
+    /// the set either would give; stores nothing.
+    async fn propose(&self, version: &str, sql: &str) -> Result<MigrationSet, CatalogError> {
+        check_sql(sql)?;
+        let migration = Migration::parse_adhoc(version, sql).map_err(refused)?;
+        let current = self.refresh().await?;
+        if current.latest_version() == Some(migration.version()) {
+            self.check_unapplied(migration.version()).await?;
+        } else {
+            check_newer(&current, &migration)?;
+        }
+        check_lint(sql)?;
+        with_migration(&current, version, sql)
     }
 
     /// Replaces the latest run-time migration, if no tenant onboarded through this
@@ -266,7 +304,7 @@ impl MigrationCatalog for StoredCatalog {
         };
         if self.write(REPLACE, params).await? == 0 {
             return Err(CatalogError::Applied(format!(
-                "migration {} was applied meanwhile; fix it forward with a new migration",
+                "migration {} was applied or followed by a newer one meanwhile; fix it forward with a new migration",
                 migration.version()
             )));
         }
@@ -279,7 +317,7 @@ impl MigrationCatalog for StoredCatalog {
         self.check_unapplied(version).await?;
         if self.write(WITHDRAW, Params::Version(version)).await? == 0 {
             return Err(CatalogError::Applied(format!(
-                "migration {version} was applied meanwhile; fix it forward with a new migration"
+                "migration {version} was applied or followed by a newer one meanwhile; fix it forward with a new migration"
             )));
         }
         Ok(self.refresh().await?.as_ref().clone())
@@ -317,6 +355,7 @@ where
         .await
 }
 
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 async fn write<DB>(
     pool: &Pool<DB>,
     statement: &'static str,
@@ -336,6 +375,26 @@ where
         Params::Applied { version, at } => query.bind(version).bind(at),
     };
     query.execute(pool).await
+}
+
+/// `write` in a transaction that holds the catalog's write lock first.
+#[cfg(feature = "postgres")]
+async fn write_in_turn(
+    pool: &sqlx::PgPool,
+    statement: &'static str,
+    params: Params<'_>,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(SERIALIZE).execute(&mut *tx).await?;
+    let query = sqlx::query(statement);
+    let query = match params {
+        Params::Migration { version, name, sql } => query.bind(version).bind(name).bind(sql),
+        Params::Version(version) => query.bind(version),
+        Params::Applied { version, at } => query.bind(version).bind(at),
+    };
+    let done = query.execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
 }
 
 async fn latest<DB>(pool: &Pool<DB>) -> Result<Option<(i64, bool)>, sqlx::Error>

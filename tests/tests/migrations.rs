@@ -442,3 +442,124 @@ async fn a_proposed_migration_is_rehearsed_on_a_copy_of_the_canary() {
     assert_eq!(status, 422, "{body}");
     service.stop().await;
 }
+
+/// The versions a tenant's database recorded as applied.
+async fn history(service: &Service, id: &TenantId) -> Vec<i64> {
+    let tenant = service
+        .assembly
+        .plane
+        .directory
+        .get(id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut conn = sqlx::PgConnection::connect(tenant.database.unwrap().url.expose())
+        .await
+        .unwrap();
+    let versions =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY 1")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    conn.close().await.unwrap();
+    versions
+}
+
+/// A run refused for its strategy stores nothing: the next run does not bring
+/// its migration along without a canary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_refused_for_an_empty_canary_wave_stores_nothing() {
+    let service = Service::start().await;
+    let acme = service.signup_ready("Acme", "a@acme.example").await;
+    let before = history(&service, &acme).await;
+
+    let (status, body) = run(
+        &service,
+        json!({ "migration_sql": "create table canary_only(x int);", "version": "20250101000000", "strategy": "canary:tag=beta" }),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("the canary wave would be empty"),
+        "{body}"
+    );
+
+    let (status, body) = run(
+        &service,
+        json!({ "migration_sql": "create table later(x int);", "version": "20250201000000", "strategy": "all" }),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    service
+        .wait_for("/api/admin/migrations/status", |status, body| {
+            status == 200 && body["status"] == "completed"
+        })
+        .await;
+    let mut expected = before;
+    expected.push(20250201000000);
+    assert_eq!(history(&service, &acme).await, expected);
+    service.stop().await;
+}
+
+/// A migration a tenant applied on the way to a later target whose rollout
+/// failed is not withdrawn: the state records the tenant at its version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_applied_on_the_way_to_a_failed_target_is_not_withdrawn() {
+    let service = Service::start().await;
+    let acme = service.signup_ready("Acme", "a@acme.example").await;
+
+    // v1 fails at first (its table is missing), so its own rollout reaches no one.
+    let (status, body) = run(
+        &service,
+        json!({ "migration_sql": "insert into helper values (1);", "version": "20250101000000" }),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    service
+        .wait_for("/api/admin/migrations/status", |status, body| {
+            status == 200 && body["status"] == "halted"
+        })
+        .await;
+    let tenant = service
+        .assembly
+        .plane
+        .directory
+        .get(&acme)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut conn = sqlx::PgConnection::connect(tenant.database.unwrap().url.expose())
+        .await
+        .unwrap();
+    sqlx::query("create table helper(x int)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    // v2 is broken: its rollout applies v1 on the way, then fails.
+    let (status, body) = run(
+        &service,
+        json!({ "migration_sql": "alter table missing_table add column x int;", "version": "20250201000000" }),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    service
+        .wait_for("/api/admin/migrations/status", |status, body| {
+            status == 200 && body["status"] == "halted"
+        })
+        .await;
+    assert!(history(&service, &acme).await.contains(&20250101000000));
+
+    let (status, body) = admin_delete(&service, "/api/admin/migrations/20250201000000").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin_delete(&service, "/api/admin/migrations/20250101000000").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains(acme.as_str()),
+        "{body}"
+    );
+    service.stop().await;
+}

@@ -201,6 +201,17 @@ pub struct TenantRecord {
     pub finished_at: Option<OffsetDateTime>,
 }
 
+/// A tenant that may hold a migration, as [`RolloutStore::tenants_holding`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionHolder {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The highest version a rollout recorded for it (`None`: none recorded).
+    pub version: Option<i64>,
+    /// Whether a rollout to the migration or a later one has it in flight.
+    pub in_flight: bool,
+}
+
 /// Where rollouts and their per-tenant states are kept.
 ///
 /// [`PostgresRolloutStore`] coordinates several runners
@@ -361,6 +372,22 @@ pub trait RolloutStore: Send + Sync + fmt::Debug {
     /// The lowest version a tenant this rollout migrated started from, or `None`
     /// when it migrated none; `Some(None)` when one started from an empty database.
     async fn rollback_floor(&self, rollout_id: i64) -> Result<Option<SchemaVersion>, RolloutError>;
+
+    /// The first `limit` tenants, in id order, that may hold migration `version`
+    /// according to any rollout in this store: those whose recorded version (after
+    /// their last attempt, failed ones included; else the version they started from)
+    /// is `version` or later, and those in flight in a rollout to `version` or
+    /// later. Each comes with the highest version recorded for it and whether it
+    /// is in flight. `None` when this store cannot tell (the default: a store of
+    /// its own should answer it, or withdrawing a migration is refused).
+    async fn tenants_holding(
+        &self,
+        version: i64,
+        limit: u32,
+    ) -> Result<Option<Vec<VersionHolder>>, RolloutError> {
+        let _ = (version, limit);
+        Ok(None)
+    }
 }
 
 macro_rules! text_enum {

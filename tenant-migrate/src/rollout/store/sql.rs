@@ -79,6 +79,7 @@ pub(crate) struct Statements {
     pub(crate) tenants_in_state: String,
     pub(crate) version_counts: &'static str,
     pub(crate) rollback_floor: String,
+    pub(crate) holders: String,
     pub(crate) last_position: String,
     pub(crate) reopen: String,
 }
@@ -190,6 +191,16 @@ impl Statements {
                    FROM tenancy_rollout_tenants WHERE rollout_id = $1",
                 (d.any)("migrated"),
                 (d.any)("migrated AND from_version IS NULL")
+            ),
+            // Every rollout's rows: what any of them recorded (or has in flight)
+            // at version `$1` or later.
+            holders: format!(
+                "SELECT t.tenant_id, max(COALESCE(t.to_version, t.from_version)), {}
+                   FROM tenancy_rollout_tenants t JOIN tenancy_rollouts r ON r.id = t.rollout_id
+                  WHERE COALESCE(t.to_version, t.from_version) >= $1
+                     OR (t.status = 'running' AND r.target_version >= $1)
+                  GROUP BY t.tenant_id ORDER BY t.tenant_id LIMIT $2",
+                (d.any)("t.status = 'running' AND r.target_version >= $1")
             ),
             last_position: format!(
                 "SELECT {} FROM tenancy_rollout_tenants WHERE rollout_id = $1",

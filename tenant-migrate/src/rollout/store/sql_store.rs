@@ -13,13 +13,14 @@ use sqlx::{
 use tenancy_core::TenantId;
 
 use super::rows::{
-    claim_from_row, record_from_row, rollback_floor, strategy_json, tenant_from_row, to_u64,
-    waves_from_rows, ClaimRow, ProgressRow, RecordRow, TenantRow,
+    claim_from_row, parse_tenant_id, record_from_row, rollback_floor, strategy_json,
+    tenant_from_row, to_u64, waves_from_rows, ClaimRow, ProgressRow, RecordRow, TenantRow,
 };
 use super::sql::{claim_status, Statements};
 use super::{
     ClaimRequest, ClaimedTenant, RolloutError, RolloutKey, RolloutPlan, RolloutRecord,
-    RolloutStatus, RolloutStore, Strategy, TenantOutcome, TenantRecord, TenantState, WaveProgress,
+    RolloutStatus, RolloutStore, Strategy, TenantOutcome, TenantRecord, TenantState, VersionHolder,
+    WaveProgress,
 };
 use crate::SchemaVersion;
 
@@ -373,6 +374,30 @@ where
                 .fetch_one(&self.pool)
                 .await?;
         Ok(rollback_floor(any, from_empty, lowest))
+    }
+
+    async fn tenants_holding(
+        &self,
+        version: i64,
+        limit: u32,
+    ) -> Result<Option<Vec<VersionHolder>>, RolloutError> {
+        let rows: Vec<(String, Option<i64>, Option<bool>)> =
+            sqlx::query_as(&D::statements().holders)
+                .bind(version)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        let holders = rows
+            .into_iter()
+            .map(|(tenant, version, in_flight)| {
+                Ok(VersionHolder {
+                    tenant_id: parse_tenant_id(tenant)?,
+                    version,
+                    in_flight: in_flight.unwrap_or(false),
+                })
+            })
+            .collect::<Result<_, RolloutError>>()?;
+        Ok(Some(holders))
     }
 }
 
