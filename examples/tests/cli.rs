@@ -211,3 +211,52 @@ fn each_binary_says_what_it_is() {
         assert!(help.contains(says), "{name}: {help}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn server_listens_on_a_host_name_and_says_what_turns_billing_links_on() {
+    let dir = folder("server-host");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--listen", "localhost:0", "--state"])
+        .arg(format!("sqlite:{}", dir.join("control.db").display()))
+        .env("ADMIN_TOKEN", "admintoken-0123456789abcdef")
+        .env_remove("BILLING_LINK_SECRET")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its log names the address it listens on.
+    let mut log = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening") {
+        line.clear();
+        assert_ne!(
+            std::io::BufRead::read_line(&mut log, &mut line).unwrap(),
+            0,
+            "server exited early"
+        );
+    }
+    let address = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("address="))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    assert!(address.starts_with("127.0.0.1:"), "{line}");
+
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /api/admin/billing-links/acme HTTP/1.1\r\nHost: localhost\r\n\
+          Authorization: Bearer admintoken-0123456789abcdef\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    std::fs::remove_dir_all(dir).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("BILLING_LINK_SECRET"), "{answer}");
+}

@@ -36,8 +36,8 @@ use tenancy_examples::telemetry;
     about = "The HTTP service of a database-per-tenant SaaS: signups, Stripe webhooks, admin migration and tenant routes"
 )]
 struct Args {
-    /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8000")]
+    /// The address to listen on: IP:PORT, or HOST:PORT (e.g. localhost:8000).
+    #[arg(long, default_value = "127.0.0.1:8000", value_parser = parse_listen)]
     listen: SocketAddr,
     /// The control-plane database: a SQLite URL (default) or a PostgreSQL URL.
     #[arg(long, default_value = "sqlite:tenancy-server.db")]
@@ -167,4 +167,21 @@ fn build_verifier(
             builder.secret(secret.clone())
         });
     builder.build().map(Some)
+}
+
+/// `--listen`: an address, or a host name resolved to its first IPv4 address (else
+/// its first address).
+fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let hint = "give HOST:PORT, e.g. 127.0.0.1:8000 or localhost:8000";
+    let addresses: Vec<SocketAddr> = raw
+        .to_socket_addrs()
+        .map_err(|e| format!("`{raw}`: {e}; {hint}"))?
+        .collect();
+    addresses
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or_else(|| addresses.first())
+        .copied()
+        .ok_or_else(|| format!("`{raw}` resolves to no address; {hint}"))
 }

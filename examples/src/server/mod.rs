@@ -72,7 +72,13 @@ pub fn router(state: AppState) -> Router {
             );
             billing_pages_router().with_state(billing.clone())
         }
-        None => Router::new().fallback(billing_pages_off),
+        None => {
+            admin = admin.route(
+                "/billing-links/{id}",
+                axum::routing::get(|| async { billing_links_off() }),
+            );
+            Router::new().fallback(billing_pages_off)
+        }
     };
     let admin = admin.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
@@ -89,6 +95,13 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/admin", admin)
         .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// The admin route for billing links, where billing pages are off.
+fn billing_links_off() -> ApiError {
+    ApiError::unavailable(
+        "billing links are off on this service: set BILLING_LINK_SECRET to turn them on",
+    )
 }
 
 async fn billing_pages_off() -> axum::response::Response {
