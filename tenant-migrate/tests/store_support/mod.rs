@@ -13,7 +13,7 @@ use tenancy_core::testing::TempSqlite;
 use tenancy_core::TenantId;
 use tenant_migrate::rollout::store::{
     ClaimRequest, ClaimedTenant, RolloutKey, RolloutRecord, RolloutStore, SqliteRolloutStore,
-    TenantOutcome, TenantRecord,
+    TenantOutcome, TenantRecord, VersionHolder,
 };
 use tenant_migrate::{
     FleetList, FleetMember, MigrationSet, RolloutError, RolloutPlan, RolloutStatus, SchemaVersion,
@@ -193,5 +193,12 @@ impl RolloutStore for Observed {
     }
     async fn rollback_floor(&self, id: i64) -> Result<Option<SchemaVersion>, RolloutError> {
         self.inner.rollback_floor(id).await
+    }
+    async fn tenants_holding(
+        &self,
+        version: i64,
+        limit: u32,
+    ) -> Result<Option<Vec<VersionHolder>>, RolloutError> {
+        self.inner.tenants_holding(version, limit).await
     }
 }
