@@ -831,7 +831,8 @@ async fn a_restored_tenant_is_migrated_to_the_schema_added_while_it_was_retained
         matches!(
             failed,
             OffboardingError::Migrate {
-                paused_again: true,
+                paused_again: Some(true),
+                state: "retained",
                 ..
             }
         ),
@@ -853,4 +854,53 @@ async fn a_restored_tenant_is_migrated_to_the_schema_added_while_it_was_retained
         "at the new schema"
     );
     assert_eq!(orders_in(url.expose()).await.unwrap(), all_orders());
+}
+
+#[tokio::test]
+async fn a_failed_restore_before_the_pause_step_leaves_the_database_unpaused() {
+    let local = SqliteFleet::new("restore-early");
+    let (fleet, provisioner, exports) = (&local.fleet, &local.provisioner, &local.exports);
+    let tenant = fleet.ready("India Pharmacy").await;
+    let migrator = Arc::new(GrowingMigrator::default());
+    let offboarding = fleet
+        .offboarding(
+            provisioner.clone(),
+            provisioner.clone(),
+            Arc::new(CountingDestination::new(&exports.0, true)),
+        )
+        .with_migrator(migrator.clone());
+    // The export's answer is lost: offboarding stops at its export step, the
+    // database never paused.
+    offboarding.offboard(&tenant.id).await.unwrap_err();
+    let stopped = fleet.directory.get(&tenant.id).await.unwrap().unwrap();
+    assert_eq!(stopped.status.name(), "offboarding");
+    assert!(provisioner.path_of(&tenant.id).exists());
+
+    migrator.failing.store(true, Ordering::SeqCst);
+    let failed = offboarding.restore(&tenant.id).await.unwrap_err();
+    assert!(
+        matches!(
+            failed,
+            OffboardingError::Migrate {
+                paused_again: None,
+                state: "offboarding",
+                ..
+            }
+        ),
+        "{failed:?}"
+    );
+    let said = failed.to_string();
+    assert!(
+        said.contains("still offboarding") && !said.contains("paused"),
+        "{said}"
+    );
+    // As it was: offboarding, its database where it was and not paused.
+    let still = fleet.directory.get(&tenant.id).await.unwrap().unwrap();
+    assert_eq!(still.status.name(), "offboarding");
+    assert!(provisioner.path_of(&tenant.id).exists());
+    assert!(!provisioner.paused_path_of(&tenant.id).exists());
+
+    migrator.failing.store(false, Ordering::SeqCst);
+    let restored = offboarding.restore(&tenant.id).await.unwrap();
+    assert_eq!(restored.status, TenantStatus::Ready);
 }

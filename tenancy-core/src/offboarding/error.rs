@@ -29,14 +29,17 @@ pub enum OffboardingError {
         source: BackendError,
     },
     /// Bringing a restored tenant's schema up to date failed: its record is unchanged
-    /// (still offboarding or retained) and its database was paused again (unless
-    /// `paused_again` says that failed too).
-    #[error("tenant `{tenant}` was not restored: its schema could not be brought up to date: {source}; it is still retained{}; fix the migration and restore it again", if *paused_again { " and its database paused again" } else { ", but pausing its database again failed too (it accepts connections until the retention ends or it is restored)" })]
+    /// (still offboarding or retained), and a database that had been paused was
+    /// paused again (`paused_again`: `None` when it had not been paused yet).
+    #[error("tenant `{tenant}` was not restored: its schema could not be brought up to date: {source}; it is still {state}{}; fix the migration and restore it again", match paused_again { Some(true) => " and its database paused again", Some(false) => ", but pausing its database again failed too (it accepts connections until the retention ends or it is restored)", None => "" })]
     Migrate {
         /// The tenant.
         tenant: TenantId,
-        /// Whether its database was paused again.
-        paused_again: bool,
+        /// Its state, unchanged: `offboarding` or `retained`.
+        state: &'static str,
+        /// Whether its database was paused again; `None` when it had not been
+        /// paused before the restore (offboarding had not reached that step).
+        paused_again: Option<bool>,
         /// The migrator's error.
         #[source]
         source: BackendError,

@@ -271,7 +271,8 @@ impl Offboarding {
     /// intact), brings its schema up to date (with [`with_migrator`](Self::with_migrator))
     /// and makes it `Ready` again (`Pending`, for onboarding to finish, if it had not
     /// finished onboarding; onboarding migrates it then). A failed migration pauses
-    /// the database again and leaves the tenant as it was ([`OffboardingError::Migrate`]). Billing is not restarted: its subscription stays
+    /// the database again (if offboarding had paused it) and leaves the tenant as it
+    /// was ([`OffboardingError::Migrate`]). Billing is not restarted: its subscription stays
     /// cancelled until the tenant chooses a plan again.
     ///
     /// Refused once deletion has started, and for a tenant that is not offboarding.
@@ -323,8 +324,8 @@ impl Offboarding {
             .await
     }
 
-    /// Migrates a restored tenant's resumed database; on failure, pauses it again so
-    /// that it matches its record, which still says offboarding or retained.
+    /// Migrates a restored tenant's resumed database; on failure, pauses it again if
+    /// it had been paused, so that it matches its record (still offboarding or retained).
     async fn migrate_restored(
         &self,
         tenant: &Tenant,
@@ -340,15 +341,29 @@ impl Offboarding {
             }
             Err(source) => source,
         };
-        let paused_again = match self.pauser.pause(tenant, database).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::error!(tenant = %tenant.id, %error, "could not pause the database again after its migration failed");
-                false
-            }
+        // Paused again only if it had been: offboarding pauses at its pause step,
+        // which a tenant stopped at an earlier one has not reached.
+        let was_paused = matches!(
+            tenant.status,
+            TenantStatus::Retained { .. }
+                | TenantStatus::Offboarding {
+                    step: OffboardingStep::Pause,
+                    ..
+                }
+        );
+        let paused_again = match was_paused {
+            false => None,
+            true => match self.pauser.pause(tenant, database).await {
+                Ok(()) => Some(true),
+                Err(error) => {
+                    tracing::error!(tenant = %tenant.id, %error, "could not pause the database again after its migration failed");
+                    Some(false)
+                }
+            },
         };
         Err(OffboardingError::Migrate {
             tenant: tenant.id.clone(),
+            state: tenant.status.name(),
             paused_again,
             source,
         })
