@@ -56,8 +56,10 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 }
 
 /// Logs only warnings (or as `RUST_LOG` says): for binaries that narrate on stdout.
+/// sqlx's slow-statement warnings, which print whole statements between the
+/// command's own lines, are left out (`RUST_LOG=sqlx::query=warn` shows them).
 pub fn init_quiet_logging() {
-    init_with_default("warn");
+    init_with_default("warn,sqlx::query=error");
 }
 
 /// Writes one line to stdout, like `println!`, but ends the process quietly when

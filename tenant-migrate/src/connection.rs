@@ -72,7 +72,7 @@ impl TenantConnection {
                     if sqlite_file_is_missing(target) {
                         return Err(MigrateError::DatabaseMissing { database: label.clone() });
                     }
-                    let conn = connect.connect().await.map_err(|e| classify_connect_error(&label, e))?;
+                    let conn = connect.connect().await.map_err(|e| classify_sqlite_open_error(&label, e))?;
                     Ok(Self::Sqlite { conn, database: label.clone() })
                 }
                 other => Err(invalid(format!(
@@ -142,6 +142,28 @@ fn sqlite_file_is_missing(target: &DatabaseTarget) -> bool {
             matches!(std::path::Path::new(name).try_exists(), Ok(false))
         }
         _ => false,
+    }
+}
+
+/// SQLite's result code for a file it cannot open (a directory, a path in a
+/// folder that does not exist, no permission).
+#[cfg(feature = "sqlite")]
+const SQLITE_CANTOPEN: &str = "14";
+
+/// A SQLite file that cannot be opened is a wrong path, not a server to wait for.
+#[cfg(feature = "sqlite")]
+fn classify_sqlite_open_error(database: &str, error: sqlx::Error) -> MigrateError {
+    match &error {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(SQLITE_CANTOPEN) => {
+            MigrateError::InvalidTarget {
+                database: database.to_owned(),
+                reason: format!(
+                    "{}; check that the path names a SQLite database file this user may read and write",
+                    db.message()
+                ),
+            }
+        }
+        _ => classify_connect_error(database, error),
     }
 }
 

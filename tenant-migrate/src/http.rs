@@ -586,11 +586,33 @@ pub struct RolloutOverview {
 pub struct RunRequest {
     /// The migration's SQL.
     pub migration_sql: String,
-    /// Its version and description, in sqlx's naming (`20240127120000_add_field`).
+    /// Its version and description, in sqlx's naming (`20240127120000_add_field`);
+    /// a bare version may be given as a JSON number.
+    #[serde(deserialize_with = "version_text")]
     pub version: String,
     /// `all` (default), `waves:10,50,100`, `canary:N` or `canary:tag=TAG`.
     #[serde(default)]
     pub strategy: Option<String>,
+}
+
+/// A migration's version as text, given as a JSON string or a bare integer.
+fn version_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Text(String),
+        Number(u64),
+    }
+    Ok(
+        match Text::deserialize(deserializer).map_err(|_| {
+            serde::de::Error::custom(
+                "version must be a string such as \"20240127120000_add_field\" or a whole number",
+            )
+        })? {
+            Text::Text(text) => text,
+            Text::Number(number) => number.to_string(),
+        },
+    )
 }
 
 /// The body of `POST /halt`.

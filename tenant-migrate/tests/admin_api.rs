@@ -284,3 +284,38 @@ async fn a_migration_applied_on_the_way_to_a_failed_target_is_not_withdrawn_on_s
 async fn a_migration_applied_on_the_way_to_a_failed_target_is_not_withdrawn_on_postgres() {
     a_migration_applied_on_the_way_to_a_failed_target_is_not_withdrawn(Plane::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_may_be_a_json_number() {
+    let api = api(Plane::Sqlite).await;
+    let post = |body: Value| {
+        Request::post("/migrations/run")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+
+    // Refused by the JSON extractor, which answers in plain text.
+    let refused = api
+        .router
+        .clone()
+        .oneshot(post(
+            json!({"migration_sql": "create table n(x int);", "version": {}}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let said = to_bytes(refused.into_body(), usize::MAX).await.unwrap();
+    let said = String::from_utf8_lossy(&said);
+    assert!(said.contains("whole number"), "{said}");
+    assert_eq!(api.latest_stored().await, Some(1));
+
+    let (status, body) = api
+        .call(post(
+            json!({"migration_sql": "create table n(x int);", "version": 20250101000000_u64}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    api.run_background().await;
+    assert_eq!(api.tenant_history().await, vec![1, 20250101000000]);
+}

@@ -221,3 +221,26 @@ async fn a_missing_database_file_is_refused_and_never_created() {
         assert!(!typo.exists(), "{} was created", typo.display());
     }
 }
+
+/// A path that names a folder is a wrong path, said as such, not a server to retry.
+#[tokio::test]
+async fn a_folder_instead_of_a_database_file_is_a_wrong_path() {
+    let file = TempSqlite::new();
+    let folder = file.path().with_extension("d");
+    std::fs::create_dir_all(&folder).unwrap();
+    let error = TenantMigrator::new(set())
+        .apply(&url(&format!("sqlite://{}", folder.display())))
+        .await
+        .unwrap_err();
+    std::fs::remove_dir_all(&folder).unwrap();
+    assert!(
+        matches!(error, MigrateError::InvalidTarget { .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_retryable(), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("SQLite database file") && !text.contains("server"),
+        "{text}"
+    );
+}

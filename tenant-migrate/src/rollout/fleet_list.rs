@@ -212,6 +212,11 @@ impl Columns {
         }
         let field = |index: usize| record.get(index).unwrap_or("");
         let id = TenantId::new(field(self.id)).map_err(|e| e.to_string())?;
+        if field(self.url).trim().is_empty() {
+            return Err(format!(
+                "tenant `{id}` has no database_url; give each row `id,database_url[,tags]`"
+            ));
+        }
         let url = DatabaseUrl::parse(field(self.url)).map_err(|e| format!("database_url: {e}"))?;
         let mut member = FleetMember::new(id, DatabaseTarget::new(url));
         let tags = self.tags.map(field).unwrap_or("");
@@ -313,6 +318,12 @@ mod tests {
 
         let error = read("id,database_url\nacme,postgres://db/acme,eu\n").unwrap_err();
         assert!(error.to_string().contains("separate tags"), "{error}");
+
+        let error = read("id,database_url\nacme\n").unwrap_err();
+        assert!(
+            error.to_string().contains("line 2") && error.to_string().contains("no database_url"),
+            "{error}"
+        );
 
         let error = read("id,database_url\nalpha,sqlite:a.db\nalpha,sqlite:b.db\n").unwrap_err();
         assert!(
