@@ -345,3 +345,28 @@ fn lint_names_a_date_version_cut_at_its_first_underscore() {
         text(&lint)
     );
 }
+
+#[test]
+fn a_dry_run_says_which_rollout_a_run_would_join_and_rollback_needs_a_state() {
+    let s = Scratch::new("join");
+    s.fleet(&[("acme", ""), ("globex", "")]);
+    assert_eq!(s.migrate("run", &[]).status.code(), Some(0));
+
+    let dry_run = s.migrate("run", &["--dry-run"]);
+    let said = text(&dry_run);
+    assert_eq!(dry_run.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(
+            "a run joins rollout 1 (completed): 0 tenants pending, 0 failed (retried), 0 joining"
+        ),
+        "{said}"
+    );
+
+    let state = s.0.join("state.db");
+    std::fs::rename(&state, s.0.join("kept.db")).unwrap();
+    let rollback = s.migrate("rollback", &[]);
+    let said = text(&rollback);
+    assert_eq!(rollback.status.code(), Some(2), "{said}");
+    assert!(said.contains("no state store at"), "{said}");
+    assert!(!state.exists(), "rollback created {}", state.display());
+}

@@ -33,9 +33,10 @@
 //! when one failed there, 130 when interrupted with Ctrl-C (the copy is removed
 //! first), 2 for bad usage, an unknown `--tenant`, or a copy that cannot be made.
 //!
-//! Ctrl-C stops `run` and `rollback` with exit 130: the runner cancels its tenants
-//! in flight (a migration that had not committed rolls back) and releases them, so
-//! that running the same command again resumes at once. Every command exits 141 when
+//! Ctrl-C stops `run` and `rollback` with exit 130: the runner claims no more
+//! tenants and lets those in flight finish (a migration's statement runs on its
+//! server to its end whatever the client does), so that running the same command
+//! again resumes at once. A second Ctrl-C stops at once, abandoning them. Every command exits 141 when
 //! the reader of its output went away (`migrate status | head`).
 
 use std::io::IsTerminal;
@@ -253,7 +254,13 @@ async fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         eprintln!("migrate: warning: {warning}");
     }
     warnings.extend(fleet.excluded);
-    let report = rollout.run_until(ctrl_c()).await;
+    let presses = ctrl_c_presses();
+    let report = stop_on_ctrl_c(
+        rollout.run_until(pressed(presses.clone(), 1)),
+        presses,
+        &progress,
+    )
+    .await;
     progress.finish();
     let report = match report {
         Err(error @ RolloutError::Interrupted { .. }) => return Ok(interrupted(&error)),
@@ -439,9 +446,21 @@ async fn rollback(args: Common) -> Result<ExitCode, UsageError> {
     let set = load_migrations(&args.migrations)?;
     let progress = Progress::new(args.json);
     let fleet = read_fleet(&args)?;
-    let (store, _) = open_store(&args.state, true).await?;
+    let (store, missing) = open_store(&args.state, false).await?;
+    if let Some(path) = missing {
+        return Err(UsageError(format!(
+            "no state store at {}, so no rollout is recorded to roll back; check --state",
+            path.display()
+        )));
+    }
     let rollout = open_rollout(store, fleet, set, &progress).build();
-    let report = rollout.rollback_until(ctrl_c()).await;
+    let presses = ctrl_c_presses();
+    let report = stop_on_ctrl_c(
+        rollout.rollback_until(pressed(presses.clone(), 1)),
+        presses,
+        &progress,
+    )
+    .await;
     progress.finish();
     let report = match report {
         Err(error @ RolloutError::Interrupted { .. }) => return Ok(interrupted(&error)),
@@ -602,6 +621,56 @@ async fn ctrl_c() {
     }
 }
 
+/// The number of Ctrl-C presses since the call, counted on one signal stream so
+/// that none is missed between two waits.
+fn ctrl_c_presses() -> tokio::sync::watch::Receiver<u32> {
+    let (count, presses) = tokio::sync::watch::channel(0);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let Ok(mut interrupts) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        else {
+            return;
+        };
+        loop {
+            #[cfg(unix)]
+            if interrupts.recv().await.is_none() {
+                return;
+            }
+            #[cfg(not(unix))]
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            count.send_modify(|n| *n += 1);
+        }
+    });
+    presses
+}
+
+/// Resolves once Ctrl-C was pressed `times` times (never, without a handler).
+async fn pressed(mut presses: tokio::sync::watch::Receiver<u32>, times: u32) {
+    if presses.wait_for(|n| *n >= times).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Runs `work`, a rollout that stops claiming at the first Ctrl-C and lets its
+/// tenants in flight finish; a second Ctrl-C ends the process at once (exit 130).
+async fn stop_on_ctrl_c<T>(
+    work: impl std::future::Future<Output = T>,
+    presses: tokio::sync::watch::Receiver<u32>,
+    progress: &Progress,
+) -> T {
+    tokio::select! {
+        done = work => done,
+        () = pressed(presses, 2) => {
+            progress.finish();
+            eprintln!("migrate: stopped at once: the tenants in flight were abandoned; a migration still running on its server may yet commit, and the next run takes them over when their leases expire (it reads what committed)");
+            std::process::exit(130);
+        }
+    }
+}
+
 /// A rollout stopped by Ctrl-C: says so, exit 130.
 fn interrupted(error: &RolloutError) -> ExitCode {
     eprintln!("migrate: {error}");
@@ -614,6 +683,11 @@ fn fatal(error: RolloutError) -> UsageError {
 }
 
 async fn dry_run(rollout: &Rollout, as_json: bool) -> Result<ExitCode, UsageError> {
+    let recorded = rollout.status().await.map_err(fatal)?;
+    if let Some(report) = recorded.filter(|r| r.status != tenant_migrate::RolloutStatus::RolledBack)
+    {
+        return dry_run_joining(rollout, &report, as_json).await;
+    }
     if !as_json {
         let plan = rollout.plan().await.map_err(fatal)?;
         for (wave, size) in plan.wave_sizes().iter().enumerate() {
@@ -624,6 +698,34 @@ async fn dry_run(rollout: &Rollout, as_json: bool) -> Result<ExitCode, UsageErro
         }
     }
     print_unstarted(rollout, as_json, "dry run: nothing was changed", None).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A dry run where a run would join the rollout already recorded for the set.
+async fn dry_run_joining(
+    rollout: &Rollout,
+    report: &RolloutReport,
+    as_json: bool,
+) -> Result<ExitCode, UsageError> {
+    let joining = rollout.unlisted(report.rollout_id).await.map_err(fatal)?;
+    if as_json {
+        let mut view = rollout.view(report, None, u32::MAX).await.map_err(fatal)?;
+        if !joining.is_empty() {
+            view.warnings
+                .push(format!("{} tenants would join it", joining.len()));
+        }
+        print_json(&view);
+    } else {
+        let c = &report.counts;
+        outln!(
+            "dry run: nothing was changed; a run joins rollout {} ({}): {} tenants pending, {} failed (retried), {} joining",
+            report.rollout_id,
+            report.status,
+            c.pending + c.running,
+            c.failed,
+            joining.len()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -758,6 +860,7 @@ impl Progress {
                     RolloutEvent::Halted { .. }
                         | RolloutEvent::WaitingForLeases { .. }
                         | RolloutEvent::StrategyKept { .. }
+                        | RolloutEvent::Stopping { .. }
                 ) =>
             {
                 if let Some(line) = line {
@@ -780,6 +883,9 @@ fn describe(event: &RolloutEvent) -> Option<String> {
     match event {
         RolloutEvent::TenantStarted { .. } => None,
         RolloutEvent::StrategyKept { .. } => Some(format!("migrate: warning: {event}")),
+        RolloutEvent::Stopping { .. } => {
+            Some(format!("migrate: {event} (Ctrl-C again to stop at once)"))
+        }
         _ => Some(event.to_string()),
     }
 }

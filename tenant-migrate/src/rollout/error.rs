@@ -59,13 +59,14 @@ pub enum RolloutError {
     /// A tenant id in the state store is not a valid tenant id.
     #[error("stored tenant id `{0}` is invalid; the state tables were edited by hand")]
     CorruptTenantId(String),
-    /// The caller stopped the runner (e.g. on Ctrl-C) before the rollout was done.
-    #[error("rollout {rollout_id} was interrupted: this runner stopped claiming and released its {released} tenants in flight (a migration that had not committed was rolled back); run it again to resume")]
+    /// The caller stopped the runner (e.g. on Ctrl-C) before the rollout was done:
+    /// it claimed no more tenants and let those in flight finish.
+    #[error("rollout {rollout_id} was interrupted: this runner claimed no more tenants and let the {finished} it had in flight finish; run it again to resume")]
     Interrupted {
         /// The rollout.
         rollout_id: i64,
-        /// The tenants this runner held, released for the next run to take at once.
-        released: u64,
+        /// The tenants that were in flight when it was stopped, finished since.
+        finished: u64,
     },
     /// A tenant job panicked (a bug in the per-tenant migrator).
     #[error("a tenant job panicked ({0}); its tenant stays claimed until its lease expires, then is retried")]

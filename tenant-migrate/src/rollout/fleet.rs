@@ -148,11 +148,13 @@ impl Rollout {
     }
 
     /// [`run`](Self::run) until `stop` resolves (a shutdown signal, e.g.
-    /// `tokio::signal::ctrl_c()`); then this runner cancels its jobs, releases its
-    /// tenants for the next run to take at once, and returns
-    /// [`RolloutError::Interrupted`]. A cancelled job's connection closes, so a
-    /// migration that had not committed rolls back; one that had is found applied
-    /// by the next run.
+    /// `tokio::signal::ctrl_c()`); then this runner claims no more tenants, lets
+    /// those in flight finish and record their outcomes, and returns
+    /// [`RolloutError::Interrupted`] (or the report, if that finished the
+    /// rollout). Nothing is left half done: a migration's statement runs on its
+    /// server until it ends whatever the client does, so it is waited for.
+    /// Dropping the returned future instead abandons the tenants in flight: their
+    /// leases expire, and the next run reads what their migrations committed.
     pub async fn run_until(
         &self,
         stop: impl Future<Output = ()>,
@@ -238,7 +240,7 @@ impl Rollout {
     }
 
     /// [`rollback`](Self::rollback) until `stop` resolves; then it stops as
-    /// [`run_until`](Self::run_until) does, and the rollback resumes on the next call.
+    /// [`run_until`](Self::run_until) does, and the next call resumes the rollback.
     pub async fn rollback_until(
         &self,
         stop: impl Future<Output = ()>,

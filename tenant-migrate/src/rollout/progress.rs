@@ -32,6 +32,12 @@ pub enum RolloutEvent {
         /// The strategy given, not used.
         given: Strategy,
     },
+    /// The runner was asked to stop: it claims no more tenants and lets those in
+    /// flight finish.
+    Stopping {
+        /// The tenants in flight, left to finish.
+        in_flight: u64,
+    },
     /// A wave opened.
     WaveStarted {
         /// The wave.
@@ -142,12 +148,14 @@ impl std::fmt::Display for RolloutEvent {
                 write!(f, "{verb} rollout {rollout_id} ({tenants} tenants)")
             }
             Self::StrategyKept {
-                rollout_id,
-                kept,
-                given,
+                rollout_id, kept, ..
             } => write!(
                 f,
-                "rollout {rollout_id} keeps the strategy it started with ({kept}, with its failure limit and soak time); the strategy given now ({given}) is not used"
+                "rollout {rollout_id} keeps the strategy it started with ({kept}, with its failure limit and soak time); the strategy, failure limit or soak time given now is not used"
+            ),
+            Self::Stopping { in_flight } => write!(
+                f,
+                "stopping: claiming no more tenants, letting the {in_flight} in flight finish"
             ),
             Self::WaveStarted { wave, tenants } => {
                 write!(f, "wave {wave} started ({tenants} tenants)")

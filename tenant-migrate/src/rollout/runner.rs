@@ -49,40 +49,28 @@ struct WaveView {
 }
 
 impl Runner {
-    /// Runs until the rollout is done for this runner, or `stop` resolves: then its
-    /// jobs are cancelled (each connection closes, so an uncommitted migration rolls
-    /// back) and its leases released, so that the next run takes its tenants at once.
+    /// Runs until the rollout is done for this runner. Once `stop` resolves it
+    /// claims nothing more, lets its jobs in flight finish and record their
+    /// outcomes, and returns [`RolloutError::Interrupted`] unless that finished
+    /// the rollout. (Cancelling a job instead would not stop its statement on the
+    /// server, which may still commit.)
     pub(crate) async fn run(self, stop: impl Future<Output = ()>) -> Result<(), RolloutError> {
         let mut jobs = Jobs::new();
-        let driven = tokio::select! {
-            driven = self.drive(&mut jobs) => driven,
-            () = stop => Err(self.interrupt(&mut jobs).await),
-        };
+        let driven = self.drive(&mut jobs, stop).await;
         if driven.is_err() {
-            // A failing runner leaves no job behind either.
+            // A failing runner leaves no job behind.
             jobs.shutdown().await;
         }
         driven
     }
 
-    /// Cancels every job, then releases the tenants this runner holds.
-    async fn interrupt(&self, jobs: &mut Jobs) -> RolloutError {
-        jobs.shutdown().await;
-        let released = self
-            .ctx
-            .store
-            .renew_leases(self.ctx.rollout_id, &self.ctx.owner, Duration::ZERO)
-            .await;
-        match released {
-            Ok(released) => RolloutError::Interrupted {
-                rollout_id: self.ctx.rollout_id,
-                released,
-            },
-            Err(error) => error,
-        }
-    }
-
-    async fn drive(&self, jobs: &mut Jobs) -> Result<(), RolloutError> {
+    async fn drive(
+        &self,
+        jobs: &mut Jobs,
+        stop: impl Future<Output = ()>,
+    ) -> Result<(), RolloutError> {
+        tokio::pin!(stop);
+        let mut stopping: Option<u64> = None;
         let mut view = WaveView::default();
         let mut renew = tokio::time::interval(self.lease / 3);
         renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -92,6 +80,9 @@ impl Runner {
         };
         let mut fruitless = false;
         loop {
+            if stopping.is_some() {
+                gate = Gate::Stopped;
+            }
             let mut stale = false;
             match gate {
                 Gate::Open(wave) if jobs.len() < self.concurrency => {
@@ -105,7 +96,7 @@ impl Runner {
                         if jobs.is_empty() {
                             // Others hold the wave's last tenants: do not spin.
                             if fruitless {
-                                tokio::time::sleep(self.poll).await;
+                                self.wait(self.poll, &mut stop, &mut stopping, jobs).await;
                             }
                             fruitless = true;
                             gate = self.refresh(&mut view, true).await?;
@@ -117,7 +108,8 @@ impl Runner {
                 }
                 Gate::Done | Gate::Stopped if jobs.is_empty() => break,
                 Gate::Soak(remaining) if jobs.is_empty() => {
-                    tokio::time::sleep(remaining.min(self.poll)).await;
+                    self.wait(remaining.min(self.poll), &mut stop, &mut stopping, jobs)
+                        .await;
                     gate = self.refresh(&mut view, false).await?;
                     continue;
                 }
@@ -137,12 +129,44 @@ impl Runner {
                 _ = renew.tick() => {
                     self.ctx.store.renew_leases(self.ctx.rollout_id, &self.ctx.owner, self.lease).await?;
                 }
+                () = &mut stop, if stopping.is_none() => self.stopping(&mut stopping, jobs),
             }
             if stale {
                 gate = self.refresh(&mut view, false).await?;
             }
         }
-        self.finish(&mut view).await
+        let unfinished = self.finish(&mut view).await?;
+        match stopping {
+            Some(finished) if unfinished > 0 => Err(RolloutError::Interrupted {
+                rollout_id: self.ctx.rollout_id,
+                finished,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits `pause`, or until `stop` resolves (then stops claiming).
+    async fn wait(
+        &self,
+        pause: Duration,
+        stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+        stopping: &mut Option<u64>,
+        jobs: &Jobs,
+    ) {
+        if stopping.is_some() {
+            return tokio::time::sleep(pause).await;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = stop.as_mut() => self.stopping(stopping, jobs),
+        }
+    }
+
+    /// Claims nothing more from now on; says so, with the jobs left to finish.
+    fn stopping(&self, stopping: &mut Option<u64>, jobs: &Jobs) {
+        let in_flight = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
+        *stopping = Some(in_flight);
+        self.ctx.listener.emit(RolloutEvent::Stopping { in_flight });
     }
 
     async fn claim(
@@ -286,8 +310,9 @@ impl Runner {
         }
     }
 
-    /// Marks the rollout finished when nothing is left to do.
-    async fn finish(&self, view: &mut WaveView) -> Result<(), RolloutError> {
+    /// Marks the rollout finished when nothing is left to do; returns how many of
+    /// its tenants are unfinished.
+    async fn finish(&self, view: &mut WaveView) -> Result<u64, RolloutError> {
         let (record, waves) = self.ctx.store.progress(self.ctx.rollout_id).await?;
         let unfinished: u64 = waves.iter().map(|w| w.counts.unfinished()).sum();
         let failed: u64 = waves.iter().map(|w| w.counts.failed).sum();
@@ -328,7 +353,7 @@ impl Runner {
             }
             _ => {}
         }
-        Ok(())
+        Ok(unfinished)
     }
 }
 
