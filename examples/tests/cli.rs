@@ -242,6 +242,11 @@ fn server_listens_on_a_host_name_and_says_what_turns_billing_links_on() {
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
     assert!(address.starts_with("127.0.0.1:"), "{line}");
+    let port = address.trim_start_matches("127.0.0.1:");
+    assert!(
+        line.contains(&format!("http://localhost:{port}/admin")),
+        "the links name the port given: {line}"
+    );
 
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
     std::io::Write::write_all(

@@ -93,10 +93,20 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if admin_token.is_none() {
         tracing::warn!("ADMIN_TOKEN is not set: admin routes answer 503");
     }
+    // Bound first: with port 0, the links name the port given.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e}; stop what uses that address or pass another --listen",
+                args.listen
+            )
+        })?;
+    let port = listener.local_addr()?.port();
     let public_url = pages
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://localhost:{}", args.listen.port()));
+        .unwrap_or_else(|| format!("http://localhost:{port}"));
     let billing_pages = match &pages.link_secret {
         Some(secret) => Some(
             BillingPages::new(
@@ -141,14 +151,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     .offboarding_interval(offboarding_config.check_every)
     .build();
     let shutdown = telemetry::shutdown_signal();
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on {}: {e}; stop what uses that address or pass another --listen",
-                args.listen
-            )
-        })?;
     tracing::info!(address = %listener.local_addr()?, provider = assembly.databases.provider, admin = %format!("{public_url}/admin"), "listening");
     server::serve(listener, state, shutdown).await?;
     Ok(())
