@@ -187,8 +187,10 @@ pub struct WebhookReceipt {
     /// Whether the event had been processed before.
     pub duplicate: bool,
     /// Why the event was acknowledged without being applied, when it names a tenant
-    /// this service does not have ([`ProcessOutcome::TenantNotInDirectory`]); left
-    /// out otherwise. Stripe shows it in the endpoint's delivery log.
+    /// this service does not have ([`ProcessOutcome::TenantNotInDirectory`]) or a
+    /// value that is no tenant id ([`ProcessError::InvalidTenantReference`]); left
+    /// out otherwise (a duplicate says only `duplicate`). Stripe shows it in the
+    /// endpoint's delivery log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignored: Option<String>,
 }
@@ -419,6 +421,7 @@ where
         // A bad tenant reference will not get better when Stripe retries: acknowledge it.
         Err(error @ ProcessError::InvalidTenantReference { .. }) => {
             tracing::warn!(event = %event.id, %error, "webhook ignored");
+            ignored = Some(error.to_string());
             false
         }
         // Storage or tenant lookup trouble: answer 500 so that Stripe delivers the event again.

@@ -317,6 +317,27 @@ async fn an_event_for_a_tenant_not_in_the_directory_is_acknowledged_and_gives_no
     assert_eq!(state["status"], "trialing", "{state}");
     assert_eq!(state["plan"], Value::Null);
 
+    // A tenant reference that is no tenant id at all is acknowledged and said so.
+    let malformed = subscription(
+        "sub_malformed",
+        "cus_malformed",
+        "active",
+        "price_professional_monthly",
+        Some("Acme Pharmacy"),
+    );
+    let (status, receipt) = deliver(
+        &service,
+        stripe_event(&service, "customer.subscription.updated", malformed, 0),
+    )
+    .await;
+    assert_eq!(status, 200, "{receipt}");
+    assert!(
+        receipt["ignored"]
+            .as_str()
+            .is_some_and(|why| why.contains("not a valid tenant id")),
+        "{receipt}"
+    );
+
     // A known tenant's events apply as before, once.
     let paid = checkout(&service, &id);
     assert_eq!(
