@@ -137,7 +137,7 @@ impl Rule {
             }
             Self::ParseError => "check the statement's syntax; it was not linted",
             Self::MixedVersionLengths => {
-                "write the version in full (2024_03_01_x.sql -> 20240301000000_x.sql), after the latest applied one"
+                "write the version in full, e.g. 2024_03_01_x.sql -> 20240301000000_x.sql, after the latest applied one"
             }
         }
     }
@@ -157,7 +157,8 @@ pub struct Finding {
     pub rule: Rule,
     /// The rule's severity.
     pub severity: Severity,
-    /// The 1-based line where the statement starts.
+    /// The 1-based line where the statement starts; 0 for a finding about the
+    /// whole set (its versions), not one file.
     pub line: u64,
     /// What was found, naming the object.
     pub message: String,
@@ -214,10 +215,14 @@ impl Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0: a finding about the set, not a line of one file.
+        if self.line > 0 {
+            write!(f, "line {}: ", self.line)?;
+        }
         write!(
             f,
-            "line {}: {} [{}] {} (fix: {})",
-            self.line, self.severity, self.rule, self.message, self.hint
+            "{} [{}] {} (fix: {})",
+            self.severity, self.rule, self.message, self.hint
         )
     }
 }

@@ -26,7 +26,7 @@ pub(crate) fn check(set: &MigrationSet) -> Vec<Finding> {
         .map(|m| {
             Finding::new(
                 Rule::MixedVersionLengths,
-                1,
+                0,
                 format!(
                     "{} has version {} ({} digits) beside versions of {wide} digits such as {} ({}): it sorts before them; a date written with `_` is read up to its first `_`",
                     m.file(),
