@@ -551,7 +551,7 @@ fn load_migrations(dir: &Path) -> Result<MigrationSet, UsageError> {
         );
     }
     for finding in Finding::for_versions(&set) {
-        eprintln!("migrate: warning: {}: {finding}", dir.display());
+        eprintln!("migrate: {}: {finding}", dir.display());
     }
     if set.is_empty() {
         return Err(UsageError(format!(
