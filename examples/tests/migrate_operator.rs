@@ -373,3 +373,37 @@ fn a_dry_run_says_which_rollout_a_run_would_join_and_rollback_needs_a_state() {
     assert!(said.contains("no state store at"), "{said}");
     assert!(!state.exists(), "rollback created {}", state.display());
 }
+
+#[test]
+fn a_rollback_of_a_halted_waves_rollout_passes_over_tenants_it_never_reached() {
+    let s = Scratch::new("halted");
+    let names = ["ten1", "ten2", "ten3", "ten4", "ten5", "ten6"];
+    // `ten3` has the table already: it fails in the second wave, which halts the rollout.
+    s.fleet(&names.map(|name| (name, "")));
+    sqlite(&s.0.join("ten3.db"), "CREATE TABLE items (id INTEGER)");
+    let run = s.migrate("run", &["--strategy", "waves:34,67,100"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    assert!(
+        s.has_items("ten1") && !s.has_items("ten6"),
+        "{}",
+        text(&run)
+    );
+
+    let rollback = s.migrate("rollback", &["--json"]);
+    let said = text(&rollback);
+    assert_eq!(rollback.status.code(), Some(0), "{said}");
+    let report: serde_json::Value = serde_json::from_slice(&rollback.stdout).unwrap();
+    assert_eq!(report["status"], "rolled_back", "{report}");
+    for name in ["ten1", "ten2", "ten4", "ten5", "ten6"] {
+        assert!(!s.has_items(name), "{name} keeps the table: {said}");
+    }
+    assert!(s.has_items("ten3"), "the table made by hand stays: {said}");
+
+    // Fixed, the set rolls out again under a new rollout.
+    sqlite(&s.0.join("ten3.db"), "DROP TABLE items");
+    let again = s.migrate("run", &["--json"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["rollout_id"], 2, "{report}");
+    assert!(names.iter().all(|name| s.has_items(name)));
+}

@@ -135,9 +135,9 @@ impl Runner {
                 gate = self.refresh(&mut view, false).await?;
             }
         }
-        let unfinished = self.finish(&mut view).await?;
+        let done = self.finish(&mut view).await?;
         match stopping {
-            Some(finished) if unfinished > 0 => Err(RolloutError::Interrupted {
+            Some(finished) if !done => Err(RolloutError::Interrupted {
                 rollout_id: self.ctx.rollout_id,
                 finished,
             }),
@@ -310,11 +310,12 @@ impl Runner {
         }
     }
 
-    /// Marks the rollout finished when nothing is left to do; returns how many of
-    /// its tenants are unfinished.
-    async fn finish(&self, view: &mut WaveView) -> Result<u64, RolloutError> {
+    /// Marks the rollout finished when nothing is left to do; returns whether
+    /// it is.
+    async fn finish(&self, view: &mut WaveView) -> Result<bool, RolloutError> {
         let (record, waves) = self.ctx.store.progress(self.ctx.rollout_id).await?;
         let unfinished: u64 = waves.iter().map(|w| w.counts.unfinished()).sum();
+        let running: u64 = waves.iter().map(|w| w.counts.running).sum();
         let failed: u64 = waves.iter().map(|w| w.counts.failed).sum();
         match (self.ctx.phase, record.status) {
             (RolloutPhase::Forward, RolloutStatus::Active) if unfinished == 0 => {
@@ -342,18 +343,21 @@ impl Runner {
                     }
                 }
             }
-            (RolloutPhase::Revert, RolloutStatus::RollingBack) if unfinished == 0 => {
+            // Tenants still pending were never migrated: nothing to revert there.
+            (RolloutPhase::Revert, RolloutStatus::RollingBack) if running == 0 => {
                 let left = self.ctx.store.rollback_floor(self.ctx.rollout_id).await?;
                 if left.is_none() {
                     self.ctx
                         .store
                         .set_status(self.ctx.rollout_id, RolloutStatus::RolledBack, None)
                         .await?;
+                    return Ok(true);
                 }
+                return Ok(false);
             }
             _ => {}
         }
-        Ok(unfinished)
+        Ok(unfinished == 0)
     }
 }
 

@@ -244,14 +244,16 @@ impl Statements {
 
 /// Claims up to `$4` tenants of waves up to `$3` for owner `$2`, leased for `$5`
 /// seconds, while the rollout has status `$6`: pending tenants (forward) or those the
-/// rollout migrated and has not tried to revert in this pass (revert), plus any whose
-/// lease expired.
+/// rollout migrated and has not tried to revert in this pass (revert; a pending one
+/// that migrated before a retry included), plus any whose lease expired.
 fn claim(d: &Dialect, phase: RolloutPhase) -> String {
     let expired = format!("lease_expires_at < {}", d.now);
     let branches: Vec<(&str, &str)> = match phase {
         RolloutPhase::Forward => vec![("pending", "TRUE"), ("running", expired.as_str())],
         RolloutPhase::Revert => vec![
             ("succeeded", "migrated"),
+            // Failed after migrating some, then set back to pending by a resume.
+            ("pending", "migrated"),
             (
                 "failed",
                 "migrated AND finished_at < \
