@@ -70,6 +70,21 @@ impl std::fmt::Debug for ControlPlane {
 }
 
 impl ControlPlane {
+    /// The file of a SQLite `state_url` that does not exist (`None` for PostgreSQL,
+    /// `:memory:`, or a file that is there): for commands that must not create a
+    /// state database because of a typo in its path.
+    pub fn missing_file(state_url: &str) -> Option<PathBuf> {
+        use std::str::FromStr;
+        let url = DatabaseUrl::parse(state_url).ok()?;
+        if url.kind() != tenancy_core::DatabaseKind::Sqlite {
+            return None;
+        }
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url.expose()).ok()?;
+        let path = options.get_filename();
+        let in_memory = path.as_os_str().is_empty() || path == Path::new(":memory:");
+        (!in_memory && !path.exists()).then(|| path.to_owned())
+    }
+
     /// Opens (creating if needed) the stores in the database at `state_url`: one pool
     /// under tenancy-core's persistence policy, shared by every store.
     pub async fn open(state_url: &str) -> Result<Self, ControlPlaneError> {

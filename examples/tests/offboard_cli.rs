@@ -107,5 +107,40 @@ fn offboard_refuses_typos_then_offboards_restores_and_resumes() {
 
     let resumed = offboard(&["resume"]);
     assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    assert!(
+        text(&resumed).contains("nothing to resume"),
+        "{}",
+        text(&resumed)
+    );
+
+    // A retention of 0 days deletes at once: it must be confirmed.
+    let unconfirmed = offboard(&["start", "acme-pharmacy", "--retention-days", "0"]);
+    assert_eq!(unconfirmed.status.code(), Some(2), "{}", text(&unconfirmed));
+    assert!(
+        text(&unconfirmed).contains("--delete-now"),
+        "{}",
+        text(&unconfirmed)
+    );
+    let still = offboard(&["restore", "acme-pharmacy"]);
+    assert!(
+        text(&still).contains("nothing to restore"),
+        "untouched: {}",
+        text(&still)
+    );
+
+    // A mistyped state path is refused, and no state database is made there.
+    let typo = dir.join("contrl.db");
+    let refused = Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .args(["resume", "--state"])
+        .arg(format!("sqlite:{}", typo.display()))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("no state database at"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!typo.exists(), "offboard created {}", typo.display());
     std::fs::remove_dir_all(dir).unwrap();
 }

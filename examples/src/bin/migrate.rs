@@ -48,6 +48,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tenancy_core::{DatabaseUrl, TenantId};
+use tenancy_examples::control_plane::ControlPlane;
 use tenancy_examples::outln;
 use tenant_migrate::drift::{
     DriftError, DriftPolicy, DriftRecords, DriftReport, DriftSurvey, FleetStatus,
@@ -516,25 +517,13 @@ async fn open_store(
     state: &DatabaseUrl,
     create: bool,
 ) -> Result<(Arc<dyn RolloutStore>, Option<PathBuf>), UsageError> {
-    match missing_state_file(state).filter(|_| !create) {
+    match ControlPlane::missing_file(state.expose()).filter(|_| !create) {
         Some(path) => {
             let empty = SqliteRolloutStore::open("sqlite::memory:").await?;
             Ok((Arc::new(empty), Some(path)))
         }
         None => Ok((tenant_migrate::rollout::store::open(state).await?, None)),
     }
-}
-
-/// The file of a SQLite `--state` that does not exist yet.
-fn missing_state_file(state: &DatabaseUrl) -> Option<PathBuf> {
-    use std::str::FromStr;
-    if state.kind() != tenancy_core::DatabaseKind::Sqlite {
-        return None;
-    }
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(state.expose()).ok()?;
-    let path = options.get_filename();
-    let in_memory = path.as_os_str().is_empty() || path == Path::new(":memory:");
-    (!in_memory && !path.exists()).then(|| path.to_owned())
 }
 
 /// `--state`: a database URL; `sqlite:` without a file keeps nothing and is refused.

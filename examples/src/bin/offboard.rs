@@ -18,15 +18,17 @@
 //! once that passes, whatever `--retention-days` says).
 //!
 //! Exit codes:
-//! - **0**: done: the tenant is retained (or deleted, when `--retention-days 0`
-//!   applies to it), restored, or every pending offboarding finished; also when
+//! - **0**: done: the tenant is retained (or deleted, when `--retention-days 0
+//!   --delete-now` applies to it), restored, or every pending offboarding finished; also when
 //!   another process is offboarding the tenant (`start` says so and leaves it to
 //!   that process);
 //! - **1**: a step failed; it is recorded on the tenant and running the same command
 //!   again resumes there;
 //! - **2**: refused, nothing changed: bad usage, a tenant id that is not one (the
 //!   message suggests the id a company name gives), an unknown tenant, a deleted
-//!   tenant, a restore of a tenant that is not offboarding, or bad configuration.
+//!   tenant, a restore of a tenant that is not offboarding, bad configuration, a
+//!   SQLite `--state` file that does not exist (nothing is created), or a
+//!   retention of 0 days without `--delete-now`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +67,10 @@ struct Args {
     /// 30, or `TENANT_RETENTION_DAYS`); tenants already retained keep theirs.
     #[arg(long, global = true)]
     retention_days: Option<u16>,
+    /// Confirms a retention of 0 days: the database is deleted as soon as it is
+    /// exported, with no time left to restore it.
+    #[arg(long, global = true)]
+    delete_now: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +138,15 @@ async fn run(args: Args) -> Result<(), Failure> {
             for id in &report.busy {
                 outln!("busy:     {id} (another process is offboarding it)");
             }
+            if report.retained.is_empty()
+                && report.deleted.is_empty()
+                && report.busy.is_empty()
+                && report.failed.is_empty()
+            {
+                outln!(
+                    "nothing to resume: no offboarding was interrupted and no retention is over"
+                );
+            }
             if !report.failed.is_empty() {
                 let failed: Vec<String> = report
                     .failed
@@ -151,6 +166,12 @@ async fn run(args: Args) -> Result<(), Failure> {
 
 async fn assemble(args: &Args) -> Result<(Offboarding, Arc<dyn TenantDirectory>), String> {
     let text = |e: &dyn std::fmt::Display| e.to_string();
+    if let Some(path) = ControlPlane::missing_file(&args.state) {
+        return Err(format!(
+            "no state database at {}: check --state (onboarding creates it)",
+            path.display()
+        ));
+    }
     let env = ProcessEnv;
     let supabase = SupabaseConfig::from_env(&env).map_err(|e| text(&e))?;
     let stripe = StripeConfig::from_env(&env).map_err(|e| text(&e))?;
@@ -179,6 +200,9 @@ async fn assemble(args: &Args) -> Result<(Offboarding, Arc<dyn TenantDirectory>)
     let retention = args.retention_days.map_or(config.retention, |days| {
         time::Duration::days(i64::from(days))
     });
+    if retention.is_zero() && !args.delete_now {
+        return Err("a retention of 0 days deletes a tenant's database as soon as it is exported, with no time to restore it; add --delete-now to confirm, or give --retention-days".into());
+    }
     let offboarding = assembly.offboarding(pauser, exports, retention, Arc::new(SystemClock));
     Ok((offboarding, plane.directory))
 }
