@@ -292,6 +292,19 @@ async fn sign_in_never_redirects_off_the_admin_pages_and_logout_clears_the_cooki
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
+    // A copy of the cookie kept after signing out opens nothing, its forms included.
+    let kept = app.get("/admin", Some(&cookie)).await;
+    assert_ne!(kept.status(), StatusCode::OK);
+    let replayed = app
+        .post("/admin/plans/sync", Some(&cookie), &format!("csrf={csrf}"))
+        .await;
+    assert_eq!(replayed.status(), StatusCode::FORBIDDEN);
+    // Another sign-in is a session of its own.
+    let again = app.sign_in().await;
+    assert_eq!(
+        app.get("/admin", Some(&again)).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

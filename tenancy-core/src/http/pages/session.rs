@@ -1,5 +1,6 @@
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
@@ -41,6 +42,10 @@ pub const CSRF_FIELD: &str = "csrf";
 /// kept, and rotating the token signs everyone out. Every form carries a token
 /// derived from the session (see [`AdminSession::csrf_field`]), checked by
 /// [`require_admin_session`] on each `POST`.
+///
+/// Signing out ends the session in this server process (its nonce is remembered
+/// until it would have expired). Another process with the same token accepts a
+/// copy of the cookie until it expires: rotate the token to end every session.
 #[derive(Clone)]
 pub struct AdminSessions {
     key: Option<HmacSha256>,
@@ -49,6 +54,8 @@ pub struct AdminSessions {
     secure: bool,
     base: String,
     clock: Arc<dyn Clock>,
+    /// Nonces of the sessions signed out here, with their expiry.
+    signed_out: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl fmt::Debug for AdminSessions {
@@ -79,6 +86,7 @@ impl AdminSessions {
             secure: true,
             base: "/admin".into(),
             clock: Arc::new(SystemClock),
+            signed_out: Arc::default(),
         }
     }
 
@@ -133,16 +141,22 @@ impl AdminSessions {
         Some(format!("{body}.{mac}"))
     }
 
-    /// The session of a cookie value, if it is ours and has not expired.
-    fn session(&self, value: &str) -> Option<AdminSession> {
+    /// The expiry and nonce of a cookie value, if it is ours (signed with our key).
+    fn verified<'v>(&self, value: &'v str) -> Option<(i64, &'v str)> {
         let (body, mac) = value.rsplit_once('.')?;
-        let (expires, _nonce) = body.split_once('.')?;
+        let (expires, nonce) = body.split_once('.')?;
         let expected = self.mac(body.as_bytes())?;
         if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
             return None;
         }
-        let expires: i64 = expires.parse().ok()?;
-        if expires <= self.clock.now().unix_timestamp() {
+        Some((expires.parse().ok()?, nonce))
+    }
+
+    /// The session of a cookie value, if it is ours, has not expired and was not
+    /// signed out here.
+    fn session(&self, value: &str) -> Option<AdminSession> {
+        let (expires, nonce) = self.verified(value)?;
+        if expires <= self.clock.now().unix_timestamp() || self.is_signed_out(nonce) {
             return None;
         }
         let csrf = self.mac(format!("csrf|{value}").as_bytes())?;
@@ -153,14 +167,30 @@ impl AdminSessions {
     }
 
     fn session_in(&self, headers: &HeaderMap) -> Option<AdminSession> {
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .filter(|(name, _)| *name == SESSION_COOKIE)
-            .find_map(|(_, value)| self.session(value))
+        session_cookies(headers).find_map(|value| self.session(value))
+    }
+
+    fn is_signed_out(&self, nonce: &str) -> bool {
+        self.signed_out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(nonce)
+    }
+
+    /// Ends the session of the cookies in `headers` here; forgets sessions that
+    /// have expired anyway.
+    fn sign_out(&self, headers: &HeaderMap) {
+        let now = self.clock.now().unix_timestamp();
+        let mut signed_out = self
+            .signed_out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        signed_out.retain(|_, expires| *expires > now);
+        for value in session_cookies(headers) {
+            if let Some((expires, nonce)) = self.verified(value) {
+                signed_out.insert(nonce.to_owned(), expires);
+            }
+        }
     }
 
     fn token_matches(&self, given: &str) -> bool {
@@ -423,11 +453,24 @@ where
     response
 }
 
-pub(super) async fn logout<S>(State(state): State<S>) -> Response
+/// The values of the session cookies in `headers`.
+fn session_cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+}
+
+pub(super) async fn logout<S>(State(state): State<S>, headers: HeaderMap) -> Response
 where
     AdminSessions: FromRef<S>,
 {
     let sessions = AdminSessions::from_ref(&state);
+    sessions.sign_out(&headers);
     let mut response = redirect(&format!("{}/login", sessions.base));
     if let Ok(cookie) = HeaderValue::from_str(&sessions.cookie("", 0)) {
         response.headers_mut().insert(SET_COOKIE, cookie);
