@@ -77,7 +77,9 @@ use tenancy_core::TenantId;
 
 use crate::http::{parse_strategy, RolloutOverview, RolloutRoutes};
 use crate::rollout::store::TenantRecord;
-use crate::{lint, Finding, Migration, RolloutReport, RolloutStatus, Severity, TenantState};
+use crate::{
+    lint, Finding, Migration, RolloutReport, RolloutStatus, Severity, TenantState, WaveProgress,
+};
 
 /// How many failed tenants the panel lists.
 const FAILED_SHOWN: u32 = 20;
@@ -174,13 +176,20 @@ impl RolloutProgress {
     }
 }
 
-/// The first wave with unfinished tenants, else the last wave.
+/// The wave the rollout is in (see [`furthest_started`]).
 fn current_wave(report: &RolloutReport) -> u32 {
-    report
-        .waves
+    furthest_started(&report.waves)
+}
+
+/// The furthest wave in which a tenant left `pending` (the first wave before
+/// any did): a rollout halted in its second wave is in its second wave, not in
+/// the third it never opened.
+fn furthest_started(waves: &[WaveProgress]) -> u32 {
+    waves
         .iter()
-        .find(|wave| wave.counts.unfinished() > 0)
-        .or(report.waves.last())
+        .rev()
+        .find(|wave| wave.counts.pending < wave.counts.total())
+        .or(waves.first())
         .map_or(0, |wave| wave.wave)
 }
 
@@ -776,3 +785,35 @@ const POLL_SCRIPT: &str = r#"
   }, 1000);
 })();
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StateCounts;
+
+    fn wave(wave: u32, pending: u64, succeeded: u64, failed: u64) -> WaveProgress {
+        let counts = StateCounts {
+            pending,
+            succeeded,
+            failed,
+            ..StateCounts::default()
+        };
+        WaveProgress {
+            wave,
+            counts,
+            last_finished_at: None,
+        }
+    }
+
+    #[test]
+    fn the_current_wave_is_the_furthest_that_started() {
+        // Halted in the second wave: the third never opened.
+        let halted = [wave(0, 0, 2, 0), wave(1, 1, 0, 1), wave(2, 2, 0, 0)];
+        assert_eq!(furthest_started(&halted), 1);
+        let untouched = [wave(0, 2, 0, 0), wave(1, 2, 0, 0)];
+        assert_eq!(furthest_started(&untouched), 0);
+        let done = [wave(0, 0, 2, 0), wave(1, 0, 2, 0)];
+        assert_eq!(furthest_started(&done), 1);
+        assert_eq!(furthest_started(&[]), 0);
+    }
+}
