@@ -37,5 +37,10 @@ print(",".join(alone) or "-", ",".join(extra) or "-")
     [ "$feature" = "-" ] && continue
     echo "== $crate: default features and $feature"
     check -p "$crate" --features "$feature" --lib
+    # And on each database backend alone, as a host with one engine builds it.
+    for backend in sqlite postgres; do
+      echo "== $crate: --features $backend,$feature"
+      check -p "$crate" --no-default-features --features "$backend,$feature" --lib
+    done
   done
 done

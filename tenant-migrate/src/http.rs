@@ -37,13 +37,15 @@ use serde::{Deserialize, Serialize};
 use tenancy_core::http::ApiError;
 use tenancy_core::{TenantDirectory, TenantId};
 
+#[cfg(feature = "postgres")]
 use crate::rehearse::{choose_canary, Rehearsal, RehearsalError, RehearsalReport};
 use crate::rollout::store::{RolloutKey, RolloutStore, TenantRecord};
 use crate::{
-    CatalogError, DirectoryFleet, Migration, MigrationCatalog, MigrationSet, Rollout, RolloutError,
-    RolloutPlan, RolloutReport, RolloutStatus, RolloutStatusView, Strategy, TenantMigrator,
-    TenantState,
+    CatalogError, Migration, MigrationCatalog, MigrationSet, Rollout, RolloutError, RolloutPlan,
+    RolloutReport, RolloutStatus, RolloutStatusView, Strategy, TenantState,
 };
+#[cfg(feature = "postgres")]
+use crate::{DirectoryFleet, TenantMigrator};
 
 /// A task the routes hand to the host to run in the background.
 pub type BackgroundTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -532,7 +534,8 @@ impl RolloutRoutes {
     /// scratch copy of its database, and reports each one's duration, locks and
     /// schema (what `POST /rehearse` does). The tenant is not changed; the copy is
     /// removed, also when the request is dropped. A migration failing on the copy
-    /// is reported in the answer, not refused.
+    /// is reported in the answer, not refused. (Needs the `postgres` feature.)
+    #[cfg(feature = "postgres")]
     pub async fn rehearse(
         &self,
         tenant: Option<&TenantId>,
@@ -653,6 +656,7 @@ pub struct Withdrawn {
 }
 
 /// The body of `POST /rehearse`: all optional.
+#[cfg(feature = "postgres")]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[non_exhaustive]
 pub struct RehearseRequest {
@@ -670,6 +674,7 @@ pub struct RehearseRequest {
 
 /// The answer of `POST /rehearse`: the tenant and the
 /// [`RehearsalReport`]'s fields.
+#[cfg(feature = "postgres")]
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct Rehearsed {
@@ -694,16 +699,19 @@ where
     S: Clone + Send + Sync + 'static,
     RolloutRoutes: FromRef<S>,
 {
-    Router::new()
+    let router = Router::new()
         .route("/run", post(run::<S>))
         .route("/status", get(status::<S>))
         .route("/halt", post(halt::<S>))
         .route("/resume", post(resume::<S>))
         .route("/rollback", post(rollback::<S>))
-        .route("/rehearse", post(rehearse::<S>))
-        .route("/{version}", delete(withdraw::<S>))
+        .route("/{version}", delete(withdraw::<S>));
+    #[cfg(feature = "postgres")]
+    let router = router.route("/rehearse", post(rehearse::<S>));
+    router
 }
 
+#[cfg(feature = "postgres")]
 async fn rehearse<S>(
     State(state): State<S>,
     request: Option<Json<RehearseRequest>>,
@@ -729,6 +737,7 @@ where
 
 /// `set` with migration `version` set to `sql` (added, or replacing the one of
 /// that version), or a 422 saying what is wrong with it.
+#[cfg(feature = "postgres")]
 fn with_proposed(set: &MigrationSet, version: &str, sql: &str) -> Result<MigrationSet, ApiError> {
     if sql.trim().is_empty() {
         return Err(ApiError::unprocessable("`migration_sql` is empty"));
@@ -743,6 +752,7 @@ fn with_proposed(set: &MigrationSet, version: &str, sql: &str) -> Result<Migrati
         .map_err(ApiError::unprocessable)
 }
 
+#[cfg(feature = "postgres")]
 fn rehearsal_error(error: RehearsalError) -> ApiError {
     match &error {
         RehearsalError::UnknownTenant { .. } | RehearsalError::EmptyFleet => {
