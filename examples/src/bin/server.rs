@@ -66,6 +66,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let reconcile_every = config::reconcile_interval(&env)?;
     let pages = PagesConfig::from_env(&env)?;
     let offboarding_config = OffboardingConfig::from_env(&env)?;
+    if offboarding_config.retention.is_zero() {
+        tracing::warn!("TENANT_RETENTION_DAYS is 0: an offboarded tenant's database is deleted as soon as it is exported, with no time to restore it");
+    }
     let notifier: Arc<dyn Notifier> = Arc::new(LoggingNotifier);
     let mut assembly = Assembly::open(&args.state, supabase.as_ref(), &env, Arc::new(SystemClock))
         .await?
