@@ -255,17 +255,9 @@ async fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         eprintln!("migrate: warning: {warning}");
     }
     warnings.extend(fleet.excluded);
-    let presses = ctrl_c_presses();
-    let report = stop_on_ctrl_c(
-        rollout.run_until(pressed(presses.clone(), 1)),
-        presses,
-        &progress,
-    )
-    .await;
-    progress.finish();
-    let report = match report {
-        Err(error @ RolloutError::Interrupted { .. }) => return Ok(interrupted(&error)),
-        report => report.map_err(fatal)?,
+    let report = match stop_on_ctrl_c(|stop| rollout.run_until(stop), &progress).await? {
+        Ok(report) => report,
+        Err(exit) => return Ok(exit),
     };
     let done = report.is_complete();
     finish(&rollout, &report, args.common.json, done, warnings, None).await
@@ -455,17 +447,9 @@ async fn rollback(args: Common) -> Result<ExitCode, UsageError> {
         )));
     }
     let rollout = open_rollout(store, fleet, set, &progress).build();
-    let presses = ctrl_c_presses();
-    let report = stop_on_ctrl_c(
-        rollout.rollback_until(pressed(presses.clone(), 1)),
-        presses,
-        &progress,
-    )
-    .await;
-    progress.finish();
-    let report = match report {
-        Err(error @ RolloutError::Interrupted { .. }) => return Ok(interrupted(&error)),
-        report => report.map_err(fatal)?,
+    let report = match stop_on_ctrl_c(|stop| rollout.rollback_until(stop), &progress).await? {
+        Ok(report) => report,
+        Err(exit) => return Ok(exit),
     };
     finish(
         &rollout,
@@ -643,27 +627,35 @@ async fn pressed(mut presses: tokio::sync::watch::Receiver<u32>, times: u32) {
     }
 }
 
-/// Runs `work`, a rollout that stops claiming at the first Ctrl-C and lets its
-/// tenants in flight finish; a second Ctrl-C ends the process at once (exit 130).
-async fn stop_on_ctrl_c<T>(
-    work: impl std::future::Future<Output = T>,
-    presses: tokio::sync::watch::Receiver<u32>,
+/// Runs a rollout (`start` given the stop signal): it stops claiming at the first
+/// Ctrl-C and lets its tenants in flight finish, then `Err` with exit 130; a
+/// second Ctrl-C ends the process at once (exit 130).
+async fn stop_on_ctrl_c<F, W>(
+    start: F,
     progress: &Progress,
-) -> T {
-    tokio::select! {
+) -> Result<Result<RolloutReport, ExitCode>, UsageError>
+where
+    F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> W,
+    W: std::future::Future<Output = Result<RolloutReport, RolloutError>>,
+{
+    let presses = ctrl_c_presses();
+    let work = start(Box::pin(pressed(presses.clone(), 1)));
+    let report = tokio::select! {
         done = work => done,
         () = pressed(presses, 2) => {
             progress.finish();
             eprintln!("migrate: stopped at once: the tenants in flight were abandoned; a migration still running on its server may yet commit, and the next run takes them over when their leases expire (it reads what committed)");
             std::process::exit(130);
         }
+    };
+    progress.finish();
+    match report {
+        Err(error @ RolloutError::Interrupted { .. }) => {
+            eprintln!("migrate: {error}");
+            Ok(Err(ExitCode::from(130)))
+        }
+        report => Ok(Ok(report.map_err(fatal)?)),
     }
-}
-
-/// A rollout stopped by Ctrl-C: says so, exit 130.
-fn interrupted(error: &RolloutError) -> ExitCode {
-    eprintln!("migrate: {error}");
-    ExitCode::from(130)
 }
 
 /// Maps a rollout error to an exit: configuration problems are usage errors (2).
