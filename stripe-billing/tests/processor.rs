@@ -8,56 +8,17 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::{
-    at, checkout_session, config, decode, envelope, example, invoice, subscription, InvoiceShape,
-    CUSTOMER, DAY, PRO_MONTHLY, STARTER_MONTHLY, SUBSCRIPTION, T0,
+    at, checkout_session, config, decode, envelope, example, invoice, memory, postgres, sqlite,
+    subscription, Backend, InvoiceShape, CUSTOMER, DAY, PRO_MONTHLY, STARTER_MONTHLY, SUBSCRIPTION,
+    T0,
 };
 use serde_json::Value;
 use stripe_billing::{
-    BillingNotice, BillingPhase, BillingProcessor, BillingStore, Effect, EventType,
-    MemoryBillingStore, ParkedEvent, PostgresBillingStore, ProcessError, ProcessOutcome,
-    SqliteBillingStore, StoreError, Subscription, SubscriptionSource, SuspendReason,
+    BillingNotice, BillingPhase, BillingProcessor, BillingStore, Effect, EventType, ParkedEvent,
+    PostgresBillingStore, ProcessError, ProcessOutcome, StoreError, Subscription,
+    SubscriptionSource, SuspendReason,
 };
-use tenancy_core::testing::{TempSqlite, TestDatabase};
 use tenancy_core::{BackendError, TenantId};
-
-/// A store and whatever keeps its database alive.
-struct Backend {
-    store: Arc<dyn BillingStore>,
-    database: Option<TestDatabase>,
-    file: Option<TempSqlite>,
-}
-
-async fn memory() -> Backend {
-    Backend {
-        store: Arc::new(MemoryBillingStore::new()),
-        database: None,
-        file: None,
-    }
-}
-
-async fn sqlite() -> Backend {
-    let file = TempSqlite::new();
-    let store = SqliteBillingStore::connect(&file.url()).await.unwrap();
-    Backend {
-        store: Arc::new(store),
-        database: None,
-        file: Some(file),
-    }
-}
-
-async fn postgres() -> Backend {
-    let database = TestDatabase::create_with_prefix("stripe_billing")
-        .await
-        .unwrap();
-    let store = PostgresBillingStore::connect(database.url().expose())
-        .await
-        .unwrap();
-    Backend {
-        store: Arc::new(store),
-        database: Some(database),
-        file: None,
-    }
-}
 
 fn processor(backend: &Backend) -> BillingProcessor {
     BillingProcessor::new(backend.store.clone(), config())

@@ -12,18 +12,18 @@ use axum::body::Body;
 use axum::http::{Request as HttpRequest, StatusCode};
 use client_support::{client_with, fast_retries, received, stripe_error};
 use common::{
-    at, checkout_session, config, decode, envelope, invoice, subscription, InvoiceShape, CUSTOMER,
-    DAY, PRO_MONTHLY, STARTER_MONTHLY, SUBSCRIPTION, T0,
+    at, checkout_session, config, decode, envelope, invoice, memory, postgres, sqlite,
+    subscription, Backend, InvoiceShape, CUSTOMER, DAY, PRO_MONTHLY, STARTER_MONTHLY, SUBSCRIPTION,
+    T0,
 };
 use serde_json::{json, Value};
 use stripe_billing::http::{reconcile_router, WebhookRoutes};
 use stripe_billing::testing::{events_page, list};
 use stripe_billing::{
     BillingNotice, BillingPhase, BillingProcessor, BillingStore, Effect, EventType,
-    MemoryBillingStore, PostgresBillingStore, ReconcileCursor, ReconcileError, ReconcileReport,
-    Reconciler, SqliteBillingStore, SubscriptionStatus, TenantReconciliation,
+    MemoryBillingStore, ReconcileCursor, ReconcileError, ReconcileReport, Reconciler,
+    SubscriptionStatus, TenantReconciliation,
 };
-use tenancy_core::testing::{TempSqlite, TestDatabase};
 use tenancy_core::{ManualClock, RetryPolicy, TenantId};
 use tower::ServiceExt;
 use wiremock::matchers::{method, path, path_regex, query_param};
@@ -33,46 +33,6 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 const NOW: i64 = T0 + 5 * DAY;
 /// How many events the stand-in puts on a page.
 const PAGE: usize = 3;
-
-// ---- stores ----
-
-/// A store and whatever keeps its database alive.
-struct Backend {
-    store: Arc<dyn BillingStore>,
-    _database: Option<TestDatabase>,
-    _file: Option<TempSqlite>,
-}
-
-fn memory() -> Backend {
-    Backend {
-        store: Arc::new(MemoryBillingStore::new()),
-        _database: None,
-        _file: None,
-    }
-}
-
-async fn sqlite() -> Backend {
-    let file = TempSqlite::new();
-    Backend {
-        store: Arc::new(SqliteBillingStore::connect(&file.url()).await.unwrap()),
-        _database: None,
-        _file: Some(file),
-    }
-}
-
-async fn postgres() -> Backend {
-    let database = TestDatabase::create_with_prefix("stripe_reconcile")
-        .await
-        .unwrap();
-    let store = PostgresBillingStore::connect(database.url().expose())
-        .await
-        .unwrap();
-    Backend {
-        store: Arc::new(store),
-        _database: Some(database),
-        _file: None,
-    }
-}
 
 // ---- the Stripe stand-in ----
 
@@ -311,7 +271,7 @@ async fn missed_webhooks_are_applied_in_order_and_once(backend: Backend) {
 
 #[tokio::test]
 async fn missed_webhooks_are_applied_in_order_and_once_in_memory() {
-    missed_webhooks_are_applied_in_order_and_once(memory()).await;
+    missed_webhooks_are_applied_in_order_and_once(memory().await).await;
 }
 
 #[tokio::test]
@@ -328,7 +288,7 @@ async fn missed_webhooks_are_applied_in_order_and_once_in_postgres() {
 /// run applies everything.
 #[tokio::test]
 async fn a_failed_page_applies_nothing_and_the_next_run_everything() {
-    let backend = memory();
+    let backend = memory().await;
     let processor = BillingProcessor::new(backend.store.clone(), config());
     let log = four_days();
     let stripe = stripe_with_events(&log).await;
@@ -391,7 +351,7 @@ async fn an_interrupted_run_resumes_from_its_cursor(backend: Backend) {
 
 #[tokio::test]
 async fn an_interrupted_run_resumes_from_its_cursor_in_memory() {
-    an_interrupted_run_resumes_from_its_cursor(memory()).await;
+    an_interrupted_run_resumes_from_its_cursor(memory().await).await;
 }
 
 #[tokio::test]
@@ -690,7 +650,7 @@ async fn the_store_keeps_the_cursor_and_knows_processed_events(backend: Backend)
 
 #[tokio::test]
 async fn the_memory_store_keeps_the_cursor() {
-    the_store_keeps_the_cursor_and_knows_processed_events(memory()).await;
+    the_store_keeps_the_cursor_and_knows_processed_events(memory().await).await;
 }
 
 #[tokio::test]

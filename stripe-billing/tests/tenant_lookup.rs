@@ -11,57 +11,17 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::{
-    at, checkout_session, config, decode, envelope, invoice, subscription, InvoiceShape, DAY,
-    PRO_MONTHLY, T0,
+    at, checkout_session, config, decode, envelope, invoice, memory, postgres, sqlite,
+    subscription, Backend, InvoiceShape, DAY, PRO_MONTHLY, T0,
 };
 use serde_json::Value;
 use stripe_billing::{
-    BillingPhase, BillingProcessor, BillingStore, EventType, MemoryBillingStore,
-    PostgresBillingStore, ProcessError, ProcessOutcome, SqliteBillingStore, TenantLookup,
+    BillingPhase, BillingProcessor, EventType, MemoryBillingStore, ProcessError, ProcessOutcome,
+    TenantLookup,
 };
-use tenancy_core::testing::{TempSqlite, TestDatabase};
 use tenancy_core::{
     BackendError, MemoryTenantDirectory, NewTenant, TenantDirectory, TenantId, TenantStatus,
 };
-
-/// A store and whatever keeps its database alive.
-struct Backend {
-    store: Arc<dyn BillingStore>,
-    _database: Option<TestDatabase>,
-    _file: Option<TempSqlite>,
-}
-
-async fn memory() -> Backend {
-    Backend {
-        store: Arc::new(MemoryBillingStore::new()),
-        _database: None,
-        _file: None,
-    }
-}
-
-async fn sqlite() -> Backend {
-    let file = TempSqlite::new();
-    let store = SqliteBillingStore::connect(&file.url()).await.unwrap();
-    Backend {
-        store: Arc::new(store),
-        _database: None,
-        _file: Some(file),
-    }
-}
-
-async fn postgres() -> Backend {
-    let database = TestDatabase::create_with_prefix("stripe_billing")
-        .await
-        .unwrap();
-    let store = PostgresBillingStore::connect(database.url().expose())
-        .await
-        .unwrap();
-    Backend {
-        store: Arc::new(store),
-        _database: Some(database),
-        _file: None,
-    }
-}
 
 /// The tenants a test's service has; the lookup fails while `failing` is set.
 #[derive(Debug, Default)]

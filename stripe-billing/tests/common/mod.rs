@@ -78,3 +78,47 @@ pub fn proptest_cases(default: u32) -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// A billing store and whatever keeps its database alive.
+pub struct Backend {
+    pub store: std::sync::Arc<dyn stripe_billing::BillingStore>,
+    pub database: Option<tenancy_core::testing::TestDatabase>,
+    pub file: Option<tenancy_core::testing::TempSqlite>,
+}
+
+/// The in-memory store.
+pub async fn memory() -> Backend {
+    Backend {
+        store: std::sync::Arc::new(stripe_billing::MemoryBillingStore::new()),
+        database: None,
+        file: None,
+    }
+}
+
+/// A store on a new SQLite file.
+pub async fn sqlite() -> Backend {
+    let file = tenancy_core::testing::TempSqlite::new();
+    let store = stripe_billing::SqliteBillingStore::connect(&file.url())
+        .await
+        .unwrap();
+    Backend {
+        store: std::sync::Arc::new(store),
+        database: None,
+        file: Some(file),
+    }
+}
+
+/// A store on a new database of the local PostgreSQL server.
+pub async fn postgres() -> Backend {
+    let database = tenancy_core::testing::TestDatabase::create_with_prefix("stripe_billing")
+        .await
+        .unwrap();
+    let store = stripe_billing::PostgresBillingStore::connect(database.url().expose())
+        .await
+        .unwrap();
+    Backend {
+        store: std::sync::Arc::new(store),
+        database: Some(database),
+        file: None,
+    }
+}
